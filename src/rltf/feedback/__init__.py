@@ -1,0 +1,42 @@
+"""Feedback providers: programmatic critics, correctness-only, LLM judges (remote or local), self-critique."""
+from __future__ import annotations
+
+from rltf.errors import ConfigError
+from rltf.feedback.base import Critique, FeedbackProvider, Span, leaks_answer
+from rltf.feedback.correctness import CorrectnessFeedback
+from rltf.feedback.critics import ProgrammaticCritic
+from rltf.feedback.judge import LLMJudge, SelfCritic
+
+KINDS = ("critic", "correctness", "judge", "local", "self")
+
+
+def build_feedback(kind: str, backend=None, judge_url: str | None = None, judge_model: str | None = None,
+                   judge_key_env: str = "OPENAI_API_KEY", judge_timeout: float = 60.0, judge_concurrency: int = 8,
+                   judge_retries: int = 3, cache: str | None = None, local_backend=None) -> FeedbackProvider:
+    """Make a provider by name. ``judge`` needs ``judge_url`` and ``judge_model``; ``local`` uses
+    ``local_backend`` (a judge model, by default the policy's backend); ``self`` uses the policy."""
+    if kind == "critic":
+        return ProgrammaticCritic()
+    if kind == "correctness":
+        return CorrectnessFeedback()
+    if kind == "judge":
+        if not judge_url or not judge_model:
+            raise ConfigError("--feedback judge needs --judge-url and --judge-model (an OpenAI-compatible endpoint)")
+        from rltf.feedback.client import OpenAIChatClient
+
+        client = OpenAIChatClient(judge_url, judge_model, api_key_env=judge_key_env, timeout=judge_timeout,
+                                  concurrency=judge_concurrency, max_retries=judge_retries)
+        return LLMJudge(client, cache=cache)
+    if kind == "local":
+        from rltf.feedback.client import LocalChatClient
+
+        return LLMJudge(LocalChatClient(local_backend or backend, "local"), cache=None)
+    if kind == "self":
+        if backend is None:
+            raise ConfigError("self-critique needs the policy's generation backend")
+        return SelfCritic(backend)
+    raise ConfigError(f"unknown feedback {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+__all__ = ["Critique", "Span", "FeedbackProvider", "ProgrammaticCritic", "CorrectnessFeedback", "LLMJudge",
+           "SelfCritic", "build_feedback", "leaks_answer", "KINDS"]

@@ -1,0 +1,40 @@
+"""Prompts shared by the LLM judge and the local judge (METHODS §1: concrete, actionable hints that
+never reveal the answer; the critique is the text after "Critique:"), and the revision / FM prompts."""
+from __future__ import annotations
+
+JUDGE_SYSTEM = (
+    "You are an expert teacher reviewing a student's attempt at a problem. You are given the problem, "
+    "the reference answer (for you only), and the student's attempt. Point out concretely what is wrong "
+    "and where (which step, line, cell or statement), and give an actionable hint. NEVER reveal the "
+    "reference answer or any part of it, and do not write a corrected solution. Reply in the form:\n"
+    "Analysis: <your private reasoning>\nCritique: <two or three sentences addressed to the student>"
+)
+
+JUDGE_USER = (
+    "Problem:\n{question}\n\nReference answer (do not reveal): {reference}\n\n"
+    "Student's attempt:\n{answer}\n\nGrader's verdict: {verdict}\n\n"
+    "Write your reply in the required form, ending with 'Critique:' followed by the critique."
+)
+
+RATE_SYSTEM = (
+    "You are a strict evaluator. Rate the response to the user's request on a scale from 0 to 10 "
+    "for correctness, helpfulness and faithfulness to the reference when one is given. "
+    "Reply in the form:\nCritique: <two sentences on what is wrong or missing>\nScore: <integer 0-10>"
+)
+
+RATE_USER = "Request:\n{question}\n\nReference (may be empty):\n{reference}\n\nResponse:\n{answer}"
+
+REVISION_TEMPLATE = (
+    "{question}\n\n"
+    "Your previous solution:\n{answer}\n\n"
+    "Expert critique of your previous solution:\n{critique}\n\n"
+    "Write a fresh, complete solution to the problem above. Use the critique to fix the mistakes, "
+    "but do not mention the critique or your previous solution."
+)
+
+FM_TEMPLATE = (
+    "{question}\n\n"
+    "A previous attempt at this problem:\n{answer}\n\n"
+    "Write a short expert critique of this attempt: say concretely what is wrong and where, "
+    "without giving away the answer."
+)

@@ -1,0 +1,106 @@
+"""Load a policy or judge model and its tokenizer by name, Hugging Face id or local path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from rltf.errors import ConfigError, ModelLoadError
+from rltf.models.embedded import SMOLLM2_NAME, ensure_converted
+from rltf.models.tiny import TINY_NAME, build_tiny_model, build_tiny_tokenizer
+
+DEFAULT_MODEL = SMOLLM2_NAME
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+
+
+def resolve_dtype(name: str | torch.dtype | None, device: str = "cpu") -> torch.dtype:
+    """``auto`` is float32 on CPU and bfloat16 on CUDA when the GPU supports it."""
+    if isinstance(name, torch.dtype):
+        return name
+    if name in (None, "auto"):
+        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return _DTYPES[name]
+    except KeyError:
+        raise ConfigError(f"unknown dtype {name!r}; choose one of auto, {', '.join(sorted(_DTYPES))}") from None
+
+
+def resolve_device(name: str | None) -> str:
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for but CUDA is not available on this machine")
+    return name
+
+
+def _source(name: str) -> str:
+    """Where from_pretrained should read ``name``: the converted cache for the default model."""
+    if name == SMOLLM2_NAME:
+        return str(ensure_converted())
+    return name
+
+
+def load_tokenizer(name: str = DEFAULT_MODEL):
+    """Tokenizer with its chat template and a pad token; padding on the left for generation."""
+    if name == TINY_NAME:
+        tok = build_tiny_tokenizer()
+    else:
+        from transformers import AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(_source(name))
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(f"cannot load tokenizer {name!r}: {_first_line(err)}") from err
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    if not getattr(tok, "chat_template", None):
+        raise ModelLoadError(f"tokenizer {name!r} has no chat template; rltf poses tasks as chat messages")
+    return tok
+
+
+def load_model(name: str = DEFAULT_MODEL, dtype: str | torch.dtype | None = "auto", device: str | None = "auto",
+               seed: int = 0, tokenizer=None):
+    """A causal LM in eval mode on ``device``.
+
+    ``name`` is ``smollm2-135m`` (embedded default), ``tiny-random`` (random 2-layer Llama, weights
+    drawn under ``seed``), a local directory written by ``save_pretrained`` (an rltf checkpoint
+    too), or a Hugging Face id when a hub is reachable.
+    """
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    if name == TINY_NAME:
+        tok = tokenizer or load_tokenizer(TINY_NAME)
+        model = build_tiny_model(len(tok), seed=seed, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        model = model.to(torch_dtype)
+    else:
+        from transformers import AutoModelForCausalLM
+
+        src = _source(name)
+        if not Path(src).exists() and ("/" not in src or src.startswith((".", "/", "~"))):
+            raise ModelLoadError(f"model {name!r} is not a known name ({DEFAULT_MODEL}, {TINY_NAME}), "
+                                 "a local directory, or a hub id (owner/name)")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype)
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(f"cannot load model {name!r}: {_first_line(err)}") from err
+    model.to(device)
+    model.eval()
+    return model
+
+
+def load_model_and_tokenizer(name: str = DEFAULT_MODEL, dtype="auto", device="auto", seed: int = 0):
+    tok = load_tokenizer(name)
+    return load_model(name, dtype=dtype, device=device, seed=seed, tokenizer=tok), tok
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

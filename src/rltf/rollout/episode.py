@@ -1,0 +1,108 @@
+"""The two-turn episode of METHODS §1 (answer -> critique -> revision) and K-round inference.
+
+A correct first answer ends its episode; a wrong one gets a critique, and the revision prompt is a
+NEW user message built from the question, the previous answer and the critique. Both turns are
+scored against the original task.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from rltf.feedback.base import Critique, FeedbackProvider
+from rltf.feedback.prompts import REVISION_TEMPLATE
+from rltf.rollout.backend import Generation, GenerationBackend, SamplingParams
+from rltf.tasks.base import Problem, Task
+
+
+@dataclass
+class Turn:
+    messages: list[dict[str, str]]
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]
+    prompt_ids: list[int]
+    finish_reason: str
+    score: dict
+
+    @property
+    def reward(self) -> float:
+        return self.score["reward"]
+
+    @property
+    def correct(self) -> bool:
+        return self.score["correct"]
+
+
+@dataclass
+class Episode:
+    problem_id: str
+    sample: int  # index within the prompt's group
+    turns: list[Turn] = field(default_factory=list)
+    critiques: list[dict] = field(default_factory=list)  # critique i sits between turn i and turn i+1
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rewards(self) -> list[float]:
+        return [t.reward for t in self.turns]
+
+    def to_dict(self) -> dict:
+        return {"problem_id": self.problem_id, "sample": self.sample, "rewards": self.rewards,
+                "turns": [asdict(t) for t in self.turns], "critiques": self.critiques, "timings": self.timings}
+
+
+def revision_prompt(task: Task, problem: Problem, answer: str, critique: str) -> str:
+    return REVISION_TEMPLATE.format(question=task.format_question(problem), answer=answer.strip(), critique=critique)
+
+
+def _turn(task: Task, problem: Problem, messages, gen: Generation) -> Turn:
+    score = task.score(problem, gen.text).to_dict()
+    return Turn(messages, gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids, gen.finish_reason, score)
+
+
+def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBackend, feedback: FeedbackProvider,
+                 params: SamplingParams, n_samples: int = 1, rounds: int = 2, seed: int = 0,
+                 stop_when_correct: bool = True) -> list[Episode]:
+    """``n_samples`` episodes per problem, each with up to ``rounds`` answers (2 = the RLTF episode).
+
+    With ``stop_when_correct`` (the RLTF rule) a correct answer ends its episode; otherwise every
+    episode is revised each round (self-critique, where the model cannot know it was right).
+    """
+    episodes = [Episode(p.id, k) for p in problems for k in range(n_samples)]
+    owners = [p for p in problems for _ in range(n_samples)]
+    active = list(range(len(episodes)))
+    messages = {i: task.messages(owners[i]) for i in active}
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        gens = backend.generate([messages[i] for i in active], params, seed=seed * 1009 + r * 7919)
+        t1 = time.perf_counter()
+        for i, gen in zip(active, gens):
+            episodes[i].turns.append(_turn(task, owners[i], messages[i], gen))
+            episodes[i].timings[f"generate_{r}"] = t1 - t0
+        t2 = time.perf_counter()
+        if r == rounds - 1:
+            break
+        need = [i for i in active if not (stop_when_correct and episodes[i].turns[-1].correct)]
+        if not need:
+            break
+        from rltf.tasks.base import Score
+
+        items = [(task, owners[i], episodes[i].turns[-1].text, Score(**episodes[i].turns[-1].score)) for i in need]
+        critiques: list[Critique] = feedback.critique_many(items)
+        t3 = time.perf_counter()
+        for i, c in zip(need, critiques):
+            episodes[i].critiques.append(c.to_dict())
+            episodes[i].timings[f"score_{r}"] = t2 - t1
+            episodes[i].timings[f"critique_{r}"] = t3 - t2
+            messages[i] = task.messages(owners[i], revision_prompt(task, owners[i], episodes[i].turns[-1].text, c.text))
+        active = need
+    return episodes
+
+
+def write_episodes(episodes: Sequence[Episode], path: str | Path) -> None:
+    with Path(path).open("w", encoding="utf-8") as f:
+        for e in episodes:
+            f.write(json.dumps(e.to_dict()) + "\n")

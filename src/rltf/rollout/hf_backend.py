@@ -1,0 +1,82 @@
+"""Batched generation with transformers: left padding, KV cache, length-sorted batches, log-probs."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from rltf.rollout.backend import Generation, GenerationBackend, Messages, SamplingParams
+
+
+class HFBackend(GenerationBackend):
+    """Generate with ``model.generate`` in batches of ``batch_size`` conversations.
+
+    Conversations are sorted by prompt length before batching (less padding), and results are
+    returned in the input order. Each batch draws its samples under ``seed + batch index``, so a
+    call is reproducible under its seed.
+    """
+
+    def __init__(self, model, tokenizer, batch_size: int = 16):
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.tokenizer.padding_side = "left"
+
+    def chat_prompt_ids(self, conversation: Messages) -> list[int]:
+        out = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+        return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+
+    @torch.inference_mode()
+    def generate(self, conversations: Sequence[Messages], params: SamplingParams, seed: int = 0) -> list[Generation]:
+        prompts = [self.chat_prompt_ids(c) for c in conversations]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        results: list[Generation | None] = [None] * len(prompts)
+        for b, lo in enumerate(range(0, len(order), self.batch_size)):
+            idx = order[lo:lo + self.batch_size]
+            for i, gen in zip(idx, self._generate_batch([prompts[i] for i in idx], params, seed + b)):
+                results[i] = gen
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Generation]:
+        tok, model = self.tokenizer, self.model
+        device = next(model.parameters()).device
+        width = max(len(p) for p in prompts)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+        greedy = params.temperature <= 0
+        kwargs = dict(
+            max_new_tokens=params.max_new_tokens, do_sample=not greedy, pad_token_id=pad,
+            eos_token_id=tok.eos_token_id, return_dict_in_generate=True, output_logits=True,
+        )
+        if not greedy:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
+        torch.manual_seed(seed)
+        if device.type == "cuda":
+            torch.cuda.manual_seed_all(seed)
+        out = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        new = out.sequences[:, width:]
+        logits = torch.stack(out.logits, dim=1).float()  # [B, T, V] raw logits
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        gens = []
+        for row, prompt in enumerate(prompts):
+            ids = new[row].tolist()
+            n, reason = len(ids), "length"
+            if tok.eos_token_id in ids:
+                n, reason = ids.index(tok.eos_token_id) + 1, "stop"
+            text = tok.decode(ids[:n], skip_special_tokens=True)
+            if params.stop:
+                cut = min((text.find(s) + len(s) for s in params.stop if s in text), default=-1)
+                if cut >= 0:
+                    reason = "stop"
+                    n = min(n, self._tokens_covering(ids[:n], cut))
+                    text = tok.decode(ids[:n], skip_special_tokens=True)
+            gens.append(Generation(text, ids[:n], logp[row, :n].tolist(), prompt, reason))
+        return gens
+
+    def _tokens_covering(self, ids: list[int], chars: int) -> int:
+        """Smallest number of tokens whose decoded text has at least ``chars`` characters."""
+        for k in range(1, len(ids) + 1):
+            if len(self.tokenizer.decode(ids[:k], skip_special_tokens=True)) >= chars:
+                return k
+        return len(ids)

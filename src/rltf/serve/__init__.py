@@ -1,0 +1,1 @@
+"""OpenAI-compatible serving of local models."""

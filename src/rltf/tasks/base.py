@@ -1,0 +1,133 @@
+"""The Task interface: problems with ids and hidden ground truth, chat messages, and scoring.
+
+Rewards follow METHODS §1: 1 for a correct answer, 0 for a wrong answer in the asked format, and
+``format_penalty`` (-0.1) when the asked format (a final ``\\boxed{}``) is missing.
+"""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+SPLITS = ("train", "eval", "all")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One task instance. ``answer`` is the ground truth: critics and judges see it, the policy never does."""
+
+    id: str
+    question: str
+    answer: str
+    metadata: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Score:
+    reward: float
+    correct: bool
+    format_ok: bool
+    detail: str = ""
+    extracted: str | None = None  # the final answer the grader read, when it found one
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reward": self.reward, "correct": self.correct, "format_ok": self.format_ok,
+                "detail": self.detail, "extracted": self.extracted}
+
+
+def split_of(question: str, eval_fraction: float) -> str:
+    """Deterministic split by the question's content, so train and eval can never share a prompt."""
+    bucket = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big") / 2**64
+    return "eval" if bucket < eval_fraction else "train"
+
+
+class Task(ABC):
+    """A verifiable task. Subclasses implement :meth:`iter_problems` and :meth:`grade`."""
+
+    name: str = "task"
+    source: str = ""
+    instruction: str = "Put your final answer within \\boxed{}."
+    format_penalty: float = -0.1
+    eval_fraction: float = 0.1
+    max_new_tokens: int = 512  # default generation budget for an answer to this task
+
+    def __init__(self, few_shot: int = 0, **params: Any):
+        self.few_shot = int(few_shot)
+        self.params = params
+        self._few_shot_cache: list[tuple[str, str]] | None = None
+
+    # -- problems ---------------------------------------------------------------------------
+    @abstractmethod
+    def iter_problems(self, seed: int) -> Iterator[Problem]:
+        """All problems in a deterministic order for ``seed`` (may be infinite for generators)."""
+
+    def size(self) -> int | None:
+        """Number of distinct problems, or None for procedural generators."""
+        return None
+
+    def problems(self, split: str = "eval", n: int | None = None, seed: int = 0) -> list[Problem]:
+        """The first ``n`` problems of ``split`` (``train``, ``eval`` or ``all``) for ``seed``."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if n is None and self.size() is None:
+            raise ValueError(f"task {self.name} is procedural: give the number of problems n")
+        out: list[Problem] = []
+        seen: set[str] = set()
+        shots = {q for q, _ in self.few_shot_examples()}
+        for problem in self.iter_problems(seed):
+            if problem.question in seen or problem.question in shots:
+                continue
+            if split != "all" and split_of(problem.question, self.eval_fraction) != split:
+                continue
+            seen.add(problem.question)
+            out.append(problem)
+            if n is not None and len(out) >= n:
+                break
+        return out
+
+    # -- prompts ----------------------------------------------------------------------------
+    def format_question(self, problem: Problem) -> str:
+        return f"{problem.question.rstrip()}\n\n{self.instruction}" if self.instruction else problem.question
+
+    def worked_solution(self, problem: Problem) -> str:
+        """A worked answer for few-shot examples; tasks with a natural derivation override it."""
+        return f"The answer is \\boxed{{{problem.answer}}}."
+
+    def few_shot_examples(self) -> list[tuple[str, str]]:
+        """``few_shot`` (question, worked solution) pairs from the train split, fixed for the task."""
+        if self.few_shot <= 0:
+            return []
+        if self._few_shot_cache is None:
+            self._few_shot_cache = []  # guards against recursion through problems()
+            picked = []
+            for problem in self.iter_problems(seed=987_654):
+                if split_of(problem.question, self.eval_fraction) == "train":
+                    picked.append((self.format_question(problem), self.worked_solution(problem)))
+                if len(picked) >= self.few_shot:
+                    break
+            self._few_shot_cache = picked
+        return self._few_shot_cache
+
+    def messages(self, problem: Problem, user_message: str | None = None) -> list[dict[str, str]]:
+        """Chat messages: few-shot examples, then the question (or ``user_message`` in its place,
+        e.g. the revision prompt of the second turn, which is a new user message)."""
+        msgs: list[dict[str, str]] = []
+        for question, solution in self.few_shot_examples():
+            msgs += [{"role": "user", "content": question}, {"role": "assistant", "content": solution}]
+        msgs.append({"role": "user", "content": user_message or self.format_question(problem)})
+        return msgs
+
+    # -- scoring ----------------------------------------------------------------------------
+    @abstractmethod
+    def grade(self, problem: Problem, completion: str) -> Score:
+        """Score a completion against the hidden ground truth of ``problem``."""
+
+    def score(self, problem: Problem, completion: str) -> Score:
+        return self.grade(problem, completion)
+
+    def describe(self) -> dict[str, Any]:
+        size = self.size()
+        return {"name": self.name, "source": self.source,
+                "params": {**self.params, **({"few_shot": self.few_shot} if self.few_shot else {})},
+                "size": "procedural" if size is None else size}

@@ -1,0 +1,61 @@
+"""Reading JSONL and local `datasets` directories with errors that name the file and the line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from rltf.errors import DataError
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, record) for every non-blank line; a malformed line is a DataError."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            yield number, record
+
+
+def read_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Records from a JSONL file, or from a local `datasets` directory (``save_to_disk``) or a
+    parquet/arrow/json file read by `datasets`. Yields (where, record) with a location for errors."""
+    path = Path(path)
+    if path.suffix == ".jsonl" or (path.is_file() and path.suffix == ".json"):
+        for number, record in read_jsonl(path):
+            yield f"{path}:{number}", record
+        return
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory")
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"{path}: reading a datasets directory needs the `datasets` package (pip install rltf[data])") from None
+    if path.is_dir():
+        ds = datasets.load_from_disk(str(path))
+        if isinstance(ds, datasets.DatasetDict):
+            ds = ds["test"] if "test" in ds else ds[next(iter(ds))]
+    else:
+        kind = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}.get(path.suffix)
+        if kind is None:
+            raise DataError(f"{path}: unknown file type; use .jsonl, .parquet, .csv or a datasets directory")
+        ds = datasets.load_dataset(kind, data_files=str(path), split="train")
+    for i, record in enumerate(ds):
+        yield f"{path}[{i}]", dict(record)
+
+
+def require(record: dict, keys: tuple[str, ...], where: str) -> Any:
+    """The first of ``keys`` present in ``record``; a DataError naming them otherwise."""
+    for key in keys:
+        if key in record and record[key] is not None:
+            return record[key]
+    raise DataError(f"{where}: missing field {' or '.join(repr(k) for k in keys)}")

@@ -1,0 +1,83 @@
+"""Task registry: names, presets and spec strings such as ``rg:leg_counting?min_animals=2``.
+
+A spec is ``NAME[?key=value&key=value]``. NAME is a preset (``rltf tasks`` lists them), ``rg:DATASET``
+for any reasoning-gym dataset, or ``KIND:PATH`` for a local file (``math:``, ``code:``, ``open:``,
+``slf5k:``). Values are read as YAML scalars (``3`` is an int, ``true`` a bool, ``[1,2]`` a list).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import parse_qsl
+
+import yaml
+
+from rltf.errors import ConfigError
+from rltf.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    factory: Callable[..., Task]
+    params: dict[str, Any]
+    help: str
+    cpu_scale: bool = False
+
+
+PRESETS: dict[str, Preset] = {}
+FILE_KINDS: dict[str, Callable[..., Task]] = {}
+
+
+def register_preset(name: str, factory: Callable[..., Task], help: str, cpu_scale: bool = False, **params: Any):
+    PRESETS[name] = Preset(name, factory, params, help, cpu_scale)
+
+
+def register_file_kind(kind: str, factory: Callable[..., Task]):
+    FILE_KINDS[kind] = factory
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    name, _, query = spec.partition("?")
+    params: dict[str, Any] = {}
+    for key, raw in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
+        try:
+            params[key] = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            params[key] = raw
+    if query and not params:
+        raise ConfigError(f"cannot read the parameters of task spec {spec!r}: use ?key=value&key=value")
+    return name, params
+
+
+def get_task(spec: str | Task) -> Task:
+    """Build a task from a spec string (or return a Task unchanged)."""
+    if isinstance(spec, Task):
+        return spec
+    _load_builtins()
+    name, params = parse_spec(spec)
+    if name in PRESETS:
+        preset = PRESETS[name]
+        task = preset.factory(**{**preset.params, **params})
+        task.name = spec if params else name
+        return task
+    kind, sep, rest = name.partition(":")
+    if sep and kind == "rg":
+        from rltf.tasks.reasoning_gym_task import ReasoningGymTask
+
+        return ReasoningGymTask(rest, **params)
+    if sep and kind in FILE_KINDS:
+        return FILE_KINDS[kind](rest, **params)
+    known = ", ".join(sorted(PRESETS))
+    raise ConfigError(f"unknown task {spec!r}; known presets: {known}; or rg:DATASET, "
+                      f"{', '.join(k + ':PATH' for k in sorted(FILE_KINDS))}")
+
+
+_LOADED = False
+
+
+def _load_builtins() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        import rltf.tasks.presets  # noqa: F401  (registers presets and file kinds)
