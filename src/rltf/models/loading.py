@@ -44,7 +44,11 @@ def _source(name: str) -> str:
     """Where from_pretrained should read ``name``: the converted cache for the default model."""
     if name == SMOLLM2_NAME:
         return str(ensure_converted())
-    return name
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") != 1
+    if looks_local and not Path(name).expanduser().exists():
+        raise ModelLoadError(f"model {name!r} is not a known name ({DEFAULT_MODEL}, {TINY_NAME}), "
+                             "an existing local directory, or a hub id (owner/name)")
+    return str(Path(name).expanduser()) if looks_local else name
 
 
 def load_tokenizer(name: str = DEFAULT_MODEL):
@@ -84,9 +88,6 @@ def load_model(name: str = DEFAULT_MODEL, dtype: str | torch.dtype | None = "aut
         from transformers import AutoModelForCausalLM
 
         src = _source(name)
-        if not Path(src).exists() and ("/" not in src or src.startswith((".", "/", "~"))):
-            raise ModelLoadError(f"model {name!r} is not a known name ({DEFAULT_MODEL}, {TINY_NAME}), "
-                                 "a local directory, or a hub id (owner/name)")
         try:
             model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype)
         except (OSError, ValueError) as err:

@@ -1,0 +1,66 @@
+"""The command line as a user runs it: exit codes, one-line errors, deterministic output files."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+RLTF = [sys.executable, "-m", "rltf.cli"]
+
+
+def rltf(*args, timeout=300):
+    return subprocess.run(RLTF + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def test_tasks_lists_presets():
+    r = rltf("tasks")
+    assert r.returncode == 0
+    for name in ("knights_knaves", "binary_matrix", "shortest_path", "add2", "add1x3", "math", "humaneval"):
+        assert name in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "--model", "tiny-random", "--task", "nope"], "unknown task"),
+    (["eval", "--model", "tiny-random", "--task", "math:/no/such.jsonl"], "no such file"),
+    (["eval", "--model", "/no/such/model", "--task", "add2"], "model '/no/such/model'"),
+    (["eval", "--model", "tiny-random", "--task", "add2", "--feedback", "judge", "--rounds", "2"], "--judge-url"),
+])
+def test_bad_input_gives_one_line_and_exit_2(args, message):
+    r = rltf(*args)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_malformed_jsonl_line_number(tmp_path):
+    f = tmp_path / "m.jsonl"
+    f.write_text('{"problem": "1+1", "answer": "2"}\n\n{"problem": \n')
+    r = rltf("eval", "--model", "tiny-random", "--task", f"math:{f}")
+    assert r.returncode == 2 and f"{f}:3" in r.stderr
+
+
+def test_eval_writes_deterministic_file(tmp_path):
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"out{k}.json"
+        r = rltf("eval", "--model", "tiny-random", "--task", "add2", "--n", "4", "--seed", "0",
+                 "--temperature", "1.0", "--max-new-tokens", "8", "--rounds", "2", "--output", str(out))
+        assert r.returncode == 0, r.stderr
+        outs.append(out.read_text())
+    data = json.loads(outs[0])
+    assert outs[0] == outs[1]
+    assert data["n"] == 4 and 0 <= data["ci95"][0] <= data["accuracy"] <= data["ci95"][1] <= 1
+    assert len(data["per_round_accuracy"]) == 2
+    assert json.loads((tmp_path / "out0.timing.json").read_text())["tokens_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_eval_default_model_within_a_minute(tmp_path, smol):
+    out = tmp_path / "out.json"
+    start = time.monotonic()
+    r = rltf("eval", "--model", "smollm2-135m", "--task", "add2", "--n", "8", "--seed", "0", "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - start < 60
+    data = json.loads(out.read_text())
+    assert data["n"] == 8 and data["format_rate"] > 0.5  # the few-shot prompt teaches the format

@@ -1,0 +1,53 @@
+import torch
+
+from rltf.feedback import ProgrammaticCritic
+from rltf.rollout import SamplingParams, run_episodes
+from rltf.tasks import get_task
+
+
+def test_generation_is_reproducible_under_a_seed(tiny_backend):
+    convs = [[{"role": "user", "content": f"What is {i} + {i}?"}] for i in range(6)]
+    params = SamplingParams(max_new_tokens=12, temperature=1.0)
+    a = tiny_backend.generate(convs, params, seed=5)
+    b = tiny_backend.generate(convs, params, seed=5)
+    c = tiny_backend.generate(convs, params, seed=6)
+    assert [g.token_ids for g in a] == [g.token_ids for g in b]
+    assert [g.token_ids for g in a] != [g.token_ids for g in c]
+
+
+def test_logprobs_match_a_forward_pass_of_prompt_and_answer(tiny, tiny_backend):
+    model, tok = tiny
+    convs = [[{"role": "user", "content": "Hello there"}], [{"role": "user", "content": "A much longer prompt here, ok?"}]]
+    gens = tiny_backend.generate(convs, SamplingParams(max_new_tokens=10, temperature=1.0), seed=0)
+    for g in gens:
+        ids = torch.tensor([g.prompt_ids + g.token_ids])
+        with torch.no_grad():
+            logits = model(ids).logits[0, len(g.prompt_ids) - 1:-1]
+        ref = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(g.token_ids)[:, None]).squeeze(-1)
+        assert torch.allclose(ref, torch.tensor(g.logprobs), atol=1e-4)
+        assert len(g.logprobs) == len(g.token_ids) >= 1
+
+
+def test_greedy_batched_equals_one_at_a_time(tiny_backend):
+    convs = [[{"role": "user", "content": "short"}], [{"role": "user", "content": "a longer prompt " * 5}]]
+    params = SamplingParams(max_new_tokens=8, temperature=0.0)
+    batched = tiny_backend.generate(convs, params)
+    single = [tiny_backend.generate([c], params)[0] for c in convs]
+    assert [g.token_ids for g in batched] == [g.token_ids for g in single]
+
+
+def test_two_turn_episode_structure(tiny_backend):
+    task = get_task("add2")
+    problems = task.problems("eval", 3, seed=0)
+    eps = run_episodes(task, problems, tiny_backend, ProgrammaticCritic(), SamplingParams(max_new_tokens=6),
+                       n_samples=2, rounds=2)
+    assert len(eps) == 6 and [e.sample for e in eps[:2]] == [0, 1]
+    for e in eps:
+        if e.turns[0].correct:
+            assert len(e.turns) == 1 and not e.critiques
+            continue
+        assert len(e.turns) == 2 and len(e.critiques) == 1
+        revision = e.turns[1].messages[-1]["content"]
+        assert e.critiques[0]["text"] in revision and "Your previous solution" in revision
+        assert e.turns[1].messages[:-1] == e.turns[0].messages[:-1]  # a new user message, same few-shot context
+        assert e.to_dict()["rewards"] == [t.reward for t in e.turns]
