@@ -51,3 +51,31 @@ def test_two_turn_episode_structure(tiny_backend):
         assert e.critiques[0]["text"] in revision and "Your previous solution" in revision
         assert e.turns[1].messages[:-1] == e.turns[0].messages[:-1]  # a new user message, same few-shot context
         assert e.to_dict()["rewards"] == [t.reward for t in e.turns]
+
+
+def test_self_critique_rounds_revise_every_answer(tiny_backend):
+    from rltf.eval import evaluate
+    from rltf.feedback import build_feedback
+
+    task = get_task("add2")
+    fb = build_feedback("self", backend=tiny_backend)
+    result = evaluate(task, tiny_backend, n=3, rounds=3, feedback=fb, params=SamplingParams(max_new_tokens=5))
+    assert len(result["per_round_accuracy"]) == 3
+    assert all(len(t["answers"]) == 3 and len(t["critiques"]) == 2 for t in result["transcripts"])
+    assert fb.stats.requested == 6
+
+
+def test_episodes_jsonl_records(tiny_backend, tmp_path):
+    import json
+
+    from rltf.rollout import write_episodes
+
+    task = get_task("add2")
+    eps = run_episodes(task, task.problems("eval", 2), tiny_backend, ProgrammaticCritic(),
+                       SamplingParams(max_new_tokens=4), rounds=2)
+    write_episodes(eps, tmp_path / "e.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert {"problem_id", "rewards", "turns", "critiques", "timings"} <= set(row)
+        assert row["turns"][0]["token_ids"] and "generate_0" in row["timings"]

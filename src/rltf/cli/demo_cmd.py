@@ -19,6 +19,7 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of both turns")
     p.add_argument("--show", type=int, default=3, help="episodes to print")
     p.add_argument("--output", help="write a JSON summary here")
+    p.add_argument("--episodes", help="write every episode (texts, token ids, rewards, critiques, timings) as JSONL")
     add_feedback_args(p)
     p.set_defaults(func=run)
 
@@ -37,6 +38,10 @@ def run(args) -> int:
     params = SamplingParams(max_new_tokens=task.max_new_tokens, temperature=args.temperature)
     print(f"running {len(problems)} two-turn episodes on {task.name} with {feedback.name} feedback ...", flush=True)
     episodes = run_episodes(task, problems, backend, feedback, params, n_samples=1, rounds=2, seed=args.seed)
+    if args.episodes:
+        from rltf.rollout import write_episodes
+
+        write_episodes(episodes, args.episodes)
     shown = [e for e in episodes if len(e.turns) > 1][: args.show]
     for e in shown:
         print("=" * 72)
