@@ -16,8 +16,9 @@ class HFBackend(GenerationBackend):
     call is reproducible under its seed.
     """
 
-    def __init__(self, model, tokenizer, batch_size: int = 16):
+    def __init__(self, model, tokenizer, batch_size: int = 16, autocast_bf16: bool = False):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.autocast_bf16 = autocast_bf16  # bf16 matmuls (AMX on CPU, tensor cores on GPU)
         self.tokenizer.padding_side = "left"
 
     def chat_prompt_ids(self, conversation: Messages) -> list[int]:
@@ -54,7 +55,8 @@ class HFBackend(GenerationBackend):
         torch.manual_seed(seed)
         if device.type == "cuda":
             torch.cuda.manual_seed_all(seed)
-        out = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
+            out = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         new = out.sequences[:, width:]
         logits = torch.stack(out.logits, dim=1).float()  # [B, T, V] raw logits
         logp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)

@@ -73,18 +73,23 @@ class Task(ABC):
         if n is None and self.size() is None:
             raise ValueError(f"task {self.name} is procedural: give the number of problems n")
         out: list[Problem] = []
-        seen: set[str] = set()
-        shots = {q for q, _ in self.few_shot_examples()}
-        for problem in self.iter_problems(seed):
-            if problem.question in seen or problem.question in shots:
-                continue
-            if split != "all" and split_of(problem.question, self.eval_fraction) != split:
-                continue
-            seen.add(problem.question)
+        for problem in self.iter_split(split, seed):
             out.append(problem)
             if n is not None and len(out) >= n:
                 break
         return out
+
+    def iter_split(self, split: str, seed: int) -> Iterator[Problem]:
+        """Distinct problems of ``split`` in a deterministic order (few-shot examples excluded)."""
+        seen: set[str] = set()
+        shots = {q for q, _ in self.few_shot_examples()}
+        for problem in self.iter_problems(seed):
+            if problem.question in seen or self.format_question(problem) in shots:
+                continue
+            if split != "all" and split_of(problem.question, self.eval_fraction) != split:
+                continue
+            seen.add(problem.question)
+            yield problem
 
     # -- prompts ----------------------------------------------------------------------------
     def format_question(self, problem: Problem) -> str:

@@ -1,0 +1,7 @@
+"""Algorithms: pure functions on tensors (advantages, returns, losses), tensor shapes in each docstring."""
+from rltf.algorithms.advantages import (group_centered_advantages, masked_group_mean, multiturn_returns,
+                                        sd_advantages, sd_token_mask)
+from rltf.algorithms.losses import aggregate, fm_loss, gather_logprobs, policy_gradient_loss, sd_loss
+
+__all__ = ["group_centered_advantages", "masked_group_mean", "multiturn_returns", "sd_advantages", "sd_token_mask",
+           "aggregate", "fm_loss", "gather_logprobs", "policy_gradient_loss", "sd_loss"]

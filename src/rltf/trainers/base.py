@@ -1,0 +1,270 @@
+"""The training loop shared by every trainer: model set-up (full or LoRA), optimizer and schedule,
+micro-batched loss accumulation, guards, evaluation, logging, checkpoints and exact resume.
+
+Subclasses implement :meth:`Trainer.make_batch` (rollout -> training sequences + metrics) and
+:meth:`Trainer.sequence_loss` (one micro-batch of one kind of sequence -> loss).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from rltf.errors import ConfigError, RltfError
+from rltf.trainers import checkpoint as ckpt
+from rltf.trainers.config import TrainConfig, config_to_dict
+from rltf.trainers.data import ProblemStream
+from rltf.trainers.metrics_logger import MetricsLogger
+from rltf.trainers.sequences import Sequence, collate
+
+
+class NonFiniteError(RltfError):
+    """A NaN or inf loss or gradient: the step is not applied and the last checkpoint stays intact."""
+
+
+def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if config.warmup_steps and step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        rest = max(1, config.max_steps - config.warmup_steps)
+        progress = min(1.0, (step - config.warmup_steps) / rest)
+        if config.lr_scheduler == "linear":
+            return 1.0 - progress
+        if config.lr_scheduler == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
+        from rltf.feedback import build_feedback
+        from rltf.models import load_model, load_tokenizer
+        from rltf.models.loading import resolve_device
+        from rltf.rollout.hf_backend import HFBackend
+        from rltf.tasks import get_task
+
+        self.config, self.console = config, console
+        self.output_dir = Path(config.output_dir)
+        torch.manual_seed(config.seed)
+        self.resume_from = ckpt.resolve_resume(resume) if resume else None
+        self.task = get_task(config.task)
+        self.device = resolve_device(config.device)
+        self.tokenizer = load_tokenizer(config.model)
+        source = config.model
+        if self.resume_from is not None and not config.use_lora:
+            source = str(self.resume_from / "model")
+        model = load_model(source, dtype=config.dtype, device=self.device, seed=config.seed, tokenizer=self.tokenizer)
+        self.ref_model = None
+        if config.kl_coef:
+            self.ref_model = load_model(config.model, dtype=config.dtype, device=self.device, seed=config.seed,
+                                        tokenizer=self.tokenizer)
+            self.ref_model.requires_grad_(False)
+        if config.use_lora:
+            model = self._wrap_lora(model)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            if config.use_lora:
+                model.enable_input_require_grads()
+        self.model = model
+        self.backend = HFBackend(model, self.tokenizer, batch_size=config.generation_batch_size,
+                                 autocast_bf16=config.bf16_autocast)
+        self.feedback = build_feedback(config.feedback, backend=self.backend, judge_url=config.judge_url,
+                                       judge_model=config.judge_model, judge_key_env=config.judge_key_env,
+                                       judge_timeout=config.judge_timeout, judge_concurrency=config.judge_concurrency,
+                                       cache=config.judge_cache)
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
+                                           eps=config.adam_epsilon, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config))
+        self.step = 0
+        self.last_accuracy: float | None = None
+        self.history: list[dict[str, Any]] = []
+        position = 0
+        if self.resume_from is not None:
+            position = self._restore(self.resume_from)
+        self.stream = ProblemStream(self.task, config.seed, position)
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _wrap_lora(self, model):
+        try:
+            from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+        except ImportError:
+            raise ConfigError("use_lora needs the peft package: pip install 'rltf[train]'") from None
+        c = self.config
+        lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, task_type="CAUSAL_LM",
+                          target_modules=[m.strip() for m in c.lora_target_modules.split(",") if m.strip()])
+        with torch.random.fork_rng():
+            torch.manual_seed(c.seed)
+            model = get_peft_model(model, lora)
+        if self.resume_from is not None:
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(model, load_file(str(self.resume_from / "adapter" / "adapter_model.safetensors")))
+        return model
+
+    def _restore(self, checkpoint: Path) -> int:
+        state = ckpt.load_trainer_state(checkpoint)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        self.step = state["step"]
+        self.last_accuracy = state.get("last_accuracy")
+        self.history = state.get("history", [])
+        self.console(f"resumed from {checkpoint} at step {self.step}")
+        return state["position"]
+
+    # -- subclass hooks ---------------------------------------------------------------------
+    def make_batch(self, problems, seed: int) -> tuple[dict[str, list[Sequence]], dict[str, float], int]:
+        """Roll out ``problems`` and return (sequences by kind, metrics, number of episodes)."""
+        raise NotImplementedError
+
+    def sequence_loss(self, kind: str, seqs: list[Sequence], batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one collated micro-batch of sequences of one kind (already weighted by the
+        term's coefficient), aggregated as :func:`rltf.algorithms.aggregate` does."""
+        raise NotImplementedError
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _accumulate(self, seqs_by_kind: dict[str, list[Sequence]], n_episodes: int, scale: float) -> dict[str, float]:
+        """Forward/backward every micro-batch. Each micro-batch's loss is re-weighted so that the
+        sum over micro-batches equals the loss of the whole batch (see ``_share``)."""
+        c = self.config
+        totals: dict[str, float] = {}
+        self.model.train()
+        for kind, seqs in seqs_by_kind.items():
+            if not seqs:
+                continue
+            all_tokens = sum(len(s.completion_ids) for s in seqs)
+            loss_sum = 0.0
+            for lo in range(0, len(seqs), c.micro_batch_size):
+                part = seqs[lo:lo + c.micro_batch_size]
+                batch = collate(part, self.tokenizer.pad_token_id, self.model.device if hasattr(self.model, "device") else self.device)
+                loss, stats = self.sequence_loss(kind, part, batch)
+                share = self._share(part, n_episodes, all_tokens)
+                loss = loss * share * scale
+                if not torch.isfinite(loss):
+                    raise NonFiniteError(f"non-finite {kind} loss ({loss.item()}) at step {self.step + 1}; the step was "
+                                         f"not applied; last good checkpoint: {self._last_checkpoint()}")
+                loss.backward()
+                loss_sum += loss.item()
+                for k, v in stats.items():
+                    totals[f"{kind}/{k}"] = totals.get(f"{kind}/{k}", 0.0) + v * len(part) / len(seqs)
+            totals[f"loss/{kind}"] = totals.get(f"loss/{kind}", 0.0) + loss_sum
+        return totals
+
+    def _share(self, part: list[Sequence], n_episodes: int, all_tokens: int) -> float:
+        """token-mean: the micro-batch's share of the term's tokens; otherwise its share of the
+        episodes (sum and seq-mean-token-mean are normalised by the number of episodes)."""
+        if self.config.loss_aggregation == "token-mean":
+            return sum(len(s.completion_ids) for s in part) / max(all_tokens, 1)
+        return len(part) / max(n_episodes, 1)
+
+    def _last_checkpoint(self) -> str:
+        found = ckpt.list_checkpoints(self.output_dir)
+        return str(found[-1]) if found else "none yet"
+
+    def train_step(self) -> dict[str, float]:
+        c = self.config
+        t_start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        metrics: dict[str, float] = {}
+        for micro in range(c.gradient_accumulation_steps):
+            problems = self.stream.take(c.prompts_per_step)
+            seed = c.seed * 1_000_003 + (self.step + 1) * 101 + micro
+            t0 = time.perf_counter()
+            seqs, rollout_metrics, n_episodes = self.make_batch(problems, seed)
+            t1 = time.perf_counter()
+            losses = self._accumulate(seqs, n_episodes, 1.0 / c.gradient_accumulation_steps)
+            t2 = time.perf_counter()
+            for k, v in {**rollout_metrics, **losses, "time/rollout": t1 - t0, "time/backward": t2 - t1}.items():
+                metrics[k] = metrics.get(k, 0.0) + v / c.gradient_accumulation_steps
+        t3 = time.perf_counter()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.tensor(0.0)
+        if not torch.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteError(f"non-finite gradient norm at step {self.step + 1}; the step was not applied; "
+                                 f"last good checkpoint: {self._last_checkpoint()}")
+        if c.max_grad_norm:
+            torch.nn.utils.clip_grads_with_norm_(params, c.max_grad_norm, norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        metrics["loss/total"] = sum(v for k, v in metrics.items() if k.startswith("loss/"))
+        metrics.update({"grad_norm": float(norm), "lr": self.scheduler.get_last_lr()[0],
+                        "time/optimizer": time.perf_counter() - t3, "time/step": time.perf_counter() - t_start})
+        if metrics.get("tokens/generated") and metrics.get("time/generate"):
+            metrics["tokens/per_s"] = metrics["tokens/generated"] / metrics["time/generate"]
+        return metrics
+
+    def evaluate(self) -> dict[str, float]:
+        from rltf.eval import evaluate
+        from rltf.feedback import build_feedback
+        from rltf.rollout import SamplingParams
+
+        c = self.config
+        self.model.eval()
+        params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens, temperature=0.0)
+        rounds = c.eval_rounds
+        feedback = build_feedback("self", backend=self.backend) if rounds > 1 else None
+        result = evaluate(self.task, self.backend, n=c.eval_n, seed=12345, rounds=rounds, feedback=feedback,
+                          params=params, split="eval")
+        self.last_accuracy = result["accuracy"]
+        out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],
+               "eval/ci95_high": result["ci95"][1], "eval/format_rate": result["format_rate"]}
+        if rounds > 1:
+            out.update({f"eval/self_critique_round{k + 1}": a for k, a in enumerate(result["per_round_accuracy"])})
+        return out
+
+    def save(self) -> Path:
+        state = {"step": self.step, "position": self.stream.position, "last_accuracy": self.last_accuracy,
+                 "history": self.history}
+        return ckpt.save_checkpoint(self.output_dir, self.step, self.model, self.tokenizer, self.optimizer,
+                                    self.scheduler, config_to_dict(self.config), state, self.last_accuracy,
+                                    keep=self.config.save_total_limit)
+
+    def train(self) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        c = self.config
+        resumed = self.resume_from is not None
+        if resumed:
+            _truncate_metrics(self.output_dir / "metrics.jsonl", self.step)
+        logger = MetricsLogger(self.output_dir, c.report_to, c.run_name, config_to_dict(c), resume=resumed)
+        try:
+            if c.eval_at_start and self.step == 0:
+                ev = self.evaluate()
+                self.history.append({"step": 0, **ev})
+                logger.log(0, ev, console=self.console)
+                self.console(f"step 0: held-out accuracy {ev['eval/accuracy']:.3f}")
+            bar = tqdm(total=c.max_steps, initial=self.step, desc=c.method, unit="step", leave=False)
+            while self.step < c.max_steps:
+                metrics = self.train_step()
+                bar.update(1)
+                if (c.eval_every and self.step % c.eval_every == 0) or self.step == c.max_steps:
+                    metrics.update(self.evaluate())
+                    self.history.append({"step": self.step, **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
+                logger.log(self.step, metrics, console=self.console)
+                if (c.save_every and self.step % c.save_every == 0) or self.step == c.max_steps:
+                    path = self.save()
+                    self.console(f"saved {path}")
+            bar.close()
+        finally:
+            logger.close()
+        return {"step": self.step, "final_accuracy": self.last_accuracy, "history": self.history,
+                "checkpoint": self._last_checkpoint()}
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines written after the checkpoint we resume from (a killed run may have logged more)."""
+    import json
+
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in keep))

@@ -1,0 +1,115 @@
+"""Checkpoints: written to a temporary directory, then renamed, so a killed run never leaves a
+half-written checkpoint. Each holds:
+
+- ``model/``: ``save_pretrained`` weights + tokenizer + model card (loadable by transformers and
+  ``rltf eval --model``; with LoRA the adapters are merged into a copy of the weights);
+- ``adapter/``: the LoRA adapters (PEFT format), when training with LoRA;
+- ``trainer_state.pt``: optimizer, scheduler, every RNG state, step, data position, metrics;
+- ``config.yaml``: the full config of the run.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+CITATIONS = {
+    "rltf": "RL from Text Feedback (RLTF): two-turn episodes with self-distillation (SD) or feedback modelling (FM).",
+    "grpo": "Shao et al., DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models (GRPO), 2024.",
+}
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def model_card(config: dict, step: int, accuracy: float | None) -> str:
+    acc = "not measured" if accuracy is None else f"{accuracy:.3f}"
+    method = config["method"]
+    cite = CITATIONS["grpo"] if method == "grpo" else CITATIONS["rltf"]
+    return (f"---\nlibrary_name: transformers\ntags: [rltf, {method}]\nbase_model: {config['model']}\n---\n\n"
+            f"# {config['model']} trained with rltf `{method}`\n\n"
+            f"- method: {method}\n- task: {config['task']}\n- feedback: {config['feedback']}\n"
+            f"- steps: {step}\n- held-out single-turn accuracy at this step: {acc}\n"
+            f"- seed: {config['seed']}\n\nTrained with `rltf train {method}`. {cite}\n")
+
+
+def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, scheduler, config: dict,
+                    state: dict[str, Any], accuracy: float | None, keep: int = 2) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    final = output_dir / f"checkpoint-{step}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=output_dir))
+    try:
+        is_peft = hasattr(model, "peft_config")
+        if is_peft:
+            model.save_pretrained(tmp / "adapter")
+            merged = _merged_copy(model)
+            merged.save_pretrained(tmp / "model")
+            del merged
+        else:
+            model.save_pretrained(tmp / "model")
+        tokenizer.save_pretrained(tmp / "model")
+        (tmp / "model" / "README.md").write_text(model_card(config, step, accuracy))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
+                    **state}, tmp / "trainer_state.pt")
+        (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _merged_copy(peft_model):
+    import copy
+
+    clone = copy.deepcopy(peft_model)
+    return clone.merge_and_unload()
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    found = [(int(m.group(1)), p) for p in Path(output_dir).glob("checkpoint-*")
+             if (m := CHECKPOINT_RE.match(p.name)) and (p / "trainer_state.pt").exists()]
+    return [p for _, p in sorted(found)]
+
+
+def resolve_resume(path: str | Path) -> Path:
+    """A checkpoint directory, or a run directory (its latest checkpoint)."""
+    from rltf.errors import ConfigError
+
+    path = Path(path)
+    if (path / "trainer_state.pt").exists():
+        return path
+    found = list_checkpoints(path)
+    if not found:
+        raise ConfigError(f"{path}: no checkpoint to resume from (expected checkpoint-N/trainer_state.pt)")
+    return found[-1]
+
+
+def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    return torch.load(checkpoint / "trainer_state.pt", weights_only=False)

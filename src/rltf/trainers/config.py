@@ -1,0 +1,196 @@
+"""One config dataclass per method. Every field's ``help`` is both the CLI help and the YAML schema.
+
+Defaults follow METHODS §1 (gamma 0.1, lambda_SD 0.1, lambda_FM 0.1, Adam betas 0.9/0.95,
+temperature 1.0, group size 8, 32 prompts per step, lr 2e-5), except where a CPU recipe
+overrides them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rltf.errors import ConfigError
+
+
+def arg(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Fields shared by every trainer."""
+
+    method: str = arg("grpo", "training method (set by the command)")
+    model: str = arg("smollm2-135m", "policy: smollm2-135m, tiny-random, a local directory or a hub id")
+    task: str = arg("add2", "task spec, e.g. add2, knights_knaves, rg:leg_counting?min_animals=2")
+    feedback: str = arg("critic", "critique provider: critic, correctness, judge, local, self")
+    judge_url: str | None = arg(None, "base URL of an OpenAI-compatible judge (feedback=judge)")
+    judge_model: str | None = arg(None, "model name sent to the judge endpoint")
+    judge_key_env: str = arg("OPENAI_API_KEY", "environment variable holding the judge API key")
+    judge_cache: str | None = arg(None, "SQLite file caching judge replies")
+    judge_timeout: float = arg(60.0, "seconds per judge request")
+    judge_concurrency: int = arg(8, "judge requests in flight at once")
+    output_dir: str = arg("runs/train", "where checkpoints, metrics.jsonl and TensorBoard logs go")
+    seed: int = arg(0, "seed of problem order, sampling and model init (tiny-random)")
+    max_steps: int = arg(100, "optimizer steps")
+    prompts_per_step: int = arg(32, "prompts sampled per step (the paper: 32)")
+    group_size: int = arg(8, "answers sampled per prompt, N (the paper: 8)")
+    temperature: float = arg(1.0, "sampling temperature of both turns")
+    top_p: float = arg(1.0, "nucleus sampling")
+    max_new_tokens: int | None = arg(None, "generation budget per turn (default: the task's)")
+    critique_max_tokens: int = arg(128, "longest critique kept as an FM target, in tokens")
+    learning_rate: float = arg(2e-5, "peak learning rate (Adam)")
+    adam_beta1: float = arg(0.9, "Adam beta1")
+    adam_beta2: float = arg(0.95, "Adam beta2")
+    adam_epsilon: float = arg(1e-8, "Adam epsilon")
+    weight_decay: float = arg(0.0, "decoupled weight decay (AdamW)")
+    lr_scheduler: str = arg("constant", "constant, linear or cosine decay after warm-up")
+    warmup_steps: int = arg(0, "linear warm-up steps")
+    max_grad_norm: float = arg(1.0, "gradient clipping by global norm (0 = off)")
+    micro_batch_size: int = arg(16, "sequences per forward/backward; gradients accumulate over micro-batches")
+    gradient_accumulation_steps: int = arg(1, "rollout batches accumulated per optimizer step")
+    loss_aggregation: str = arg("sum", "sum (METHODS), token-mean, or seq-mean-token-mean")
+    std_normalize: bool = arg(False, "divide group-centred advantages by the group's std (GRPO style)")
+    kl_coef: float = arg(0.0, "KL penalty to the initial policy (METHODS: 0)")
+    dtype: str = arg("auto", "weights dtype: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16")
+    bf16_autocast: bool = arg(False, "bf16 autocast for forward passes with fp32 master weights")
+    device: str = arg("auto", "auto, cpu, cuda, cuda:N")
+    gradient_checkpointing: bool = arg(False, "recompute activations in backward to save memory")
+    generation_batch_size: int = arg(64, "conversations generated together")
+    use_lora: bool = arg(False, "train LoRA adapters (PEFT) instead of all weights")
+    lora_r: int = arg(32, "LoRA rank (the paper: 32)")
+    lora_alpha: int = arg(64, "LoRA alpha")
+    lora_dropout: float = arg(0.0, "LoRA dropout")
+    lora_target_modules: str = arg("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+                                   "comma-separated module names that get adapters")
+    eval_every: int = arg(10, "held-out evaluation every this many steps (0 = only at the end)")
+    eval_n: int = arg(64, "held-out prompts per evaluation")
+    eval_rounds: int = arg(1, "K > 1 also measures K-round self-critique accuracy (FM use)")
+    eval_at_start: bool = arg(True, "evaluate the initial policy before step 1")
+    save_every: int = arg(10, "checkpoint every this many steps (0 = only at the end)")
+    save_total_limit: int = arg(2, "checkpoints kept (older ones are deleted)")
+    report_to: str = arg("none", "extra loggers, comma-separated: tensorboard, wandb, trackio")
+    run_name: str | None = arg(None, "name shown by W&B/trackio (default: output_dir's name)")
+
+    @property
+    def turns(self) -> int:
+        return 1 if self.method == "grpo" else 2
+
+
+@dataclass
+class GRPOConfig(TrainConfig):
+    """Single-turn GRPO: N samples per prompt, group-centred scalar reward."""
+
+    method: str = arg("grpo", "training method (set by the command)")
+
+
+@dataclass
+class MultiTurnGRPOConfig(TrainConfig):
+    """Two-turn episodes with only the multi-turn RL term."""
+
+    method: str = arg("multiturn-grpo", "training method (set by the command)")
+    gamma: float = arg(0.1, "discount of the second turn's reward in G0 = r0 + gamma * r1")
+
+
+@dataclass
+class RLTFSDConfig(MultiTurnGRPOConfig):
+    """Multi-turn RL + self-distillation of revisions into the single-turn policy."""
+
+    method: str = arg("rltf-sd", "training method (set by the command)")
+    lambda_sd: float = arg(0.1, "weight of the SD term")
+    sd_ramp_steps: int = arg(0, "ramp lambda_sd linearly from 0 over this many steps (0 = no ramp)")
+    sd_mode: str = arg("awr", "awr (method), clipped_is or rejection (ablations)")
+    sd_baseline: str = arg("first", "first-turn baseline b0 (method) or second (ablation)")
+    sd_mask_threshold: float = arg(-5.0, "y1 tokens with log pi(y1_t|x0) below this get advantage 0")
+
+
+@dataclass
+class RLTFFMConfig(MultiTurnGRPOConfig):
+    """Multi-turn RL + feedback modelling: predict the critique as an auxiliary loss."""
+
+    method: str = arg("rltf-fm", "training method (set by the command)")
+    lambda_fm: float = arg(0.1, "weight of the FM term")
+
+
+@dataclass
+class RLTFSDFMConfig(RLTFSDConfig):
+    """Both auxiliary terms."""
+
+    method: str = arg("rltf-sd+fm", "training method (set by the command)")
+    lambda_fm: float = arg(0.1, "weight of the FM term")
+
+
+METHOD_CONFIGS: dict[str, type[TrainConfig]] = {
+    "grpo": GRPOConfig, "multiturn-grpo": MultiTurnGRPOConfig, "rltf-sd": RLTFSDConfig,
+    "rltf-fm": RLTFFMConfig, "rltf-sd+fm": RLTFSDFMConfig,
+}
+
+_CHOICES = {"loss_aggregation": ("sum", "token-mean", "seq-mean-token-mean"),
+            "lr_scheduler": ("constant", "linear", "cosine"),
+            "sd_mode": ("awr", "clipped_is", "rejection"), "sd_baseline": ("first", "second"),
+            "feedback": ("critic", "correctness", "judge", "local", "self")}
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    text = str(kind)
+    if value is None:
+        return None
+    try:
+        if "bool" in text:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if "int" in text:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if "float" in text:
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: cannot read {value!r} as {text}") from None
+    return value if isinstance(value, str) or value is None else str(value)
+
+
+def make_config(method: str, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults < YAML recipe < overrides (CLI flags and --set). Unknown keys are errors."""
+    if method not in METHOD_CONFIGS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHOD_CONFIGS)}")
+    cls = METHOD_CONFIGS[method]
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    if recipe:
+        path = Path(recipe)
+        if not path.exists():
+            raise ConfigError(f"{path}: no such recipe file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of config keys to values")
+        values.update(data)
+    values.update(overrides or {})
+    values.pop("method", None)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config key(s) for {method}: {', '.join(unknown)} "
+                          f"(see `rltf train {method} --help`)")
+    for name, value in values.items():
+        values[name] = _coerce(name, value, known[name].type)
+        if name in _CHOICES and values[name] not in _CHOICES[name]:
+            raise ConfigError(f"{name} must be one of {', '.join(_CHOICES[name])}, got {values[name]!r}")
+    config = cls(**values)
+    for name in ("max_steps", "prompts_per_step", "group_size", "micro_batch_size", "gradient_accumulation_steps"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    return config
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)

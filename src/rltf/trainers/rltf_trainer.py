@@ -1,0 +1,119 @@
+"""The RLTF family: single-turn GRPO, multi-turn GRPO, RLTF-SD, RLTF-FM and RLTF-SD+FM (METHODS §1).
+
+One rollout per step: N episodes per prompt, two turns except for ``grpo``. The trainer builds
+three kinds of training sequences and sums their losses:
+
+- ``rl``: (x0, y0) with the group-centred advantage of G0 (of r0 for ``grpo``) and, for the
+  two-turn methods, (x1, y1) with the group-centred advantage of G1 over the episodes that reached
+  turn 2. Policy gradient on answer tokens, summed over tokens.
+- ``sd`` (RLTF-SD): (x0, y1) with A = r1 - b0 (first-turn baseline); tokens of y1 with
+  log pi(y1_t|x0) < threshold get advantage 0; weight lambda_SD (optionally ramped).
+- ``fm`` (RLTF-FM): (f_FM(x0, y0), c0): negative log-likelihood of the critique tokens; weight lambda_FM.
+
+Every term is summed over its tokens and sequences and divided by the number of episodes G*N.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from rltf.algorithms import (fm_loss, group_centered_advantages, multiturn_returns, policy_gradient_loss,
+                             sd_advantages, sd_loss, sd_token_mask)
+from rltf.feedback.prompts import FM_TEMPLATE
+from rltf.rollout import SamplingParams, run_episodes
+from rltf.trainers.base import Trainer
+from rltf.trainers.sequences import Sequence, completion_logprobs
+
+
+class RLTFTrainer(Trainer):
+    @property
+    def uses_sd(self) -> bool:
+        return self.config.method in ("rltf-sd", "rltf-sd+fm")
+
+    @property
+    def uses_fm(self) -> bool:
+        return self.config.method in ("rltf-fm", "rltf-sd+fm")
+
+    def lambda_sd(self) -> float:
+        c = self.config
+        if c.sd_ramp_steps:
+            return c.lambda_sd * min(1.0, self.step / c.sd_ramp_steps)
+        return c.lambda_sd
+
+    def make_batch(self, problems, seed):
+        c = self.config
+        G, N = len(problems), c.group_size
+        params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens,
+                                temperature=c.temperature, top_p=c.top_p)
+        self.model.eval()
+        failed_before = self.feedback.stats.failed
+        t0 = time.perf_counter()
+        episodes = run_episodes(self.task, problems, self.backend, self.feedback, params, n_samples=N,
+                                rounds=c.turns, seed=seed)
+        gen_time = time.perf_counter() - t0
+        r0 = torch.tensor([e.turns[0].reward for e in episodes]).view(G, N)
+        reached = torch.tensor([len(e.turns) > 1 for e in episodes]).view(G, N)
+        r1 = torch.tensor([e.turns[1].reward if len(e.turns) > 1 else 0.0 for e in episodes]).view(G, N)
+        seqs: dict[str, list[Sequence]] = {"rl": [], "sd": [], "fm": []}
+        if c.turns == 1:
+            a0 = group_centered_advantages(r0, std_normalize=c.std_normalize)
+            a1 = torch.zeros_like(r0)
+        else:
+            g0, g1 = multiturn_returns(r0, r1, reached, c.gamma)
+            a0 = group_centered_advantages(g0, std_normalize=c.std_normalize)
+            a1 = group_centered_advantages(g1, reached, std_normalize=c.std_normalize)
+        a_sd = sd_advantages(r0, r1, reached, c.sd_baseline) if self.uses_sd else None
+        for k, e in enumerate(episodes):
+            g, i = divmod(k, N)
+            t0_, = e.turns[:1]
+            seqs["rl"].append(Sequence(t0_.prompt_ids, t0_.token_ids, float(a0[g, i]), "rl", t0_.logprobs))
+            if len(e.turns) > 1:
+                t1_ = e.turns[1]
+                seqs["rl"].append(Sequence(t1_.prompt_ids, t1_.token_ids, float(a1[g, i]), "rl", t1_.logprobs))
+                if a_sd is not None:
+                    seqs["sd"].append(Sequence(t0_.prompt_ids, t1_.token_ids, float(a_sd[g, i]), "sd", t1_.logprobs))
+            if self.uses_fm and e.critiques:
+                seqs["fm"].append(self._fm_sequence(problems[g], t0_.text, e.critiques[0]["text"]))
+        tokens = sum(len(t.token_ids) for e in episodes for t in e.turns)
+        correct1 = [e.turns[1].correct for e in episodes if len(e.turns) > 1]
+        metrics = {
+            "reward/turn0": r0.mean().item(), "accuracy/turn0": sum(e.turns[0].correct for e in episodes) / len(episodes),
+            "episodes/reached_turn1": reached.float().mean().item(), "tokens/generated": float(tokens),
+            "time/generate": gen_time, "critique/failed": float(self.feedback.stats.failed - failed_before),
+        }
+        if correct1:
+            metrics["reward/turn1"] = r1[reached].mean().item()
+            metrics["accuracy/turn1"] = sum(correct1) / len(correct1)
+        if self.uses_sd:
+            metrics["sd/lambda"] = self.lambda_sd()
+        # Sequences whose advantage is exactly 0 carry no gradient for rl/sd: skip their forward pass.
+        # Normalisers count episodes, so skipping them leaves the loss unchanged.
+        seqs["rl"] = [s for s in seqs["rl"] if s.advantage != 0.0]
+        seqs["sd"] = [s for s in seqs["sd"] if s.advantage != 0.0 or c.sd_mode == "rejection"]
+        return seqs, metrics, len(episodes)
+
+    def _fm_sequence(self, problem, answer: str, critique: str) -> Sequence:
+        prompt = FM_TEMPLATE.format(question=self.task.format_question(problem), answer=answer.strip())
+        prompt_ids = self.backend.chat_prompt_ids([{"role": "user", "content": prompt}])
+        target = self.tokenizer(critique.strip(), add_special_tokens=False)["input_ids"][: self.config.critique_max_tokens]
+        return Sequence(prompt_ids, list(target) + [self.tokenizer.eos_token_id], 1.0, "fm")
+
+    def sequence_loss(self, kind, seqs, batch):
+        c = self.config
+        logp = completion_logprobs(self.model, batch, c.bf16_autocast)
+        if kind == "rl":
+            ref = None
+            if self.ref_model is not None:
+                with torch.no_grad():
+                    ref = completion_logprobs(self.ref_model, batch, c.bf16_autocast)
+            return policy_gradient_loss(logp, batch.advantages, batch.mask, aggregation=c.loss_aggregation,
+                                        ref_logp=ref, kl_coef=c.kl_coef)
+        if kind == "sd":
+            keep, masked = sd_token_mask(logp, batch.mask, c.sd_mask_threshold)
+            loss = sd_loss(logp, batch.advantages, keep, c.sd_mode, logp_x1=batch.sampler_logprobs,
+                           aggregation=c.loss_aggregation)
+            return self.lambda_sd() * loss, {"masked_fraction": float(masked)}
+        if kind == "fm":
+            return c.lambda_fm * fm_loss(logp, batch.mask, c.loss_aggregation), {}
+        raise ValueError(kind)

@@ -1,0 +1,69 @@
+"""Training sequences (prompt ids + completion ids + weights) and their log-probs under a model.
+
+A batch is laid out as ``[pad ... prompt | completion ... pad]``: prompts left-padded and
+completions right-padded, so every completion starts at the same column. Position ids follow the
+attention mask, as in generation, so training log-probs match the sampler's; and only the last
+``T + 1`` positions go through the LM head (``logits_to_keep``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from rltf.algorithms import gather_logprobs
+
+
+@dataclass
+class Sequence:
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    advantage: float = 0.0  # per-sequence weight (advantage, or 1 for FM targets)
+    kind: str = "rl"  # rl | sd | fm
+    sampler_logprobs: list[float] | None = None  # log-probs under the sampling distribution, if known
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Collated:
+    input_ids: torch.Tensor  # [B, L]
+    attention_mask: torch.Tensor  # [B, L]
+    position_ids: torch.Tensor  # [B, L]
+    labels: torch.Tensor  # [B, T] completion tokens (pad where mask is False)
+    mask: torch.Tensor  # [B, T] bool, True on completion tokens
+    advantages: torch.Tensor  # [B]
+    sampler_logprobs: torch.Tensor | None  # [B, T] or None
+    completion_len: int  # T
+
+
+def collate(seqs: list[Sequence], pad_id: int, device: torch.device | str = "cpu") -> Collated:
+    p_len = max(len(s.prompt_ids) for s in seqs)
+    t_len = max(max(len(s.completion_ids) for s in seqs), 1)
+    ids, att, labels, mask, old = [], [], [], [], []
+    for s in seqs:
+        lp, lc = len(s.prompt_ids), len(s.completion_ids)
+        ids.append([pad_id] * (p_len - lp) + s.prompt_ids + s.completion_ids + [pad_id] * (t_len - lc))
+        att.append([0] * (p_len - lp) + [1] * (lp + lc) + [0] * (t_len - lc))
+        labels.append(s.completion_ids + [pad_id] * (t_len - lc))
+        mask.append([True] * lc + [False] * (t_len - lc))
+        if s.sampler_logprobs is not None:
+            old.append(list(s.sampler_logprobs) + [0.0] * (t_len - lc))
+    attention = torch.tensor(att, device=device)
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    return Collated(
+        input_ids=torch.tensor(ids, device=device), attention_mask=attention, position_ids=positions,
+        labels=torch.tensor(labels, device=device), mask=torch.tensor(mask, device=device),
+        advantages=torch.tensor([s.advantage for s in seqs], dtype=torch.float32, device=device),
+        sampler_logprobs=torch.tensor(old, device=device) if len(old) == len(seqs) else None,
+        completion_len=t_len,
+    )
+
+
+def completion_logprobs(model, batch: Collated, autocast_bf16: bool = False) -> torch.Tensor:
+    """log pi(completion_t | prompt, completion_<t) for every completion position -> [B, T] fp32."""
+    device_type = batch.input_ids.device.type
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=autocast_bf16):
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    position_ids=batch.position_ids, logits_to_keep=batch.completion_len + 1, use_cache=False)
+    logits = out.logits[:, :-1]  # position i predicts token i + 1
+    return gather_logprobs(logits, batch.labels)
