@@ -16,7 +16,7 @@ def rltf(*args, timeout=300):
 def test_tasks_lists_presets():
     r = rltf("tasks")
     assert r.returncode == 0
-    for name in ("knights_knaves", "binary_matrix", "shortest_path", "add2", "add1x3", "math", "humaneval"):
+    for name in ("knights_knaves", "binary_matrix", "shortest_path", "add2", "addsub2", "math", "humaneval"):
         assert name in r.stdout
 
 

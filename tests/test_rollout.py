@@ -79,3 +79,18 @@ def test_episodes_jsonl_records(tiny_backend, tmp_path):
     for row in rows:
         assert {"problem_id", "rewards", "turns", "critiques", "timings"} <= set(row)
         assert row["turns"][0]["token_ids"] and "generate_0" in row["timings"]
+
+
+def test_shared_prefix_cache_gives_the_same_tokens_and_logprobs(tiny):
+    from rltf.rollout.hf_backend import HFBackend
+
+    prefix = [{"role": "user", "content": "Example question " * 12}, {"role": "assistant", "content": "Answer " * 10}]
+    convs = [prefix + [{"role": "user", "content": q}] for q in ("What is 1 + 2?", "And 33 + 44, please?", "7+1")]
+    params = SamplingParams(max_new_tokens=10, temperature=1.0)
+    cached = HFBackend(*tiny, batch_size=8, prefix_cache=True, min_prefix=8)
+    plain = HFBackend(*tiny, batch_size=8, prefix_cache=False)
+    a, b = cached.generate(convs, params, seed=3), plain.generate(convs, params, seed=3)
+    assert [g.token_ids for g in a] == [g.token_ids for g in b]
+    for x, y in zip(a, b):
+        assert torch.allclose(torch.tensor(x.logprobs), torch.tensor(y.logprobs), atol=1e-4)
+        assert x.prompt_ids == y.prompt_ids

@@ -127,3 +127,18 @@ def test_code_jsonl_and_slf5k_loaders(tmp_path):
     assert "My cat ate my homework." in q.question and q.answer == "Cat ate homework."
     with pytest.raises(ConfigError, match="judge"):
         summ.score(q, "A cat story.")
+
+
+def test_small_procedural_space_ends_instead_of_looping():
+    task = get_task("rg:basic_arithmetic?min_terms=2&max_terms=2&min_digits=1&max_digits=1&operators=['+']")
+    task.max_misses = 2000
+    problems = task.problems("eval", 500, seed=0)
+    assert 0 < len(problems) < 100  # at most 100 distinct sums of two 1-digit numbers, ~10 % in eval
+
+
+def test_reasoning_gym_chunks_do_not_repeat_problems():
+    import itertools
+
+    task = get_task("addsub2")
+    questions = [p.question for p in itertools.islice(task.iter_problems(0), 1500)]
+    assert len(set(questions)) > 1300  # 16,200 possible problems: few collisions by chance

@@ -135,3 +135,10 @@ def test_every_config_field_has_help():
     for cls in METHOD_CONFIGS.values():
         for f in dataclasses.fields(cls):
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
+
+
+@pytest.mark.parametrize("recipe", sorted(__import__("pathlib").Path(__file__).parents[1].glob("recipes/*.yaml")))
+def test_every_recipe_is_a_valid_config(recipe):
+    method = next(m for m in sorted(METHOD_CONFIGS, key=len, reverse=True) if recipe.stem.endswith(m))
+    cfg = make_config(method, recipe)
+    assert cfg.method == method and cfg.max_steps >= 1

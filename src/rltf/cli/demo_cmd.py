@@ -1,68 +1,84 @@
-"""``rltf demo``: the feedback loop on the default model, on a CPU-scale preset, in a few minutes.
+"""``rltf demo``: learning from text feedback on the embedded model, on a CPU preset, in minutes.
 
-Samples answers, has the programmatic critic write critiques for the wrong ones, asks for
-revisions, and prints a few episodes plus first- vs second-turn accuracy.
+Shows a few two-turn episodes (answer, critique, revision), trains the policy with an RLTF method
+for a few steps, then prints base vs trained single-turn accuracy on held-out prompts and writes a
+learning-curve PNG. ``--steps 0`` only runs the feedback loop.
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from rltf.cli.common import add_feedback_args, add_model_args, build_feedback_from_args, load_backend, write_json
+from rltf.cli.common import write_json
+
+DEMO = dict(task="add2", feedback="critic", prompts_per_step=4, group_size=4, temperature=1.0,
+            learning_rate=2e-5, eval_n=64, micro_batch_size=16, generation_batch_size=64, save_total_limit=1)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="watch the two-turn feedback loop on the default model")
-    add_model_args(p)
-    p.add_argument("--task", default="add2", help="task spec (default: the CPU preset add2)")
-    p.add_argument("--n", type=int, default=32, help="number of prompts")
+    p = sub.add_parser("demo", help="train the default model from critiques for a few minutes and show the effect")
+    p.add_argument("--model", default="smollm2-135m", help="policy model")
+    p.add_argument("--method", default="rltf-fm", help="grpo, multiturn-grpo, rltf-sd, rltf-fm or rltf-sd+fm")
+    p.add_argument("--task", default=DEMO["task"], help="task spec (default: the CPU preset add2)")
+    p.add_argument("--steps", type=int, default=12, help="training steps (0 = only show the feedback loop)")
+    p.add_argument("--eval-n", type=int, default=DEMO["eval_n"], help="held-out prompts for base/trained accuracy")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of both turns")
-    p.add_argument("--show", type=int, default=3, help="episodes to print")
-    p.add_argument("--output", help="write a JSON summary here")
-    p.add_argument("--episodes", help="write every episode (texts, token ids, rewards, critiques, timings) as JSONL")
-    add_feedback_args(p)
+    p.add_argument("--show", type=int, default=2, help="two-turn episodes to print before training")
+    p.add_argument("--output-dir", default="runs/demo", help="checkpoints, metrics.jsonl and learning_curve.png")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a training config key")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from rltf.eval.stats import wilson_interval
+def _show_episodes(trainer, n_show: int, seed: int) -> None:
     from rltf.rollout import SamplingParams, run_episodes
-    from rltf.tasks import get_task
 
-    task = get_task(args.task)
-    t0 = time.perf_counter()
-    print(f"loading {args.model} ...", flush=True)
-    backend = load_backend(args)
-    feedback = build_feedback_from_args(args, backend)
-    problems = task.problems("eval", args.n, seed=args.seed)
-    params = SamplingParams(max_new_tokens=task.max_new_tokens, temperature=args.temperature)
-    print(f"running {len(problems)} two-turn episodes on {task.name} with {feedback.name} feedback ...", flush=True)
-    episodes = run_episodes(task, problems, backend, feedback, params, n_samples=1, rounds=2, seed=args.seed)
-    if args.episodes:
-        from rltf.rollout import write_episodes
-
-        write_episodes(episodes, args.episodes)
-    shown = [e for e in episodes if len(e.turns) > 1][: args.show]
-    for e in shown:
+    task = trainer.task
+    problems = task.problems("eval", 8, seed=seed + 99)
+    params = SamplingParams(max_new_tokens=task.max_new_tokens, temperature=1.0)
+    episodes = run_episodes(task, problems, trainer.backend, trainer.feedback, params, rounds=2, seed=seed)
+    for e in [e for e in episodes if len(e.turns) > 1][:n_show]:
         print("=" * 72)
         print(f"[{e.problem_id}] {e.turns[0].messages[-1]['content'].splitlines()[0][:200]}")
-        print(f"turn 1 (reward {e.turns[0].reward:+.1f}): {e.turns[0].text.strip()[:300]}")
-        print(f"critique: {e.critiques[0]['text']}")
-        print(f"turn 2 (reward {e.turns[1].reward:+.1f}): {e.turns[1].text.strip()[:300]}")
-    n = len(episodes)
-    first = sum(e.turns[0].correct for e in episodes)
-    final = sum(e.turns[-1].correct for e in episodes)
-    revised = [e for e in episodes if len(e.turns) > 1]
-    fixed = sum(e.turns[1].correct for e in revised)
-    lo1, hi1 = wilson_interval(first, n)
-    lo2, hi2 = wilson_interval(final, n)
+        print(f"answer   (reward {e.turns[0].reward:+.1f}): {e.turns[0].text.strip()[:200]}")
+        print(f"critique : {e.critiques[0]['text']}")
+        print(f"revision (reward {e.turns[1].reward:+.1f}): {e.turns[1].text.strip()[:200]}")
     print("=" * 72)
-    print(f"first-turn accuracy : {first / n:.3f} (95% CI {lo1:.3f}-{hi1:.3f}, n={n})")
-    print(f"after revision      : {final / n:.3f} (95% CI {lo2:.3f}-{hi2:.3f}); "
-          f"{fixed} of {len(revised)} wrong answers fixed by the revision turn")
-    print(f"critiques: {feedback.stats.requested} requested, {feedback.stats.failed} fell back; "
-          f"{time.perf_counter() - t0:.0f} s in all")
-    if args.output:
-        write_json(args.output, {"task": task.name, "n": n, "first_turn_accuracy": first / n,
-                                 "second_turn_accuracy": final / n, "fixed": fixed, "revised": len(revised)})
+
+
+def run(args) -> int:
+    import yaml
+
+    from rltf.cli.train_cmd import parse_sets
+    from rltf.trainers import build_trainer, make_config
+    from rltf.trainers.plots import plot_learning_curve
+
+    t0 = time.perf_counter()
+    overrides = {**DEMO, "model": args.model, "task": args.task, "seed": args.seed, "eval_n": args.eval_n,
+                 "output_dir": args.output_dir, "max_steps": max(args.steps, 1), "eval_every": 0,
+                 "save_every": 0, "eval_at_start": True}
+    overrides.update({k: yaml.safe_load(v) for k, v in parse_sets(args.set).items()})
+    config = make_config(args.method, None, overrides)
+    print(f"loading {config.model} ...", flush=True)
+    trainer = build_trainer(config, console=lambda s: print(s, flush=True))
+    print(f"the feedback loop on {trainer.task.name}: answer -> {trainer.feedback.name} critique -> revision", flush=True)
+    _show_episodes(trainer, args.show, args.seed)
+    if args.steps == 0:
+        return 0
+    print(f"training {config.method} for {config.max_steps} steps ({config.prompts_per_step} prompts x "
+          f"{config.group_size} samples per step); evaluating {config.eval_n} held-out prompts before and after",
+          flush=True)
+    summary = trainer.train()
+    history = summary["history"]
+    base, final = history[0], history[-1]
+    png = plot_learning_curve(Path(config.output_dir) / "metrics.jsonl", Path(config.output_dir) / "learning_curve.png",
+                              f"{config.method} on {config.task} ({config.model})")
+    print("=" * 72)
+    print(f"single-turn held-out accuracy (greedy, n={config.eval_n}):")
+    print(f"  base    : {base['eval/accuracy']:.3f}  (95% CI {base['eval/ci95_low']:.3f}-{base['eval/ci95_high']:.3f})")
+    print(f"  trained : {final['eval/accuracy']:.3f}  (95% CI {final['eval/ci95_low']:.3f}-{final['eval/ci95_high']:.3f})"
+          f"  after {summary['step']} steps of {config.method}")
+    print(f"learning curve: {png}; checkpoint: {summary['checkpoint']}; {time.perf_counter() - t0:.0f} s in all")
+    write_json(Path(config.output_dir) / "demo_summary.json",
+               {"method": config.method, "task": config.task, "steps": summary["step"], "eval_n": config.eval_n,
+                "base": base, "trained": final})
     return 0

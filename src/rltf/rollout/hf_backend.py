@@ -16,9 +16,12 @@ class HFBackend(GenerationBackend):
     call is reproducible under its seed.
     """
 
-    def __init__(self, model, tokenizer, batch_size: int = 16, autocast_bf16: bool = False):
+    def __init__(self, model, tokenizer, batch_size: int = 16, autocast_bf16: bool = False,
+                 prefix_cache: bool = True, min_prefix: int = 32):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.autocast_bf16 = autocast_bf16  # bf16 matmuls (AMX on CPU, tensor cores on GPU)
+        # Few-shot prompts share a long token prefix: encode it once per batch and reuse its KV cache.
+        self.prefix_cache, self.min_prefix = prefix_cache, min_prefix
         self.tokenizer.padding_side = "left"
 
     def chat_prompt_ids(self, conversation: Messages) -> list[int]:
@@ -39,10 +42,19 @@ class HFBackend(GenerationBackend):
     def _generate_batch(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Generation]:
         tok, model = self.tokenizer, self.model
         device = next(model.parameters()).device
-        width = max(len(p) for p in prompts)
         pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+        shared = _common_prefix_len(prompts) if self.prefix_cache and len(prompts) > 1 else 0
+        shared = min(shared, min(len(p) for p in prompts) - 1)
+        if shared < self.min_prefix:
+            shared = 0
+        # Layout [shared prefix | left padding | rest of the prompt]: the attention mask hides the
+        # padding and position ids follow the mask, so every row sees its own prompt.
+        rests = [p[shared:] for p in prompts]
+        width = max(len(r) for r in rests)
+        head = prompts[0][:shared]
+        input_ids = torch.tensor([head + [pad] * (width - len(r)) + r for r in rests], device=device)
+        attention = torch.tensor([[1] * shared + [0] * (width - len(r)) + [1] * len(r) for r in rests], device=device)
+        width += shared
         greedy = params.temperature <= 0
         kwargs = dict(
             max_new_tokens=params.max_new_tokens, do_sample=not greedy, pad_token_id=pad,
@@ -56,6 +68,11 @@ class HFBackend(GenerationBackend):
         if device.type == "cuda":
             torch.cuda.manual_seed_all(seed)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
+            if shared:
+                prefix_out = model(input_ids=input_ids[:1, :shared], use_cache=True)
+                cache = prefix_out.past_key_values
+                cache.batch_repeat_interleave(len(prompts))
+                kwargs["past_key_values"] = cache
             out = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         new = out.sequences[:, width:]
         logits = torch.stack(out.logits, dim=1).float()  # [B, T, V] raw logits
@@ -82,3 +99,13 @@ class HFBackend(GenerationBackend):
             if len(self.tokenizer.decode(ids[:k], skip_special_tokens=True)) >= chars:
                 return k
         return len(ids)
+
+
+def _common_prefix_len(seqs: list[list[int]]) -> int:
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for i in range(n):
+        t = first[i]
+        if any(s[i] != t for s in seqs):
+            return i
+    return n

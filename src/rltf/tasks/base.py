@@ -79,15 +79,25 @@ class Task(ABC):
                 break
         return out
 
+    max_misses: int = 20_000  # a generator that yields this many repeats in a row is exhausted
+
     def iter_split(self, split: str, seed: int) -> Iterator[Problem]:
-        """Distinct problems of ``split`` in a deterministic order (few-shot examples excluded)."""
+        """Distinct problems of ``split`` in a deterministic order (few-shot examples excluded).
+
+        A procedural generator with a small space (e.g. sums of three 1-digit numbers) ends once
+        ``max_misses`` generated problems in a row were repeats or belonged to the other split.
+        """
         seen: set[str] = set()
         shots = {q for q, _ in self.few_shot_examples()}
+        misses = 0
         for problem in self.iter_problems(seed):
-            if problem.question in seen or self.format_question(problem) in shots:
+            if (problem.question in seen or self.format_question(problem) in shots
+                    or (split != "all" and split_of(problem.question, self.eval_fraction) != split)):
+                misses += 1
+                if misses >= self.max_misses:
+                    return
                 continue
-            if split != "all" and split_of(problem.question, self.eval_fraction) != split:
-                continue
+            misses = 0
             seen.add(problem.question)
             yield problem
 

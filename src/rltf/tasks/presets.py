@@ -25,8 +25,8 @@ register_preset("shortest_path", _rg("shortest_path"), "grid shortest path, 5..6
 _ADD = dict(dataset="basic_arithmetic", operators=["+"], allow_parentheses=False, allow_negation=False)
 register_preset("add2", ArithmeticTask, "a + b with two 2-digit numbers, 2 worked examples (CPU preset)",
                 cpu_scale=True, min_terms=2, max_terms=2, min_digits=2, max_digits=2, few_shot=2, **_ADD)
-register_preset("add1x3", ArithmeticTask, "a + b + c with 1-digit numbers, 2 worked examples (CPU preset)",
-                cpu_scale=True, min_terms=3, max_terms=3, min_digits=1, max_digits=1, few_shot=2, **_ADD)
+register_preset("add1x3", ArithmeticTask, "a + b + c with 1-digit numbers, 2 worked examples (small: ~70 eval problems)",
+                min_terms=3, max_terms=3, min_digits=1, max_digits=1, few_shot=2, **_ADD)
 register_preset("addsub2", ArithmeticTask, "a + b or a - b with 2-digit numbers, 2 worked examples (CPU preset)",
                 cpu_scale=True, dataset="chain_sum", min_terms=2, max_terms=2, min_digits=2, max_digits=2, few_shot=2)
 register_preset("knights_knaves2", _rg("knights_knaves"), "Knights and Knaves, 2 people, depth 2 (easy variant)",

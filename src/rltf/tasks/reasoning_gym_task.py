@@ -44,9 +44,11 @@ class ReasoningGymTask(Task):
             raise ConfigError(f"bad parameters for reasoning-gym {self.dataset!r}: {err}") from err
 
     def iter_problems(self, seed: int) -> Iterator[Problem]:
+        # reasoning-gym seeds item i of a dataset with (seed + i), so consecutive chunks get seeds
+        # _CHUNK apart: their items never share an RNG stream.
         chunk = 0
         while True:
-            ds = self._make(seed=seed * 1_000_003 + chunk, size=_CHUNK)
+            ds = self._make(seed=seed * 1_000_003 + chunk * _CHUNK, size=_CHUNK)
             for i in range(len(ds)):
                 entry = ds[i]
                 yield Problem(

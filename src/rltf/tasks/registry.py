@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 import yaml
 
@@ -40,7 +40,11 @@ def register_file_kind(kind: str, factory: Callable[..., Task]):
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     name, _, query = spec.partition("?")
     params: dict[str, Any] = {}
-    for key, raw in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
+    for item in filter(None, query.split("&")):
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"cannot read the parameters of task spec {spec!r}: use ?key=value&key=value")
+        key, raw = unquote(key), unquote(raw)  # unquote, not unquote_plus: '+' stays a plus sign
         try:
             params[key] = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
