@@ -142,3 +142,23 @@ def test_every_recipe_is_a_valid_config(recipe):
     method = next(m for m in sorted(METHOD_CONFIGS, key=len, reverse=True) if recipe.stem.endswith(m))
     cfg = make_config(method, recipe)
     assert cfg.method == method and cfg.max_steps >= 1
+
+
+def test_shared_prefix_forward_matches_plain_forward_in_value_and_gradient(tiny):
+    from rltf.trainers.sequences import collate, completion_logprobs
+
+    model, tok = tiny
+    prefix = list(range(5, 45))
+    seqs = [Sequence(prefix + [50, 51, 52], [60, 61, 62, 63], 1.0), Sequence(prefix + [70], [80, 81], -0.5),
+            Sequence(prefix + [90, 91], [92], 2.0)]
+    results = []
+    for min_prefix in (8, 10_000):  # with and without the shared-prefix path
+        batch = collate(seqs, tok.pad_token_id, min_prefix=min_prefix)
+        assert (batch.prefix_ids is not None) == (min_prefix == 8)
+        model.zero_grad()
+        logp = completion_logprobs(model, batch)
+        (-(logp * batch.mask).sum()).backward()
+        results.append((logp.detach()[batch.mask], [p.grad.clone() for p in model.parameters()]))
+    (a, ga), (b, gb) = results
+    assert torch.allclose(a, b, atol=1e-5)
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(ga, gb))
