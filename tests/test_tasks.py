@@ -130,7 +130,8 @@ def test_code_jsonl_and_slf5k_loaders(tmp_path):
 
 
 def test_small_procedural_space_ends_instead_of_looping():
-    task = get_task("rg:basic_arithmetic?min_terms=2&max_terms=2&min_digits=1&max_digits=1&operators=['+']")
+    task = get_task("rg:basic_arithmetic?min_terms=2&max_terms=2&min_digits=1&max_digits=1&operators=['+']"
+                    "&allow_parentheses=false&allow_negation=false")
     task.max_misses = 2000
     problems = task.problems("eval", 500, seed=0)
     assert 0 < len(problems) < 100  # at most 100 distinct sums of two 1-digit numbers, ~10 % in eval

@@ -162,3 +162,12 @@ def test_shared_prefix_forward_matches_plain_forward_in_value_and_gradient(tiny)
     (a, ga), (b, gb) = results
     assert torch.allclose(a, b, atol=1e-5)
     assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(ga, gb))
+
+
+def test_generated_token_budget_stops_training(tmp_path):
+    tr = trainer("grpo", tmp_path, max_steps=50, max_generated_tokens=60)
+    summary = tr.train()
+    assert summary["generated_tokens"] >= 60 and summary["step"] < 50
+    rows = [json.loads(x) for x in (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()]
+    cumulative = [r["tokens/cumulative"] for r in rows if "tokens/cumulative" in r]
+    assert cumulative[-1] >= 60 > cumulative[-2]  # stopped at the first step that spent the budget

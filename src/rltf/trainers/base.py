@@ -82,6 +82,7 @@ class Trainer:
                                            eps=config.adam_epsilon, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config))
         self.step = 0
+        self.generated_tokens = 0
         self.last_accuracy: float | None = None
         self.history: list[dict[str, Any]] = []
         position = 0
@@ -113,6 +114,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"])
         self.step = state["step"]
+        self.generated_tokens = state.get("generated_tokens", 0)
         self.last_accuracy = state.get("last_accuracy")
         self.history = state.get("history", [])
         self.console(f"resumed from {checkpoint} at step {self.step}")
@@ -195,6 +197,8 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
+        self.generated_tokens += int(metrics.get("tokens/generated", 0) * c.gradient_accumulation_steps)
+        metrics["tokens/cumulative"] = float(self.generated_tokens)
         metrics["loss/total"] = sum(v for k, v in metrics.items() if k.startswith("loss/"))
         metrics.update({"grad_norm": float(norm), "lr": self.scheduler.get_last_lr()[0],
                         "time/optimizer": time.perf_counter() - t3, "time/step": time.perf_counter() - t_start})
@@ -222,11 +226,15 @@ class Trainer:
         return out
 
     def save(self) -> Path:
-        state = {"step": self.step, "position": self.stream.position, "last_accuracy": self.last_accuracy,
+        state = {"step": self.step, "position": self.stream.position, "generated_tokens": self.generated_tokens,
+                 "last_accuracy": self.last_accuracy,
                  "history": self.history}
         return ckpt.save_checkpoint(self.output_dir, self.step, self.model, self.tokenizer, self.optimizer,
                                     self.scheduler, config_to_dict(self.config), state, self.last_accuracy,
                                     keep=self.config.save_total_limit)
+
+    def _budget_spent(self) -> bool:
+        return bool(self.config.max_generated_tokens) and self.generated_tokens >= self.config.max_generated_tokens
 
     def train(self) -> dict[str, Any]:
         from tqdm.auto import tqdm
@@ -243,20 +251,22 @@ class Trainer:
                 logger.log(0, ev, console=self.console)
                 self.console(f"step 0: held-out accuracy {ev['eval/accuracy']:.3f}")
             bar = tqdm(total=c.max_steps, initial=self.step, desc=c.method, unit="step", leave=False)
-            while self.step < c.max_steps:
+            while self.step < c.max_steps and not self._budget_spent():
                 metrics = self.train_step()
                 bar.update(1)
-                if (c.eval_every and self.step % c.eval_every == 0) or self.step == c.max_steps:
+                last = self.step == c.max_steps or self._budget_spent()
+                if (c.eval_every and self.step % c.eval_every == 0) or last:
                     metrics.update(self.evaluate())
                     self.history.append({"step": self.step, **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
                 logger.log(self.step, metrics, console=self.console)
-                if (c.save_every and self.step % c.save_every == 0) or self.step == c.max_steps:
+                if (c.save_every and self.step % c.save_every == 0) or last:
                     path = self.save()
                     self.console(f"saved {path}")
             bar.close()
         finally:
             logger.close()
         return {"step": self.step, "final_accuracy": self.last_accuracy, "history": self.history,
+                "generated_tokens": self.generated_tokens,
                 "checkpoint": self._last_checkpoint()}
 
 

@@ -37,6 +37,8 @@ class TrainConfig:
     output_dir: str = arg("runs/train", "where checkpoints, metrics.jsonl and TensorBoard logs go")
     seed: int = arg(0, "seed of problem order, sampling and model init (tiny-random)")
     max_steps: int = arg(100, "optimizer steps")
+    max_generated_tokens: int = arg(0, "also stop once this many tokens were generated (0 = off): "
+                                       "the fair budget when comparing one- and two-turn methods")
     prompts_per_step: int = arg(32, "prompts sampled per step (the paper: 32)")
     group_size: int = arg(8, "answers sampled per prompt, N (the paper: 8)")
     temperature: float = arg(1.0, "sampling temperature of both turns")
