@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--model", default="smollm2-135m", help="policy model")
     p.add_argument("--method", default="rltf-fm", help="grpo, multiturn-grpo, rltf-sd, rltf-fm or rltf-sd+fm")
     p.add_argument("--task", default=DEMO["task"], help="task spec (default: the CPU preset add2)")
-    p.add_argument("--steps", type=int, default=12, help="training steps (0 = only show the feedback loop)")
+    p.add_argument("--steps", type=int, default=10, help="training steps (0 = only show the feedback loop)")
     p.add_argument("--eval-n", type=int, default=DEMO["eval_n"], help="held-out prompts for base/trained accuracy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", type=int, default=2, help="two-turn episodes to print before training")
