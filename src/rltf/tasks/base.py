@@ -146,3 +146,22 @@ class Task(ABC):
         return {"name": self.name, "source": self.source,
                 "params": {**self.params, **({"few_shot": self.few_shot} if self.few_shot else {})},
                 "size": "procedural" if size is None else size}
+
+
+class ListTask(Task):
+    """A task over a fixed list of problems (files, shipped samples): shuffled per seed."""
+
+    def __init__(self, problems: list[Problem], few_shot: int = 0, **params: Any):
+        super().__init__(few_shot=few_shot, **params)
+        self._problems = problems
+
+    def size(self) -> int:
+        return len(self._problems)
+
+    def iter_problems(self, seed: int) -> Iterator[Problem]:
+        import random
+
+        order = list(range(len(self._problems)))
+        random.Random(seed).shuffle(order)
+        for i in order:
+            yield self._problems[i]

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from rltf.errors import DataError
-from rltf.tasks.base import Problem, Score, Task
+from rltf.tasks.base import ListTask, Problem, Score
 from rltf.tasks.jsonl import read_records, require
 from rltf.tasks.sandbox import SandboxLimits, run_python
 
@@ -79,13 +79,13 @@ def run_tests(problem: Problem, code: str, limits: SandboxLimits) -> TestReport:
     return report
 
 
-class CodeTask(Task):
+class CodeTask(ListTask):
     instruction = "Write the complete function in a single ```python code block."
 
     def __init__(self, problems: list[Problem], name: str, source: str, few_shot: int = 0,
                  timeout: float = 10.0, **params: Any):
-        super().__init__(few_shot=few_shot, **params)
-        self._problems, self.name, self.source = problems, name, source
+        super().__init__(problems, few_shot=few_shot, **params)
+        self.name, self.source = name, source
         self.limits = SandboxLimits(timeout=float(timeout))
 
     @classmethod
@@ -114,17 +114,6 @@ class CodeTask(Task):
         if not problems:
             raise DataError(f"{path}: no problems found")
         return cls(problems, f"code:{path}", "file", **params)
-
-    def size(self) -> int:
-        return len(self._problems)
-
-    def iter_problems(self, seed: int) -> Iterator[Problem]:
-        import random
-
-        order = list(range(len(self._problems)))
-        random.Random(seed).shuffle(order)
-        for i in order:
-            yield self._problems[i]
 
     def format_question(self, problem: Problem) -> str:
         return f"Complete this Python function:\n\n```python\n{problem.question.rstrip()}\n```\n\n{self.instruction}"

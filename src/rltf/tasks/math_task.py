@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 from rltf.errors import DataError
-from rltf.tasks.base import Problem, Score, Task
+from rltf.tasks.base import ListTask, Problem, Score
 from rltf.tasks.boxed import last_boxed
 from rltf.tasks.jsonl import read_records, require
 
@@ -49,19 +49,19 @@ def verify_math(gold: str, predicted: str) -> bool:
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
 
 
-class MathTask(Task):
+class MathTask(ListTask):
     source = "file"
 
     def __init__(self, path: str | None = None, few_shot: int = 0, **params: Any):
-        super().__init__(few_shot=few_shot, **params)
         if path is None:
-            self.name, self.source = "math", "rltf (shipped sample)"
             ref = resources.files("rltf") / "data" / "math_sample.jsonl"
             with resources.as_file(ref) as real:
-                self._problems = self._load(real)
+                problems = self._load(real)
         else:
-            self.name = f"math:{path}"
-            self._problems = self._load(path)
+            problems = self._load(path)
+        super().__init__(problems, few_shot=few_shot, **params)
+        self.name = "math" if path is None else f"math:{path}"
+        self.source = "rltf (shipped sample)" if path is None else "file"
         if not self._problems:
             raise DataError(f"{path}: no problems found")
 
@@ -74,17 +74,6 @@ class MathTask(Task):
             meta = {k: v for k, v in record.items() if k in ("level", "subject", "type")}
             problems.append(Problem(pid, question, _answer(record, where), meta))
         return problems
-
-    def size(self) -> int:
-        return len(self._problems)
-
-    def iter_problems(self, seed: int) -> Iterator[Problem]:
-        import random
-
-        order = list(range(len(self._problems)))
-        random.Random(seed).shuffle(order)
-        for i in order:
-            yield self._problems[i]
 
     def grade(self, problem: Problem, completion: str) -> Score:
         extracted = last_boxed(completion)

@@ -6,22 +6,22 @@ These tasks are scored by a judge: set ``task.judge`` to a feedback provider wit
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator
+from typing import Any
 
 from rltf.errors import ConfigError, DataError
-from rltf.tasks.base import Problem, Score, Task
+from rltf.tasks.base import ListTask, Problem, Score
 from rltf.tasks.jsonl import read_records, require
 
 SUMMARY_PROMPT = "Write a concise TL;DR summary (one or two sentences) of this Reddit post.\n\nSUBREDDIT: r/{subreddit}\nTITLE: {title}\nPOST: {post}"
 
 
-class OpenEndedTask(Task):
+class OpenEndedTask(ListTask):
     instruction = ""
     correct_threshold = 0.7  # a judge rating >= 7/10 counts as "correct" for accuracy figures
 
     def __init__(self, problems: list[Problem], name: str, source: str, few_shot: int = 0, **params: Any):
-        super().__init__(few_shot=few_shot, **params)
-        self._problems, self.name, self.source = problems, name, source
+        super().__init__(problems, few_shot=few_shot, **params)
+        self.name, self.source = name, source
         self.judge = None
 
     @classmethod
@@ -50,17 +50,6 @@ class OpenEndedTask(Task):
         if not problems:
             raise DataError(f"{path}: no posts found")
         return cls(problems, f"slf5k:{path}", "SLF5K-format file", **params)
-
-    def size(self) -> int:
-        return len(self._problems)
-
-    def iter_problems(self, seed: int) -> Iterator[Problem]:
-        import random
-
-        order = list(range(len(self._problems)))
-        random.Random(seed).shuffle(order)
-        for i in order:
-            yield self._problems[i]
 
     def worked_solution(self, problem: Problem) -> str:
         return problem.answer
