@@ -171,3 +171,11 @@ def test_generated_token_budget_stops_training(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()]
     cumulative = [r["tokens/cumulative"] for r in rows if "tokens/cumulative" in r]
     assert cumulative[-1] >= 60 > cumulative[-2]  # stopped at the first step that spent the budget
+
+
+def test_tensorboard_logging_and_unknown_logger(tmp_path):
+    tr = trainer("grpo", tmp_path, max_steps=1, report_to="tensorboard")
+    tr.train()
+    assert list((tmp_path / "grpo" / "tensorboard").glob("events.out.tfevents.*"))
+    with pytest.raises(ConfigError, match="unknown logger"):
+        trainer("grpo", tmp_path / "x", max_steps=1, report_to="mlflowz").train()
