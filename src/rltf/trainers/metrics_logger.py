@@ -60,9 +60,9 @@ class MetricsLogger:
         if self._trackio:
             self._trackio.log(numeric, step=step)
         if console is not None:
-            parts = [f"{short} {clean[key]:.3f}" if isinstance(clean.get(key), float) else None
-                     for key, short in _CONSOLE_KEYS]
-            console(f"step {step}: " + "  ".join(p for p in parts if p))
+            parts = [f"{short} {clean[key]:.3f}" for key, short in _CONSOLE_KEYS if isinstance(clean.get(key), float)]
+            if parts:
+                console(f"step {step}: " + "  ".join(parts))
 
     def close(self) -> None:
         self._file.close()

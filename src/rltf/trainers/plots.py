@@ -27,10 +27,10 @@ def plot_learning_curve(metrics_path: str | Path, out_png: str | Path, title: st
     axes[0].legend(loc="lower right", fontsize=8)
     if train:
         steps = [r["step"] for r in train]
-        axes[1].plot(steps, [r["accuracy/turn0"] for r in train], label="turn 1 accuracy (sampled)")
+        axes[1].plot(steps, [r["accuracy/turn0"] for r in train], label="first-answer accuracy (sampled)")
         if any("accuracy/turn1" in r for r in train):
             axes[1].plot([r["step"] for r in train if "accuracy/turn1" in r],
-                         [r["accuracy/turn1"] for r in train if "accuracy/turn1" in r], label="revision accuracy")
+                         [r["accuracy/turn1"] for r in train if "accuracy/turn1" in r], label="revision accuracy (sampled)")
     axes[1].set_xlabel("step")
     axes[1].set_ylim(0, 1)
     axes[1].legend(loc="upper left", fontsize=8)
