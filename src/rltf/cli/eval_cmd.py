@@ -39,6 +39,9 @@ def run(args) -> int:
                       params=params, split=args.split, progress=sys.stderr.isatty())
     result["model"] = args.model
     timing = result.pop("timing")
+    if args.output:  # written before anything is printed: a closed pipe cannot lose the result
+        write_json(args.output, result)
+        write_json(args.output.removesuffix(".json") + ".timing.json", timing)
     lo, hi = result["ci95"]
     print(f"{task.name}: accuracy {result['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}, n={result['n']}), "
           f"format {result['format_rate']:.2f}, {timing['tokens_per_s']:.0f} tokens/s")
@@ -51,7 +54,5 @@ def run(args) -> int:
     for t in result["transcripts"][:2]:
         print("-" * 60 + f"\n{t['question'][-300:]}\n>>> {t['answers'][0]['text'][:300]}  [reward {t['answers'][0]['reward']}]")
     if args.output:
-        write_json(args.output, result)
-        write_json(args.output.removesuffix(".json") + ".timing.json", timing)
         print(f"wrote {args.output}")
     return 0
