@@ -179,3 +179,12 @@ def test_tensorboard_logging_and_unknown_logger(tmp_path):
     assert list((tmp_path / "grpo" / "tensorboard").glob("events.out.tfevents.*"))
     with pytest.raises(ConfigError, match="unknown logger"):
         trainer("grpo", tmp_path / "x", max_steps=1, report_to="mlflowz").train()
+
+
+def test_periodic_eval_with_k_round_self_critique(tmp_path):
+    tr = trainer("rltf-fm", tmp_path, max_steps=2, eval_every=1, eval_rounds=2)
+    tr.train()
+    rows = [json.loads(x) for x in (tmp_path / "rltf-fm" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval/accuracy" in r]
+    assert [r["step"] for r in evals] == [1, 2]
+    assert all("eval/self_critique_round2" in r for r in evals)
