@@ -6,6 +6,7 @@ and connection errors, and runs up to ``concurrency`` requests at once.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 import os
 import random
 import socket
@@ -26,11 +27,14 @@ class JudgeError(Exception):
         self.reason = reason
 
 
-class ChatClient:
+class ChatClient(ABC):
+    """Sends chat conversations to a model; one reply (or the JudgeError that ended it) per conversation."""
+
     name = "client"
 
+    @abstractmethod
     def complete_many(self, conversations: Sequence[Messages]) -> list[str | JudgeError]:
-        raise NotImplementedError
+        """Replies in the order of ``conversations``."""
 
 
 class OpenAIChatClient(ChatClient):

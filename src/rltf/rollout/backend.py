@@ -36,5 +36,6 @@ class GenerationBackend(ABC):
     def generate(self, conversations: Sequence[Messages], params: SamplingParams, seed: int = 0) -> list[Generation]:
         """One continuation per conversation (the assistant's next turn), reproducible under ``seed``."""
 
+    @abstractmethod
     def chat_prompt_ids(self, conversation: Messages) -> list[int]:
-        raise NotImplementedError  # only needed by trainers that score prompts themselves
+        """Token ids of the conversation as the model sees it, ending with the assistant header."""

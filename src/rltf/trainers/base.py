@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,7 +41,7 @@ def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
-class Trainer:
+class Trainer(ABC):
     def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
         from rltf.feedback import build_feedback
         from rltf.models import load_model, load_tokenizer
@@ -121,14 +122,14 @@ class Trainer:
         return state["position"]
 
     # -- subclass hooks ---------------------------------------------------------------------
+    @abstractmethod
     def make_batch(self, problems, seed: int) -> tuple[dict[str, list[Sequence]], dict[str, float], int]:
         """Roll out ``problems`` and return (sequences by kind, metrics, number of episodes)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def sequence_loss(self, kind: str, seqs: list[Sequence], batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one collated micro-batch of sequences of one kind (already weighted by the
         term's coefficient), aggregated as :func:`rltf.algorithms.aggregate` does."""
-        raise NotImplementedError
 
     # -- the loop ---------------------------------------------------------------------------
     def _accumulate(self, seqs_by_kind: dict[str, list[Sequence]], n_episodes: int, scale: float) -> dict[str, float]:
