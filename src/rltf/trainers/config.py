@@ -119,11 +119,10 @@ class RLTFFMConfig(MultiTurnGRPOConfig):
 
 
 @dataclass
-class RLTFSDFMConfig(RLTFSDConfig):
+class RLTFSDFMConfig(RLTFSDConfig, RLTFFMConfig):
     """Both auxiliary terms."""
 
     method: str = arg("rltf-sd+fm", "training method (set by the command)")
-    lambda_fm: float = arg(0.1, "weight of the FM term")
 
 
 METHOD_CONFIGS: dict[str, type[TrainConfig]] = {
