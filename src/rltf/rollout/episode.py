@@ -15,7 +15,7 @@ from typing import Sequence
 from rltf.feedback.base import Critique, FeedbackProvider
 from rltf.feedback.prompts import REVISION_TEMPLATE
 from rltf.rollout.backend import Generation, GenerationBackend, SamplingParams
-from rltf.tasks.base import Problem, Task
+from rltf.tasks.base import Problem, Score, Task
 
 
 @dataclass
@@ -88,8 +88,6 @@ def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBac
         need = [i for i in active if not (stop_when_correct and episodes[i].turns[-1].correct)]
         if not need:
             break
-        from rltf.tasks.base import Score
-
         items = [(task, owners[i], episodes[i].turns[-1].text, Score(**episodes[i].turns[-1].score)) for i in need]
         critiques: list[Critique] = feedback.critique_many(items)
         t3 = time.perf_counter()

@@ -43,10 +43,7 @@ class HFBackend(GenerationBackend):
         tok, model = self.tokenizer, self.model
         device = next(model.parameters()).device
         pad = tok.pad_token_id
-        shared = _common_prefix_len(prompts) if self.prefix_cache and len(prompts) > 1 else 0
-        shared = min(shared, min(len(p) for p in prompts) - 1)
-        if shared < self.min_prefix:
-            shared = 0
+        shared = shared_prefix_len(prompts, self.min_prefix) if self.prefix_cache else 0
         # Layout [shared prefix | left padding | rest of the prompt]: the attention mask hides the
         # padding and position ids follow the mask, so every row sees its own prompt.
         rests = [p[shared:] for p in prompts]
@@ -101,11 +98,14 @@ class HFBackend(GenerationBackend):
         return len(ids)
 
 
-def _common_prefix_len(seqs: list[list[int]]) -> int:
+def shared_prefix_len(seqs: list[list[int]], min_prefix: int) -> int:
+    """Length of the token prefix all ``seqs`` share, leaving at least one token of each sequence
+    after it; 0 for a single sequence or when the shared part is shorter than ``min_prefix``."""
+    if len(seqs) < 2:
+        return 0
+    limit = min(len(s) for s in seqs) - 1
     first = seqs[0]
-    n = min(len(s) for s in seqs)
-    for i in range(n):
-        t = first[i]
-        if any(s[i] != t for s in seqs):
-            return i
-    return n
+    n = 0
+    while n < limit and all(s[n] == first[n] for s in seqs):
+        n += 1
+    return n if n >= min_prefix else 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from rltf.algorithms import gather_logprobs
+from rltf.rollout.hf_backend import shared_prefix_len
 
 
 @dataclass
@@ -39,20 +40,9 @@ class Collated:
     prefix_ids: torch.Tensor | None = None  # [1, S] the prompts' shared prefix, encoded once
 
 
-def _common_prefix_len(seqs: list[list[int]]) -> int:
-    n = min(len(s) for s in seqs)
-    first = seqs[0]
-    for i in range(n):
-        if any(s[i] != first[i] for s in seqs):
-            return i
-    return n
-
-
 def collate(seqs: list[Sequence], pad_id: int, device: torch.device | str = "cpu", min_prefix: int = 32) -> Collated:
     prompts = [s.prompt_ids for s in seqs]
-    shared = min(_common_prefix_len(prompts), min(len(p) for p in prompts) - 1) if len(seqs) > 1 else 0
-    if shared < min_prefix:
-        shared = 0
+    shared = shared_prefix_len(prompts, min_prefix)
     p_len = max(len(p) for p in prompts) - shared
     t_len = max(max(len(s.completion_ids) for s in seqs), 1)
     ids, att, labels, mask, old = [], [], [], [], []
