@@ -16,12 +16,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="conversations generated together")
 
 
-def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic") -> None:
-    from rltf.feedback import KINDS
+def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans: bool = False) -> None:
+    from rltf.feedback import KINDS, SPAN_KINDS
 
-    p.add_argument("--feedback", default=default, choices=KINDS,
-                   help="who writes critiques: critic (programmatic), correctness (correct/incorrect only), "
-                        "judge (OpenAI-compatible endpoint), local (a local judge model), self (the policy)")
+    if spans:
+        p.add_argument("--feedback", default=default, choices=SPAN_KINDS,
+                       help="who writes the critique and its spans: critic (programmatic), judge (OpenAI-compatible "
+                            "endpoint), local (a local judge model), reward-model (a trained span reward model)")
+        p.add_argument("--reward-model", help="directory of a span reward model (--feedback reward-model)")
+    else:
+        p.add_argument("--feedback", default=default, choices=KINDS,
+                       help="who writes critiques: critic (programmatic), correctness (correct/incorrect only), "
+                            "judge (OpenAI-compatible endpoint), local (a local judge model), self (the policy)")
     p.add_argument("--judge-url", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--judge-model", help="model name sent to the judge endpoint")
     p.add_argument("--judge-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
@@ -54,6 +60,23 @@ def build_feedback_from_args(args, backend):
                           judge_key_env=args.judge_key_env, judge_timeout=args.judge_timeout,
                           judge_concurrency=args.judge_concurrency, judge_retries=args.judge_retries,
                           cache=args.judge_cache, local_backend=local)
+
+
+def build_span_feedback_from_args(args, backend):
+    from rltf.feedback import build_span_feedback
+
+    local = None
+    if args.feedback == "local" and args.judge_local_model and args.judge_local_model != args.model:
+        from rltf.models import load_model_and_tokenizer
+        from rltf.rollout.hf_backend import HFBackend
+
+        m, t = load_model_and_tokenizer(args.judge_local_model, dtype=args.dtype, device=args.device)
+        local = HFBackend(m, t, batch_size=args.batch_size)
+    return build_span_feedback(args.feedback, backend=backend, judge_url=args.judge_url, judge_model=args.judge_model,
+                               judge_key_env=args.judge_key_env, judge_timeout=args.judge_timeout,
+                               judge_concurrency=args.judge_concurrency, judge_retries=args.judge_retries,
+                               cache=args.judge_cache, local_backend=local, reward_model=args.reward_model,
+                               dtype=args.dtype, device=args.device)
 
 
 def write_json(path: str | Path, data) -> None:

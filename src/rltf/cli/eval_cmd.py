@@ -45,6 +45,8 @@ def run(args) -> int:
     lo, hi = result["ci95"]
     print(f"{task.name}: accuracy {result['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}, n={result['n']}), "
           f"format {result['format_rate']:.2f}, {timing['tokens_per_s']:.0f} tokens/s")
+    if result.get("metrics"):
+        print(", ".join(f"{k} {v:.3f}" for k, v in result["metrics"].items()))
     if args.rounds > 1:
         print("per-round accuracy: " + ", ".join(f"{a:.3f}" for a in result["per_round_accuracy"]))
     if "feedback" in result:

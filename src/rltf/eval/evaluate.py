@@ -56,6 +56,10 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         # Wall-clock figures vary run to run; everything else is a function of the seed.
         "timing": {"seconds": seconds, "tokens_per_s": tokens / seconds if seconds else 0.0},
     }
+    if hasattr(task, "metrics"):  # task-specific metrics (e.g. fact F1), mean over first answers
+        by_id = {p.id: p for p in problems}
+        values = [task.metrics(by_id[e.problem_id], e.turns[0].text) for e in episodes]
+        result["metrics"] = {k: sum(v[k] for v in values) / len(values) for k in values[0]}
     if feedback is not None:
         result["feedback"] = {"provider": feedback.name, **feedback.stats.to_dict()}
     return result

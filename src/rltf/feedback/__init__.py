@@ -38,5 +38,39 @@ def build_feedback(kind: str, backend=None, judge_url: str | None = None, judge_
     raise ConfigError(f"unknown feedback {kind!r}; choose one of {', '.join(KINDS)}")
 
 
+SPAN_KINDS = ("critic", "judge", "local", "reward-model")
+
+
+def build_span_feedback(kind: str, backend=None, judge_url: str | None = None, judge_model: str | None = None,
+                        judge_key_env: str = "OPENAI_API_KEY", judge_timeout: float = 60.0, judge_concurrency: int = 8,
+                        judge_retries: int = 3, cache: str | None = None, local_backend=None,
+                        reward_model: str | None = None, dtype: str = "auto", device: str = "auto") -> FeedbackProvider:
+    """A provider of dual feedback (critique + labelled spans): the programmatic critic, an LLM
+    judge with the span prompts (remote or local), or a trained span reward model (a directory)."""
+    from rltf.feedback.span_judge import SpanJudge
+
+    if kind == "critic":
+        return ProgrammaticCritic()
+    if kind == "judge":
+        if not judge_url or not judge_model:
+            raise ConfigError("span feedback from a judge needs judge_url and judge_model (an OpenAI-compatible endpoint)")
+        from rltf.feedback.client import OpenAIChatClient
+
+        client = OpenAIChatClient(judge_url, judge_model, api_key_env=judge_key_env, timeout=judge_timeout,
+                                  concurrency=judge_concurrency, max_retries=judge_retries)
+        return SpanJudge(client, cache=cache)
+    if kind == "local":
+        from rltf.feedback.client import LocalChatClient
+
+        return SpanJudge(LocalChatClient(local_backend or backend, "local", max_new_tokens=256))
+    if kind == "reward-model":
+        if not reward_model:
+            raise ConfigError("span feedback from a reward model needs its directory (reward_model=DIR)")
+        from rltf.reward_model import SpanRewardModel
+
+        return SpanRewardModel.from_pretrained(reward_model, dtype=dtype, device=device)
+    raise ConfigError(f"unknown span feedback {kind!r}; choose one of {', '.join(SPAN_KINDS)}")
+
+
 __all__ = ["Critique", "Span", "FeedbackProvider", "ProgrammaticCritic", "CorrectnessFeedback", "LLMJudge",
-           "SelfCritic", "build_feedback", "leaks_answer", "KINDS"]
+           "SelfCritic", "build_feedback", "build_span_feedback", "SPAN_KINDS", "leaks_answer", "KINDS"]

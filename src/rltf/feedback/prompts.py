@@ -38,3 +38,23 @@ FM_TEMPLATE = (
     "Write a short expert critique of this attempt: say concretely what is wrong and where, "
     "without giving away the answer."
 )
+
+# Dual feedback (METHODS §2.1): a critique AND the spans of the answer it refers to, as JSON.
+SPAN_JUDGE_SYSTEM = (
+    "You are a careful reviewer. Read the task and the response, then return ONLY a JSON object:\n"
+    '{"textual_feedback": "<one-paragraph critique: what is wrong or missing and what is good>",\n'
+    ' "good_spans": ["<exact phrase copied from the response>", ...],\n'
+    ' "poor_spans": ["<exact phrase copied from the response>", ...]}\n'
+    "Use 0-2 good and 0-2 poor phrases. Every phrase must be copied verbatim from the response. "
+    "Do not reveal the reference answer in the feedback."
+)
+SPAN_JUDGE_USER = "Task:\n{question}\n\nReference (for you only, may be empty):\n{reference}\n\nResponse:\n{answer}"
+
+CODE_SPAN_JUDGE_SYSTEM = (
+    "You are a senior engineer reviewing a solution that was run against unit tests. Return ONLY a JSON object:\n"
+    '{"feedback": "<one-paragraph critique of the code, based on the test log>",\n'
+    ' "wrong_code": ["<exact line copied from the code that makes a test fail>", ...],\n'
+    ' "improvement_code": ["<exact line copied from the code that works but could be better>", ...]}\n'
+    "Quote lines verbatim; use empty lists when nothing applies. Do not write the corrected code."
+)
+CODE_SPAN_JUDGE_USER = "Task:\n{question}\n\nCode:\n{answer}\n\nTest log:\n{test_log}"

@@ -69,3 +69,13 @@ register_file_kind("math", _math)
 register_file_kind("code", _code)
 register_file_kind("open", _open)
 register_file_kind("slf5k", _slf5k)
+
+
+def _fact_summary(**params):
+    from rltf.tasks.fact_summary import FactSummaryTask
+
+    return FactSummaryTask(**params)
+
+
+register_preset("fact_summary", _fact_summary, "summarise a generated post's key facts; the critic labels wrong and "
+                "correct facts as spans (Text2Grad CPU task)", cpu_scale=True, few_shot=2, distractors=2)

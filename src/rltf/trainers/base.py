@@ -222,6 +222,8 @@ class Trainer(ABC):
         self.last_accuracy = result["accuracy"]
         out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],
                "eval/ci95_high": result["ci95"][1], "eval/format_rate": result["format_rate"]}
+        out["eval/mean_reward"] = result["mean_reward"]
+        out.update({f"eval/{k}": v for k, v in result.get("metrics", {}).items()})
         if rounds > 1:
             out.update({f"eval/self_critique_round{k + 1}": a for k, a in enumerate(result["per_round_accuracy"])})
         return out

@@ -5,6 +5,7 @@ from rltf.feedback.base import Critique, FeedbackProvider
 from rltf.feedback.critics.arithmetic import critique_arithmetic
 from rltf.feedback.critics.code import critique_code
 from rltf.feedback.critics.common import GENERIC_WRONG, MISSING_BOX, boxed_span, finish
+from rltf.feedback.critics.summary import critique_fact_summary
 from rltf.feedback.critics.puzzles import critique_binary_matrix, critique_knights_knaves, critique_shortest_path
 
 _BY_DATASET = {
@@ -30,6 +31,8 @@ class ProgrammaticCritic(FeedbackProvider):
 
     def critique(self, task, problem, answer: str, score) -> Critique:
         self.stats.count(None)
+        if getattr(task, "dataset", None) == "fact_summary":
+            return critique_fact_summary(task, problem, answer, score)
         if score.correct:
             return Critique("Your previous attempt was correct.", boxed_span(answer, "positive"), source="critic")
         from rltf.tasks.code_task import CodeTask

@@ -1,0 +1,157 @@
+"""Reading dual feedback (a critique plus labelled spans) written as JSON by a judge or a span reward model.
+
+Accepted shapes (METHODS §2.1 and §2.3)::
+
+    {"textual_feedback": "...", "good_spans": [...], "poor_spans": [...]}            # summaries
+    {"feedback": "...", "wrong_code": [...], "improvement_code": [...]}              # code
+    {"textual_feedback": "...", "word_score_list": [["word", 1], ["word", -1], ...]}  # reference RM
+
+Parsing is strict first (the whole reply, or a fenced block, is JSON), then lenient (the first
+balanced ``{...}``, trailing commas and single quotes repaired, then key-by-key extraction). A reply
+that neither reading understands raises :class:`FeedbackParseError` with a reason, which callers
+count; it never becomes a critique. ``improvement_code`` lines are working code that could be
+better: they are kept as neutral spans (no reward), as they are neither wrong nor praised.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rltf.errors import RltfError
+from rltf.spans.align import words_to_spans
+
+FEEDBACK_KEYS = ("textual_feedback", "feedback", "critique")
+POSITIVE_KEYS = ("good_spans",)
+NEGATIVE_KEYS = ("poor_spans", "wrong_code")
+NEUTRAL_KEYS = ("improvement_code",)
+
+
+class FeedbackParseError(RltfError):
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass
+class DualFeedback:
+    critique: str
+    spans: list[tuple[str, str]]  # (quote, label)
+    neutral: list[str] = field(default_factory=list)
+    lenient: bool = False  # True when only the lenient reading understood the reply
+
+
+def _strict(text: str) -> Any:
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+    for candidate in (text.strip(), fenced.group(1).strip() if fenced else None):
+        if candidate:
+            try:
+                return json.loads(candidate)
+            except ValueError:
+                pass
+    return None
+
+
+def _balanced_object(text: str) -> str | None:
+    start = text.find("{")
+    while start >= 0:
+        depth, in_str, esc = 0, None, False
+        for i in range(start, len(text)):
+            ch = text[i]
+            if in_str:
+                if esc:
+                    esc = False
+                elif ch == "\\":
+                    esc = True
+                elif ch == in_str:
+                    in_str = None
+            elif ch in "\"'":
+                in_str = ch
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[start:i + 1]
+        start = text.find("{", start + 1)
+    return None
+
+
+def _lenient(text: str) -> Any:
+    block = _balanced_object(text)
+    if block is not None:
+        repaired = re.sub(r",\s*([}\]])", r"\1", block)
+        for attempt in (repaired, repaired.replace("true", "True").replace("false", "False").replace("null", "None")):
+            try:
+                return json.loads(attempt)
+            except ValueError:
+                try:
+                    value = ast.literal_eval(attempt)
+                    if isinstance(value, dict):
+                        return value
+                except (ValueError, SyntaxError, MemoryError, RecursionError):
+                    pass
+    # Key-by-key: "key": "string" and "key": [list of strings]
+    found: dict[str, Any] = {}
+    for key in FEEDBACK_KEYS:
+        m = re.search(rf"[\"']{key}[\"']\s*:\s*\"((?:[^\"\\]|\\.)*)\"", text, re.S)
+        if m:
+            found[key] = json.loads(f'"{m.group(1)}"')
+            break
+    for key in POSITIVE_KEYS + NEGATIVE_KEYS + NEUTRAL_KEYS:
+        m = re.search(rf"[\"']{key}[\"']\s*:\s*\[(.*?)\]", text, re.S)
+        if m:
+            found[key] = [json.loads(f'"{s}"') for s in re.findall(r"\"((?:[^\"\\]|\\.)*)\"", m.group(1))]
+    return found or None
+
+
+def _strings(value: Any, key: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise FeedbackParseError("bad_spans", f"{key} must be a list of strings")
+    out = []
+    for item in value:
+        if isinstance(item, dict):  # {"text": ...} or {"span": ...}
+            item = item.get("text") or item.get("span") or item.get("quote")
+        if not isinstance(item, str):
+            raise FeedbackParseError("bad_spans", f"{key} holds a non-string item {item!r}")
+        if item.strip():
+            out.append(item)
+    return out
+
+
+def parse_dual_feedback(text: str) -> DualFeedback:
+    """A judge's or reward model's reply -> critique and spans (raises FeedbackParseError)."""
+    if not isinstance(text, str) or not text.strip():
+        raise FeedbackParseError("empty")
+    data, lenient = _strict(text), False
+    if not isinstance(data, dict):
+        data, lenient = _lenient(text), True
+    if not isinstance(data, dict):
+        raise FeedbackParseError("not_json", text[:80])
+    critique = next((data[k] for k in FEEDBACK_KEYS if isinstance(data.get(k), str)), None)
+    if critique is None or not critique.strip():
+        raise FeedbackParseError("no_feedback", f"none of {', '.join(FEEDBACK_KEYS)} holds a critique")
+    spans = [(q, "positive") for k in POSITIVE_KEYS for q in _strings(data.get(k), k)]
+    spans += [(q, "negative") for k in NEGATIVE_KEYS for q in _strings(data.get(k), k)]
+    if "word_score_list" in data:
+        if not isinstance(data["word_score_list"], list):
+            raise FeedbackParseError("bad_spans", "word_score_list must be a list of [word, score] pairs")
+        try:
+            spans += words_to_spans(data["word_score_list"])
+        except RltfError as err:
+            raise FeedbackParseError("bad_spans", str(err)) from None
+    neutral = [q for k in NEUTRAL_KEYS for q in _strings(data.get(k), k)]
+    return DualFeedback(critique.strip(), spans, neutral, lenient)
+
+
+def format_dual_feedback(critique: str, spans: list[tuple[str, str]]) -> str:
+    """The JSON the span reward model learns to write (METHODS §2.3, good/poor span form)."""
+    return json.dumps({"textual_feedback": critique,
+                       "good_spans": [q for q, label in spans if label == "positive"],
+                       "poor_spans": [q for q, label in spans if label == "negative"]}, ensure_ascii=False)
