@@ -28,7 +28,7 @@ def parity_grader(problem, completion):
     return Score(1.0 if good else 0.0, good, True, "parity", None)
 
 
-@pytest.mark.parametrize("method", list(METHOD_CONFIGS))
+@pytest.mark.parametrize("method", [m for m in METHOD_CONFIGS if not m.endswith("ppo")])  # PPO: test_ppo_trainer.py
 def test_one_step_changes_trainable_parameters(method, tmp_path, monkeypatch):
     tr = trainer(method, tmp_path, max_steps=1, group_size=6)
     monkeypatch.setattr(tr.task, "grade", parity_grader)

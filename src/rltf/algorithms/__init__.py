@@ -2,6 +2,9 @@
 from rltf.algorithms.advantages import (group_centered_advantages, masked_group_mean, multiturn_returns,
                                         sd_advantages, sd_token_mask)
 from rltf.algorithms.losses import aggregate, fm_loss, gather_logprobs, policy_gradient_loss, sd_loss
+from rltf.algorithms.ppo import (AdaptiveKLController, dense_rewards, full_kl, gae, last_token_rewards,
+                                 length_weights, value_loss, whiten)
 
 __all__ = ["group_centered_advantages", "masked_group_mean", "multiturn_returns", "sd_advantages", "sd_token_mask",
-           "aggregate", "fm_loss", "gather_logprobs", "policy_gradient_loss", "sd_loss"]
+           "aggregate", "fm_loss", "gather_logprobs", "policy_gradient_loss", "sd_loss", "AdaptiveKLController",
+           "dense_rewards", "full_kl", "gae", "last_token_rewards", "length_weights", "value_loss", "whiten"]

@@ -173,8 +173,8 @@ def token_offsets(answer: str, tokenizer, token_ids: Sequence[int] | None = None
     done, pending = 0, []
     for k in range(1, len(ids) + 1):
         text = tokenizer.decode(ids[:k], skip_special_tokens=True)
-        if full.startswith(text) and "\ufffd" not in text[done:]:
-            end = len(text)
+        if full.startswith(text):
+            end = max(len(text), done)
             for j in pending:
                 offsets[j] = (done, end)
             offsets.append((done, end))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,7 +44,6 @@ def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
 
 class Trainer(ABC):
     def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
-        from rltf.feedback import build_feedback
         from rltf.models import load_model, load_tokenizer
         from rltf.models.loading import resolve_device
         from rltf.rollout.hf_backend import HFBackend
@@ -61,7 +61,7 @@ class Trainer(ABC):
             source = str(self.resume_from / "model")
         model = load_model(source, dtype=config.dtype, device=self.device, seed=config.seed, tokenizer=self.tokenizer)
         self.ref_model = None
-        if config.kl_coef:
+        if config.kl_coef and not config.use_lora:  # with LoRA the reference is the base (adapters off)
             self.ref_model = load_model(config.model, dtype=config.dtype, device=self.device, seed=config.seed,
                                         tokenizer=self.tokenizer)
             self.ref_model.requires_grad_(False)
@@ -74,12 +74,12 @@ class Trainer(ABC):
         self.model = model
         self.backend = HFBackend(model, self.tokenizer, batch_size=config.generation_batch_size,
                                  autocast_bf16=config.bf16_autocast)
-        self.feedback = build_feedback(config.feedback, backend=self.backend, judge_url=config.judge_url,
-                                       judge_model=config.judge_model, judge_key_env=config.judge_key_env,
-                                       judge_timeout=config.judge_timeout, judge_concurrency=config.judge_concurrency,
-                                       cache=config.judge_cache)
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
+        self.feedback = self.make_feedback()
+        self.extra_modules = self.build_extra_modules(model)
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        groups += [{"params": list(m.parameters()), **self.extra_param_group_options(name)}
+                   for name, m in self.extra_modules.items()]
+        self.optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
                                            eps=config.adam_epsilon, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config))
         self.step = 0
@@ -114,6 +114,9 @@ class Trainer(ABC):
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"])
+        for name, module in self.extra_modules.items():
+            module.load_state_dict(state["extra_modules"][name])
+        self.load_state_extras(state)
         self.step = state["step"]
         self.generated_tokens = state.get("generated_tokens", 0)
         self.last_accuracy = state.get("last_accuracy")
@@ -122,6 +125,41 @@ class Trainer(ABC):
         return state["position"]
 
     # -- subclass hooks ---------------------------------------------------------------------
+    def make_feedback(self):
+        """The critique provider of the rollouts (``config.feedback``)."""
+        from rltf.feedback import build_feedback
+
+        c = self.config
+        return build_feedback(c.feedback, backend=self.backend, judge_url=c.judge_url, judge_model=c.judge_model,
+                              judge_key_env=c.judge_key_env, judge_timeout=c.judge_timeout,
+                              judge_concurrency=c.judge_concurrency, cache=c.judge_cache)
+
+    def build_extra_modules(self, model) -> dict[str, torch.nn.Module]:
+        """Trainable modules besides the policy (e.g. a value head): optimised, checkpointed, resumed."""
+        return {}
+
+    def extra_param_group_options(self, name: str) -> dict[str, Any]:
+        """Optimizer options of an extra module's parameter group (e.g. its own learning rate)."""
+        return {}
+
+    def state_extras(self) -> dict[str, Any]:
+        """Extra trainer state saved in checkpoints (e.g. an adaptive KL coefficient)."""
+        return {}
+
+    def load_state_extras(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_extras` saved."""
+
+    @contextmanager
+    def reference_model(self):
+        """The frozen reference policy: the initial model, or with LoRA the base weights (adapters off)."""
+        if self.ref_model is not None:
+            yield self.ref_model
+        elif hasattr(self.model, "disable_adapter"):
+            with self.model.disable_adapter():
+                yield self.model
+        else:
+            raise ConfigError("this run has no reference model (set kl_coef > 0)")
+
     @abstractmethod
     def make_batch(self, problems, seed: int) -> tuple[dict[str, list[Sequence]], dict[str, float], int]:
         """Roll out ``problems`` and return (sequences by kind, metrics, number of episodes)."""
@@ -186,23 +224,33 @@ class Trainer(ABC):
             for k, v in {**rollout_metrics, **losses, "time/rollout": t1 - t0, "time/backward": t2 - t1}.items():
                 metrics[k] = metrics.get(k, 0.0) + v / c.gradient_accumulation_steps
         t3 = time.perf_counter()
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        norm = self._apply_gradients()
+        self.scheduler.step()
+        metrics.update({"grad_norm": norm, "time/optimizer": time.perf_counter() - t3})
+        return self._finish_step(metrics, t_start)
+
+    def _apply_gradients(self) -> float:
+        """Guard, clip and apply the accumulated gradients (one optimizer step) -> gradient norm."""
+        params = [p for group in self.optimizer.param_groups for p in group["params"] if p.requires_grad]
         grads = [p.grad for p in params if p.grad is not None]
         norm = torch.nn.utils.get_total_norm(grads) if grads else torch.tensor(0.0)
         if not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteError(f"non-finite gradient norm at step {self.step + 1}; the step was not applied; "
                                  f"last good checkpoint: {self._last_checkpoint()}")
-        if c.max_grad_norm:
-            torch.nn.utils.clip_grads_with_norm_(params, c.max_grad_norm, norm)
+        if self.config.max_grad_norm:
+            torch.nn.utils.clip_grads_with_norm_(params, self.config.max_grad_norm, norm)
         self.optimizer.step()
-        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def _finish_step(self, metrics: dict[str, float], t_start: float) -> dict[str, float]:
+        c = self.config
         self.step += 1
         self.generated_tokens += int(metrics.get("tokens/generated", 0) * c.gradient_accumulation_steps)
         metrics["tokens/cumulative"] = float(self.generated_tokens)
         metrics["loss/total"] = sum(v for k, v in metrics.items() if k.startswith("loss/"))
-        metrics.update({"grad_norm": float(norm), "lr": self.scheduler.get_last_lr()[0],
-                        "time/optimizer": time.perf_counter() - t3, "time/step": time.perf_counter() - t_start})
+        metrics.update({"lr": self.scheduler.get_last_lr()[0], "time/step": time.perf_counter() - t_start})
         if metrics.get("tokens/generated") and metrics.get("time/generate"):
             metrics["tokens/per_s"] = metrics["tokens/generated"] / metrics["time/generate"]
         return metrics
@@ -230,8 +278,9 @@ class Trainer(ABC):
 
     def save(self) -> Path:
         state = {"step": self.step, "position": self.stream.position, "generated_tokens": self.generated_tokens,
-                 "last_accuracy": self.last_accuracy,
-                 "history": self.history}
+                 "last_accuracy": self.last_accuracy, "history": self.history,
+                 "extra_modules": {name: m.state_dict() for name, m in self.extra_modules.items()},
+                 **self.state_extras()}
         return ckpt.save_checkpoint(self.output_dir, self.step, self.model, self.tokenizer, self.optimizer,
                                     self.scheduler, config_to_dict(self.config), state, self.last_accuracy,
                                     keep=self.config.save_total_limit)

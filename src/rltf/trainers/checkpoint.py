@@ -25,6 +25,8 @@ CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 CITATIONS = {
     "rltf": "RL from Text Feedback (RLTF): two-turn episodes with self-distillation (SD) or feedback modelling (FM).",
+    "text2grad": "Text2Grad: critiques aligned to token spans become per-token rewards for span-level PPO.",
+    "ppo": "Schulman et al., Proximal Policy Optimization Algorithms, 2017 (scalar-reward baseline).",
     "grpo": "Shao et al., DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models (GRPO), 2024.",
 }
 
@@ -47,7 +49,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def model_card(config: dict, step: int, accuracy: float | None) -> str:
     acc = "not measured" if accuracy is None else f"{accuracy:.3f}"
     method = config["method"]
-    cite = CITATIONS["grpo"] if method == "grpo" else CITATIONS["rltf"]
+    cite = {"grpo": CITATIONS["grpo"], "span-ppo": CITATIONS["text2grad"], "scalar-ppo": CITATIONS["ppo"]}.get(
+        method, CITATIONS["rltf"])
     return (f"---\nlibrary_name: transformers\ntags: [rltf, {method}]\nbase_model: {config['model']}\n---\n\n"
             f"# {config['model']} trained with rltf `{method}`\n\n"
             f"- method: {method}\n- task: {config['task']}\n- feedback: {config['feedback']}\n"

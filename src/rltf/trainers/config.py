@@ -125,15 +125,66 @@ class RLTFSDFMConfig(RLTFSDConfig, RLTFFMConfig):
     method: str = arg("rltf-sd+fm", "training method (set by the command)")
 
 
+@dataclass
+class SpanPPOConfig(TrainConfig):
+    """Text2Grad span-level PPO: critique spans become per-token rewards; PPO with a value head and GAE."""
+
+    method: str = arg("span-ppo", "training method (set by the command)")
+    feedback: str = arg("critic", "who labels spans: critic (programmatic), judge (OpenAI-compatible endpoint), "
+                                  "local (local judge model), reward-model (a trained span reward model)")
+    reward_model: str | None = arg(None, "directory of a span reward model (feedback=reward-model)")
+    prompts_per_step: int = arg(32, "prompts sampled per step (the reference: batch 32)")
+    group_size: int = arg(1, "answers sampled per prompt")
+    temperature: float = arg(0.6, "sampling temperature (the reference: 0.6)")
+    top_p: float = arg(0.9, "nucleus sampling (the reference: 0.9)")
+    learning_rate: float = arg(1e-5, "policy learning rate (the reference: 1e-5)")
+    value_learning_rate: float | None = arg(None, "value head learning rate (default: learning_rate)")
+    kl_coef: float = arg(0.2, "initial KL coefficient beta (the reference: 0.2)")
+    kl_estimator: str = arg("full", "full (KL over the whole vocabulary) or kl (logp - logp_ref of the sampled token)")
+    kl_target: float | None = arg(6.0, "adaptive KL target per sequence (None = fixed beta)")
+    kl_horizon: int = arg(10_000, "adaptive KL horizon, in sequences")
+    gamma: float = arg(1.0, "GAE discount (the reference: 1)")
+    lam: float = arg(0.95, "GAE lambda (the reference: 0.95)")
+    clip_eps: float = arg(0.2, "PPO policy ratio clip (the reference: 0.2)")
+    value_clip: float = arg(0.2, "value clip around the rollout's values (the reference: 0.2)")
+    vf_coef: float = arg(0.1, "weight of the value loss (the reference: 0.1)")
+    ppo_epochs: int = arg(4, "passes over each rollout batch (the reference: 4)")
+    mini_batch_size: int = arg(8, "sequences per optimizer step within a PPO epoch")
+    whiten_advantages: bool = arg(True, "whiten advantages over the batch's response tokens")
+    length_weight: bool = arg(False, "weight token rewards by 1/(1+exp(alpha(t-L0)-6)) (long summaries)")
+    length_alpha: float = arg(1.0, "alpha of the length weight")
+    length_l0: float = arg(48.0, "suggested length L0 of the length weight, in tokens")
+    scalar_score: str = arg("span_sum", "scalar-ppo's sequence score: span_sum (sum of located span labels) or "
+                                        "task (the task's reward)")
+    min_parsed_fraction: float = arg(0.5, "skip the update when fewer answers than this got usable span feedback")
+    loss_aggregation: str = arg("token-mean", "token-mean (PPO default), sum or seq-mean-token-mean")
+    lora_r: int = arg(16, "LoRA rank (the reference: 16)")
+    lora_alpha: int = arg(32, "LoRA alpha (the reference: 32)")
+
+    @property
+    def turns(self) -> int:
+        return 1
+
+
+@dataclass
+class ScalarPPOConfig(SpanPPOConfig):
+    """The scalar-reward PPO baseline: the same PPO, with the sequence score on the last token only."""
+
+    method: str = arg("scalar-ppo", "training method (set by the command)")
+
+
 METHOD_CONFIGS: dict[str, type[TrainConfig]] = {
     "grpo": GRPOConfig, "multiturn-grpo": MultiTurnGRPOConfig, "rltf-sd": RLTFSDConfig,
-    "rltf-fm": RLTFFMConfig, "rltf-sd+fm": RLTFSDFMConfig,
+    "rltf-fm": RLTFFMConfig, "rltf-sd+fm": RLTFSDFMConfig, "span-ppo": SpanPPOConfig, "scalar-ppo": ScalarPPOConfig,
 }
+PPO_METHODS = ("span-ppo", "scalar-ppo")
 
 _CHOICES = {"loss_aggregation": ("sum", "token-mean", "seq-mean-token-mean"),
             "lr_scheduler": ("constant", "linear", "cosine"),
             "sd_mode": ("awr", "clipped_is", "rejection"), "sd_baseline": ("first", "second"),
-            "feedback": ("critic", "correctness", "judge", "local", "self")}
+            "feedback": ("critic", "correctness", "judge", "local", "self"),
+            "kl_estimator": ("full", "kl"), "scalar_score": ("span_sum", "task")}
+_PPO_FEEDBACK = ("critic", "judge", "local", "reward-model")
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
@@ -184,10 +235,14 @@ def make_config(method: str, recipe: str | Path | None = None, overrides: dict[s
                           f"(see `rltf train {method} --help`)")
     for name, value in values.items():
         values[name] = _coerce(name, value, known[name].type)
-        if name in _CHOICES and values[name] not in _CHOICES[name]:
-            raise ConfigError(f"{name} must be one of {', '.join(_CHOICES[name])}, got {values[name]!r}")
+        choices = _PPO_FEEDBACK if (name == "feedback" and method in PPO_METHODS) else _CHOICES.get(name)
+        if choices and values[name] not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {values[name]!r}")
     config = cls(**values)
-    for name in ("max_steps", "prompts_per_step", "group_size", "micro_batch_size", "gradient_accumulation_steps"):
+    for name in ("max_steps", "prompts_per_step", "group_size", "micro_batch_size", "gradient_accumulation_steps",
+                 "ppo_epochs", "mini_batch_size"):
+        if not hasattr(config, name):
+            continue
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1")
     return config

@@ -104,9 +104,9 @@ class RLTFTrainer(Trainer):
         logp = completion_logprobs(self.model, batch, c.bf16_autocast)
         if kind == "rl":
             ref = None
-            if self.ref_model is not None:
-                with torch.no_grad():
-                    ref = completion_logprobs(self.ref_model, batch, c.bf16_autocast)
+            if c.kl_coef:
+                with torch.no_grad(), self.reference_model() as ref_model:
+                    ref = completion_logprobs(ref_model, batch, c.bf16_autocast)
             return policy_gradient_loss(logp, batch.advantages, batch.mask, aggregation=c.loss_aggregation,
                                         ref_logp=ref, kl_coef=c.kl_coef)
         if kind == "sd":

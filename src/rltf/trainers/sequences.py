@@ -67,8 +67,10 @@ def collate(seqs: list[Sequence], pad_id: int, device: torch.device | str = "cpu
     )
 
 
-def completion_logprobs(model, batch: Collated, autocast_bf16: bool = False) -> torch.Tensor:
-    """log pi(completion_t | prompt, completion_<t) for every completion position -> [B, T] fp32."""
+def completion_forward(model, batch: Collated, autocast_bf16: bool = False,
+                       hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits predicting each completion token -> ([B, T, V], and with ``hidden`` the last layer's
+    hidden states at the same positions [B, T, H], the input of a value head)."""
     device_type = batch.input_ids.device.type
     with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=autocast_bf16):
         cache = None
@@ -76,6 +78,14 @@ def completion_logprobs(model, batch: Collated, autocast_bf16: bool = False) -> 
             cache = model(input_ids=batch.prefix_ids, use_cache=True).past_key_values
             cache.batch_repeat_interleave(batch.input_ids.shape[0])
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                    past_key_values=cache, use_cache=cache is not None, logits_to_keep=batch.completion_len + 1)
+                    past_key_values=cache, use_cache=cache is not None, logits_to_keep=batch.completion_len + 1,
+                    output_hidden_states=hidden)
     logits = out.logits[:, :-1]  # position i predicts token i + 1
+    states = out.hidden_states[-1][:, -(batch.completion_len + 1):-1] if hidden else None
+    return logits, states
+
+
+def completion_logprobs(model, batch: Collated, autocast_bf16: bool = False) -> torch.Tensor:
+    """log pi(completion_t | prompt, completion_<t) for every completion position -> [B, T] fp32."""
+    logits, _ = completion_forward(model, batch, autocast_bf16)
     return gather_logprobs(logits, batch.labels)

@@ -1,0 +1,213 @@
+"""Text2Grad span-level PPO and the scalar-reward PPO baseline (METHODS §2.4).
+
+One step: sample answers; ask the span feedback provider (programmatic critic, judge, or span
+reward model) for a critique with labelled spans; align the spans to the sampled tokens
+(:func:`rltf.spans.token_rewards`); one no-grad forward gives the old log-probs, the values and the
+KL to the reference; rewards r_t = delta_t * w_t - beta * KL_t; GAE; whitening; then
+``ppo_epochs`` passes of clipped policy + value loss over shuffled minibatches, one optimizer step
+per minibatch.
+
+``span-ppo`` puts delta on the tokens of the spans. ``scalar-ppo`` puts the sequence score (the sum
+of the located span labels, or the task reward) on the last response token: the ONLY difference.
+An answer whose feedback failed (timeout, unparseable reward-model output) gets no reward and is
+left out of the update; if fewer than ``min_parsed_fraction`` of the answers have feedback, the
+update is skipped for that step (the reference's rule).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from rltf.algorithms import (AdaptiveKLController, dense_rewards, full_kl, gae, gather_logprobs, last_token_rewards,
+                             length_weights, policy_gradient_loss, value_loss, whiten)
+from rltf.rollout import SamplingParams
+from rltf.spans import SpanError, token_rewards
+from rltf.trainers.base import Trainer
+from rltf.trainers.sequences import Sequence, collate, completion_forward
+
+
+def span_label_sum(report) -> float:
+    """Sequence score of scalar PPO: +1 per located occurrence of a positive span, -1 per negative one."""
+    return float(sum((1 if m.label == "positive" else -1) * len(m.ranges) for m in report.matches))
+
+
+class PPOTrainer(Trainer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not hasattr(self, "kl_ctl"):
+            self.kl_ctl = AdaptiveKLController(self.config.kl_coef, self.config.kl_target, self.config.kl_horizon)
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def make_feedback(self):
+        from rltf.feedback import build_span_feedback
+
+        c = self.config
+        return build_span_feedback(c.feedback, backend=self.backend, judge_url=c.judge_url, judge_model=c.judge_model,
+                                   judge_key_env=c.judge_key_env, judge_timeout=c.judge_timeout,
+                                   judge_concurrency=c.judge_concurrency, cache=c.judge_cache,
+                                   reward_model=c.reward_model, device=c.device)
+
+    def build_extra_modules(self, model):
+        head = torch.nn.Linear(model.config.hidden_size, 1)
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+        self.value_head = head.to(next(model.parameters()).device)
+        return {"value_head": self.value_head}
+
+    def extra_param_group_options(self, name):
+        lr = self.config.value_learning_rate
+        return {} if lr is None else {"lr": lr}
+
+    def state_extras(self):
+        return {"kl_coef_value": self.kl_ctl.value}
+
+    def load_state_extras(self, state):
+        c = self.config
+        self.kl_ctl = AdaptiveKLController(state.get("kl_coef_value", c.kl_coef), c.kl_target, c.kl_horizon)
+
+    # -- rollout -------------------------------------------------------------------------------
+    def make_batch(self, problems, seed):
+        c = self.config
+        task, N = self.task, c.group_size
+        owners = [p for p in problems for _ in range(N)]
+        params = SamplingParams(max_new_tokens=c.max_new_tokens or task.max_new_tokens,
+                                temperature=c.temperature, top_p=c.top_p)
+        self.model.eval()
+        t0 = time.perf_counter()
+        gens = self.backend.generate([task.messages(p) for p in owners], params, seed=seed)
+        t1 = time.perf_counter()
+        scores = [task.score(p, g.text) for p, g in zip(owners, gens)]
+        critiques = self.feedback.critique_many([(task, p, g.text, s) for p, g, s in zip(owners, gens, scores)])
+        seqs, failures, not_found, labelled = [], 0, 0, []
+        for g, s, crit in zip(gens, scores, critiques):
+            if crit.fallback or not g.token_ids:
+                failures += 1
+                continue
+            try:
+                delta, report = token_rewards(g.text, crit.spans, self.tokenizer, token_ids=g.token_ids)
+            except SpanError:
+                failures += 1
+                continue
+            not_found += len(report.not_found)
+            labelled.append(report.labelled_fraction)
+            if c.method == "scalar-ppo":
+                score = span_label_sum(report) if c.scalar_score == "span_sum" else s.reward
+                delta = last_token_rewards(torch.tensor([score]), torch.ones(1, len(g.token_ids), dtype=torch.bool))[0]
+            seqs.append(Sequence(g.prompt_ids, g.token_ids, 0.0, "ppo", g.logprobs,
+                                 extra={"delta": delta.tolist(), "span_sum": span_label_sum(report)}))
+        t2 = time.perf_counter()
+        metrics = {
+            "reward/task": sum(s.reward for s in scores) / len(scores),
+            "accuracy/turn0": sum(s.correct for s in scores) / len(scores),
+            "tokens/generated": float(sum(len(g.token_ids) for g in gens)), "time/generate": t1 - t0,
+            "time/feedback": t2 - t1, "feedback/failed": float(failures), "spans/not_found": float(not_found),
+        }
+        metrics.update({f"task/{k}": v for k, v in _mean_metrics(task, owners, gens).items()})
+        if seqs:
+            metrics["reward/span_sum"] = sum(s.extra["span_sum"] for s in seqs) / len(seqs)
+            metrics["spans/labelled_fraction"] = sum(labelled) / len(labelled)
+        if len(seqs) < c.min_parsed_fraction * len(gens):
+            metrics["ppo/skipped"] = 1.0
+            return {"ppo": []}, metrics, len(gens)
+        metrics.update(self._advantages(seqs))
+        metrics["time/old_forward"] = time.perf_counter() - t2
+        return {"ppo": seqs}, metrics, len(gens)
+
+    @torch.no_grad()
+    def _advantages(self, seqs: list[Sequence]) -> dict[str, float]:
+        """Old log-probs, values and KL in one no-grad pass; then rewards, GAE and whitening."""
+        c = self.config
+        device = next(self.model.parameters()).device
+        logp_rows, value_rows, kl_rows = [], [], []
+        for lo in range(0, len(seqs), c.micro_batch_size):
+            part = seqs[lo:lo + c.micro_batch_size]
+            batch = collate(part, self.tokenizer.pad_token_id, device)
+            logits, hidden = completion_forward(self.model, batch, c.bf16_autocast, hidden=True)
+            logp = gather_logprobs(logits, batch.labels)
+            values = self.value_head(hidden.float()).squeeze(-1)
+            kl = torch.zeros_like(logp)
+            if c.kl_coef:
+                with self.reference_model() as ref:
+                    ref_logits, _ = completion_forward(ref, batch, c.bf16_autocast)
+                kl = full_kl(logits, ref_logits) if c.kl_estimator == "full" else logp - gather_logprobs(ref_logits, batch.labels)
+            for k, s in enumerate(part):
+                n = len(s.completion_ids)
+                logp_rows.append(logp[k, :n].float().cpu())
+                value_rows.append(values[k, :n].float().cpu())
+                kl_rows.append(kl[k, :n].float().cpu())
+        T = max(len(s.completion_ids) for s in seqs)
+
+        def pad(rows):
+            return torch.stack([torch.nn.functional.pad(r, (0, T - len(r))) for r in rows])
+
+        mask = pad([torch.ones(len(s.completion_ids)) for s in seqs]).bool()
+        delta = pad([torch.tensor(s.extra["delta"]) for s in seqs])
+        kl, values = pad(kl_rows), pad(value_rows)
+        weights = length_weights(T, c.length_alpha, c.length_l0) if c.length_weight else None
+        rewards = dense_rewards(delta, mask, kl, self.kl_ctl.value, weights)
+        adv, returns = gae(rewards, values, mask, c.gamma, c.lam)
+        if c.whiten_advantages:
+            adv = whiten(adv, mask)
+        for k, s in enumerate(seqs):
+            n = len(s.completion_ids)
+            s.extra.update(adv=adv[k, :n].tolist(), returns=returns[k, :n].tolist(),
+                           old_values=values[k, :n].tolist(), old_logp=logp_rows[k].tolist())
+        kl_per_seq = (kl * mask).sum(dim=1).mean().item()
+        beta = self.kl_ctl.value
+        self.kl_ctl.update(kl_per_seq, len(seqs))
+        return {"kl/per_sequence": kl_per_seq, "kl/beta": beta, "reward/dense_mean": float(rewards.sum(1).mean()),
+                "values/mean": float((values * mask).sum() / mask.sum())}
+
+    # -- update --------------------------------------------------------------------------------
+    def train_step(self):
+        c = self.config
+        t_start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        problems = self.stream.take(c.prompts_per_step)
+        seed = c.seed * 1_000_003 + (self.step + 1) * 101
+        t0 = time.perf_counter()
+        seqs_by_kind, metrics, _ = self.make_batch(problems, seed)
+        metrics["time/rollout"] = time.perf_counter() - t0
+        seqs = seqs_by_kind["ppo"]
+        t1 = time.perf_counter()
+        sums: dict[str, float] = {}
+        n_updates, norms = 0, []
+        order_rng = torch.Generator().manual_seed(seed)
+        for _ in range(c.ppo_epochs if seqs else 0):
+            order = torch.randperm(len(seqs), generator=order_rng).tolist()
+            for lo in range(0, len(order), c.mini_batch_size):
+                minibatch = [seqs[i] for i in order[lo:lo + c.mini_batch_size]]
+                stats = self._accumulate({"ppo": minibatch}, len(minibatch), 1.0)
+                norms.append(self._apply_gradients())
+                n_updates += 1
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
+        metrics.update({k: v / max(n_updates, 1) for k, v in sums.items()})
+        metrics.update({"time/backward": time.perf_counter() - t1, "ppo/updates": float(n_updates),
+                        "grad_norm": sum(norms) / len(norms) if norms else 0.0})
+        self.scheduler.step()
+        return self._finish_step(metrics, t_start)
+
+    def sequence_loss(self, kind, seqs, batch):
+        c = self.config
+        T = batch.completion_len
+
+        def pad(key):
+            return torch.tensor([s.extra[key] + [0.0] * (T - len(s.extra[key])) for s in seqs],
+                                dtype=torch.float32, device=batch.input_ids.device)
+
+        logits, hidden = completion_forward(self.model, batch, c.bf16_autocast, hidden=True)
+        logp = gather_logprobs(logits, batch.labels)
+        values = self.value_head(hidden.float()).squeeze(-1)
+        pg, pg_stats = policy_gradient_loss(logp, pad("adv"), batch.mask, old_logp=pad("old_logp"), clip_eps=c.clip_eps,
+                                            aggregation=c.loss_aggregation)
+        vl, v_stats = value_loss(values, pad("old_values"), pad("returns"), batch.mask, c.value_clip, c.loss_aggregation)
+        return pg + c.vf_coef * vl, {**pg_stats, **v_stats, "policy_loss": pg.item(), "value_loss": vl.item()}
+
+
+def _mean_metrics(task, problems, gens) -> dict[str, float]:
+    if not hasattr(task, "metrics") or not gens:
+        return {}
+    values = [task.metrics(p, g.text) for p, g in zip(problems, gens)]
+    return {k: sum(v[k] for v in values) / len(values) for k in values[0]}

@@ -1,0 +1,134 @@
+"""span-ppo and scalar-ppo on the tiny random model: rewards sit where they should, parameters
+move, failed feedback is left out, resume is bit-exact."""
+import pytest
+import torch
+
+from rltf.feedback.base import Critique, FeedbackProvider, Span
+from rltf.trainers import build_trainer, make_config
+
+BASE = dict(model="tiny-random", task="fact_summary", prompts_per_step=4, max_new_tokens=8, eval_n=4,
+            eval_every=0, eval_at_start=False, save_every=0, learning_rate=1e-3, value_learning_rate=1e-2,
+            micro_batch_size=2, mini_batch_size=2, ppo_epochs=2)
+
+
+class FirstCharsCritic(FeedbackProvider):
+    """Labels the first 4 characters of each answer: positive when the answer's length is even."""
+
+    name = "first-chars"
+
+    def __init__(self, fail_every: int = 0):
+        super().__init__()
+        self.fail_every, self.calls = fail_every, 0
+
+    def critique(self, task, problem, answer, score):
+        self.calls += 1
+        if self.fail_every and self.calls % self.fail_every == 0:
+            self.stats.count("timeout")
+            return Critique("Your previous attempt was incorrect.", [], self.name, fallback="timeout")
+        self.stats.count(None)
+        quote = answer[:4]
+        if not quote.strip():
+            return Critique("Nothing to say.", [], self.name)
+        return Critique("About the start.", [Span(quote, "positive" if len(answer) % 2 == 0 else "negative", 0)],
+                        self.name)
+
+
+def ppo(method, tmp_path, **kw):
+    cfg = make_config(method, overrides={**BASE, "output_dir": str(tmp_path / method), **kw})
+    tr = build_trainer(cfg, console=lambda s: None)
+    tr.feedback = FirstCharsCritic()
+    return tr
+
+
+def test_span_and_scalar_rewards_differ_only_in_placement(tmp_path):
+    from rltf.spans import token_rewards
+
+    span, scalar = ppo("span-ppo", tmp_path), ppo("scalar-ppo", tmp_path)
+    problems = span.task.problems("train", 4)
+    a, _, _ = span.make_batch(problems, seed=7)
+    b, _, _ = scalar.make_batch(problems, seed=7)
+    assert len(a["ppo"]) == len(b["ppo"]) == 4
+    for sa, sb in zip(a["ppo"], b["ppo"]):
+        assert sa.completion_ids == sb.completion_ids  # same samples
+        text = span.tokenizer.decode(sa.completion_ids, skip_special_tokens=True)
+        expected, report = token_rewards(text, FirstCharsCritic().critique(None, None, text, None).spans,
+                                         span.tokenizer, token_ids=sa.completion_ids)
+        assert sa.extra["delta"] == expected.tolist()
+        n_spans = sum(len(m.ranges) * (1 if m.label == "positive" else -1) for m in report.matches)
+        assert sb.extra["delta"][:-1] == [0.0] * (len(sb.completion_ids) - 1)
+        assert sb.extra["delta"][-1] == n_spans
+        # whitened advantages over the batch: mean 0 over response tokens
+    adv = torch.tensor([x for s in a["ppo"] for x in s.extra["adv"]])
+    assert abs(adv.mean().item()) < 1e-5
+
+
+@pytest.mark.parametrize("method", ["span-ppo", "scalar-ppo"])
+def test_one_ppo_step_moves_policy_and_value_head(method, tmp_path):
+    tr = ppo(method, tmp_path, max_steps=1)
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    head = tr.value_head.weight.detach().clone()
+    metrics = tr.train_step()
+    assert any(not torch.equal(x, y) for x, y in zip(before, tr.model.parameters()))
+    assert not torch.equal(head, tr.value_head.weight)
+    assert metrics["ppo/updates"] == 2 * 2  # 2 epochs x (4 sequences / minibatch 2)
+    assert metrics["kl/per_sequence"] == pytest.approx(0.0, abs=1e-6)  # first rollout: policy == reference
+    assert "ppo/policy_loss" in metrics and "ppo/value_loss" in metrics
+
+
+def test_kl_is_positive_after_updates_and_beta_adapts(tmp_path):
+    tr = ppo("span-ppo", tmp_path, max_steps=3, kl_target=0.01, kl_horizon=10)
+    tr.train_step()
+    m = tr.train_step()
+    assert m["kl/per_sequence"] > 0
+    assert tr.kl_ctl.value != pytest.approx(0.2)
+
+
+def test_failed_feedback_is_left_out_and_too_many_failures_skip_the_update(tmp_path):
+    tr = ppo("span-ppo", tmp_path, prompts_per_step=4)
+    tr.feedback = FirstCharsCritic(fail_every=2)  # half fail: 2 of 4 kept (>= 0.5)
+    seqs, metrics, _ = tr.make_batch(tr.task.problems("train", 4), seed=1)
+    assert len(seqs["ppo"]) == 2 and metrics["feedback/failed"] == 2
+    tr.feedback = FirstCharsCritic(fail_every=1)  # all fail
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    metrics = tr.train_step()
+    assert metrics["ppo/skipped"] == 1.0 and metrics["ppo/updates"] == 0
+    assert all(torch.equal(x, y) for x, y in zip(before, tr.model.parameters()))
+
+
+def test_ppo_stop_resume_is_bit_identical(tmp_path):
+    kw = dict(max_steps=4, lr_scheduler="linear", kl_target=0.5, kl_horizon=10)
+    full = ppo("span-ppo", tmp_path / "a", **kw)
+    full.train()
+    stopped = ppo("span-ppo", tmp_path / "b", **kw)
+    stopped.train_step()
+    stopped.train_step()
+    ckpt = stopped.save()
+    beta = stopped.kl_ctl.value
+    del stopped
+    cfg = make_config("span-ppo", overrides={**BASE, "output_dir": str(tmp_path / "b" / "span-ppo"), **kw})
+    resumed = build_trainer(cfg, console=lambda s: None, resume=str(ckpt))
+    resumed.feedback = FirstCharsCritic()
+    assert resumed.step == 2 and resumed.kl_ctl.value == beta
+    resumed.train()
+    for (name, x), y in zip(full.model.named_parameters(), resumed.model.parameters()):
+        assert torch.equal(x, y), name
+    assert torch.equal(full.value_head.weight, resumed.value_head.weight)
+    assert full.kl_ctl.value == resumed.kl_ctl.value
+
+
+def test_ppo_with_lora_uses_base_weights_as_reference(tmp_path):
+    tr = ppo("span-ppo", tmp_path, max_steps=2, use_lora=True, lora_r=4, learning_rate=5e-2)
+    assert tr.ref_model is None
+    tr.train_step()
+    m = tr.train_step()
+    assert m["kl/per_sequence"] > 0  # adapters moved the policy away from the base weights
+
+
+def test_ppo_config_choices():
+    from rltf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="feedback"):
+        make_config("span-ppo", overrides={"feedback": "self"})
+    with pytest.raises(ConfigError, match="reward model"):
+        build_trainer(make_config("span-ppo", overrides={**BASE, "feedback": "reward-model"}), console=lambda s: None)
+    assert make_config("scalar-ppo").temperature == 0.6 and make_config("span-ppo").kl_coef == 0.2
