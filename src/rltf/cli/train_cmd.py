@@ -12,12 +12,14 @@ from rltf.errors import ConfigError
 
 
 def register(sub) -> None:
+    from rltf.reward_model.train import RewardModelConfig
     from rltf.trainers.config import METHOD_CONFIGS
 
-    p = sub.add_parser("train", help="train a policy with one of the methods",
-                       description="Train a policy. Methods: " + ", ".join(METHOD_CONFIGS))
+    configs = {**METHOD_CONFIGS, "reward-model": RewardModelConfig}
+    p = sub.add_parser("train", help="train a policy with one of the methods, or a span reward model",
+                       description="Train a policy or a span reward model. Methods: " + ", ".join(configs))
     methods = p.add_subparsers(dest="method", required=True, metavar="METHOD")
-    for name, cls in METHOD_CONFIGS.items():
+    for name, cls in configs.items():
         m = methods.add_parser(name, help=(cls.__doc__ or "").strip().splitlines()[0],
                                description=(cls.__doc__ or "").strip(),
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -54,6 +56,8 @@ def run(args) -> int:
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
     sets = {k: yaml.safe_load(v) if v != "" else "" for k, v in parse_sets(args.set).items()}
     overrides.update(sets)
+    if args.method == "reward-model":
+        return run_reward_model(args, overrides)
     config = make_config(args.method, args.config, overrides)
     trainer = build_trainer(config, resume=args.resume)
     print(f"training {config.method} on {config.task} with {config.model} "
@@ -64,3 +68,38 @@ def run(args) -> int:
     print(f"done: step {summary['step']}, held-out accuracy "
           f"{'n/a' if acc is None else f'{acc:.3f}'}; checkpoint {summary['checkpoint']}")
     return 0
+
+
+def run_reward_model(args, overrides) -> int:
+    from rltf.cli.common import write_json
+    from rltf.reward_model.train import RewardModelTrainer, make_rm_config
+
+    config = make_rm_config(args.config, overrides)
+    trainer = RewardModelTrainer(config, resume=args.resume)
+    print(f"training a span reward model from {config.model} on {len(trainer.examples)} records of "
+          f"{config.train_data} ({trainer.max_steps} steps); output in {config.output_dir}", flush=True)
+    summary = trainer.train()
+    print(f"done: step {summary['step']}; checkpoint {summary['checkpoint']}")
+    if config.eval_data and summary["checkpoint"]:
+        from rltf.reward_model import SpanRewardModel
+        from rltf.reward_model.evaluate import evaluate_reward_model
+        from rltf.rollout.hf_backend import HFBackend
+        from rltf.spans.annotate import read_annotations
+
+        records = read_annotations(config.eval_data)
+        records = records[: config.eval_n] if config.eval_n else records
+        trainer.model.eval()
+        rm = SpanRewardModel(HFBackend(trainer.model, trainer.tokenizer), config.max_new_tokens)
+        result = evaluate_reward_model(rm, records)
+        write_json(f"{config.output_dir}/eval_rm.json", result)
+        print_rm_result(result)
+    return 0
+
+
+def print_rm_result(result) -> None:
+    print(f"span F1 {result['f1']:.3f} (precision {result['precision']:.3f}, recall {result['recall']:.3f}) on "
+          f"{result['n']} held-out records; parse failures {result['parse_failure_rate']:.1%}"
+          + (f" {result['parse_failures']}" if result["parse_failures"] else "")
+          + f", lenient parses {result['lenient_parse_rate']:.1%}")
+    for label, r in result["by_label"].items():
+        print(f"  {label}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f}")

@@ -79,6 +79,16 @@ def _balanced_object(text: str) -> str | None:
     return None
 
 
+_STRING = r"([\"'])((?:(?!\1)[^\\]|\\.)*)\1"
+
+
+def _unquote(quote: str, body: str) -> str:
+    try:
+        return json.loads('"' + body.replace('"', '\\"') + '"') if quote == "'" else json.loads(f'"{body}"')
+    except ValueError:
+        return body
+
+
 def _lenient(text: str) -> Any:
     block = _balanced_object(text)
     if block is not None:
@@ -93,17 +103,17 @@ def _lenient(text: str) -> Any:
                         return value
                 except (ValueError, SyntaxError, MemoryError, RecursionError):
                     pass
-    # Key-by-key: "key": "string" and "key": [list of strings]
+    # Key-by-key: "key": "string" and "key": [list of strings], in double or single quotes
     found: dict[str, Any] = {}
     for key in FEEDBACK_KEYS:
-        m = re.search(rf"[\"']{key}[\"']\s*:\s*\"((?:[^\"\\]|\\.)*)\"", text, re.S)
+        m = re.search(rf"[\"']{key}[\"']\s*:\s*{_STRING}", text, re.S)
         if m:
-            found[key] = json.loads(f'"{m.group(1)}"')
+            found[key] = _unquote(m.group(1), m.group(2))
             break
     for key in POSITIVE_KEYS + NEGATIVE_KEYS + NEUTRAL_KEYS:
-        m = re.search(rf"[\"']{key}[\"']\s*:\s*\[(.*?)\]", text, re.S)
+        m = re.search(rf"[\"']{key}[\"']\s*:\s*\[(.*?)(?:\]|$)", text, re.S)
         if m:
-            found[key] = [json.loads(f'"{s}"') for s in re.findall(r"\"((?:[^\"\\]|\\.)*)\"", m.group(1))]
+            found[key] = [_unquote(q, body) for q, body in re.findall(_STRING, m.group(1))]
     return found or None
 
 

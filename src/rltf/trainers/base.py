@@ -42,6 +42,26 @@ def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
+def wrap_lora(model, config, adapter_dir: Path | None = None):
+    """PEFT LoRA adapters on ``config.lora_target_modules`` (initialised under ``config.seed``),
+    loaded from ``adapter_dir`` when resuming."""
+    try:
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    except ImportError:
+        raise ConfigError("use_lora needs the peft package: pip install 'rltf[train]'") from None
+    c = config
+    lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, task_type="CAUSAL_LM",
+                      target_modules=[m.strip() for m in c.lora_target_modules.split(",") if m.strip()])
+    with torch.random.fork_rng():
+        torch.manual_seed(c.seed)
+        model = get_peft_model(model, lora)
+    if adapter_dir is not None:
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(str(adapter_dir / "adapter_model.safetensors")))
+    return model
+
+
 class Trainer(ABC):
     def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
         from rltf.models import load_model, load_tokenizer
@@ -93,21 +113,7 @@ class Trainer(ABC):
 
     # -- set-up -----------------------------------------------------------------------------
     def _wrap_lora(self, model):
-        try:
-            from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-        except ImportError:
-            raise ConfigError("use_lora needs the peft package: pip install 'rltf[train]'") from None
-        c = self.config
-        lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, task_type="CAUSAL_LM",
-                          target_modules=[m.strip() for m in c.lora_target_modules.split(",") if m.strip()])
-        with torch.random.fork_rng():
-            torch.manual_seed(c.seed)
-            model = get_peft_model(model, lora)
-        if self.resume_from is not None:
-            from safetensors.torch import load_file
-
-            set_peft_model_state_dict(model, load_file(str(self.resume_from / "adapter" / "adapter_model.safetensors")))
-        return model
+        return wrap_lora(model, self.config, self.resume_from / "adapter" if self.resume_from else None)
 
     def _restore(self, checkpoint: Path) -> int:
         state = ckpt.load_trainer_state(checkpoint)

@@ -10,7 +10,9 @@ from rltf.errors import ConfigError
 
 _CONSOLE_KEYS = [("reward/turn0", "r0"), ("reward/turn1", "r1"), ("accuracy/turn0", "acc0"),
                  ("loss/total", "loss"), ("loss/fm", "fm"), ("loss/sd", "sd"), ("sd/masked_fraction", "sdmask"),
-                 ("tokens/per_s", "tok/s"), ("time/step", "s")]
+                 ("reward/task", "r"), ("reward/span_sum", "spans"), ("kl/per_sequence", "kl"),
+                 ("ppo/policy_loss", "pg"), ("ppo/value_loss", "vf"), ("loss/sft", "sft"),
+                 ("eval/fact_f1", "eval_f1"), ("tokens/per_s", "tok/s"), ("time/step", "s")]
 
 
 class MetricsLogger:

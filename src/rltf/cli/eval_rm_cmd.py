@@ -1,0 +1,38 @@
+"""``rltf eval-rm --model DIR --data held_out.jsonl``: span precision / recall / F1 of a span reward
+model against held-out annotations, and how often its output fails to parse."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval-rm", help="score a span reward model on held-out annotation records", description=__doc__)
+    p.add_argument("--model", required=True, help="reward model: a model directory, checkpoint or run directory")
+    p.add_argument("--data", required=True, help="held-out annotation records (JSONL)")
+    p.add_argument("--n", type=int, default=0, help="records scored (0 = all)")
+    p.add_argument("--iou", type=float, default=0.5, help="character IoU for a predicted span to match a gold one")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="generation budget of the reward model")
+    p.add_argument("--batch-size", type=int, default=32, help="records generated together")
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--output", help="write the full result as JSON here")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rltf.cli.common import write_json
+    from rltf.cli.train_cmd import print_rm_result
+    from rltf.reward_model import SpanRewardModel
+    from rltf.reward_model.evaluate import evaluate_reward_model
+    from rltf.spans.annotate import read_annotations
+
+    records = read_annotations(args.data)
+    records = records[: args.n] if args.n else records
+    rm = SpanRewardModel.from_pretrained(args.model, dtype=args.dtype, device=args.device, batch_size=args.batch_size,
+                                         max_new_tokens=args.max_new_tokens)
+    result = evaluate_reward_model(rm, records, iou=args.iou)
+    result["model"] = args.model
+    if args.output:
+        write_json(args.output, result)
+    print_rm_result(result)
+    for ex in result["examples"][:2]:
+        print("-" * 60 + f"\nanswer: {ex['answer'][:200]}\ngold:   {ex['gold'][:200]}\nmodel:  {ex['output'][:300]}")
+    return 0

@@ -1,0 +1,144 @@
+"""The generative span reward model: targets, SFT, parsing failures, span P/R/F1, CLI, PPO reward source."""
+import json
+
+import pytest
+
+from rltf.reward_model import SpanRewardModel, rm_target
+from rltf.reward_model.evaluate import evaluate_reward_model, match_spans
+from rltf.spans.parse import parse_dual_feedback
+
+
+def record(answer, spans, critique="c", prompt="Summarize: ..."):
+    return {"prompt": prompt, "answer": answer, "critique": critique, "spans": spans}
+
+
+def test_target_lists_each_quote_once_and_round_trips():
+    r = record("Tom met Tom in Boston.", [{"quote": "Tom", "label": "positive", "start": 0, "end": 3},
+                                          {"quote": "Tom", "label": "positive", "start": 8, "end": 11},
+                                          {"quote": "Boston", "label": "negative", "start": 15, "end": 21}])
+    target = rm_target(r)
+    assert json.loads(target) == {"textual_feedback": "c", "good_spans": ["Tom"], "poor_spans": ["Boston"]}
+    assert parse_dual_feedback(target).spans == [("Tom", "positive"), ("Boston", "negative")]
+
+
+def test_match_spans_iou():
+    gold = [(0, 10, "negative"), (20, 25, "negative")]
+    assert match_spans([(0, 10, "negative")], gold) == 1
+    assert match_spans([(0, 4, "negative")], gold) == 0  # IoU 0.4
+    assert match_spans([(0, 6, "negative")], gold) == 1  # IoU 0.6
+    assert match_spans([(0, 10, "positive")], gold) == 0  # label must agree
+    assert match_spans([(0, 10, "negative"), (1, 10, "negative")], gold) == 1  # one-to-one
+
+
+class Scripted(SpanRewardModel):
+    def __init__(self, outputs):
+        super().__init__(backend=None)
+        self.outputs = outputs
+
+    def generate(self, prompts, answers):
+        return self.outputs[:len(prompts)]
+
+
+def test_span_f1_and_parse_failures_by_hand():
+    records = [
+        record("Tom is a chef in Boston.", [{"quote": "Tom", "label": "positive", "start": 0, "end": 3},
+                                            {"quote": "Boston", "label": "negative", "start": 17, "end": 23}]),
+        record("Ann is 30.", [{"quote": "30", "label": "negative", "start": 7, "end": 9}]),
+        record("Bob.", [{"quote": "Bob", "label": "positive", "start": 0, "end": 3}]),
+    ]
+    outputs = [
+        json.dumps({"textual_feedback": "x", "good_spans": ["Tom", "chef"], "poor_spans": ["Boston", "Paris"]}),
+        "{'textual_feedback': 'y', 'poor_spans': ['30']",  # cut off: lenient parse still reads it
+        "I cannot help with that.",  # unparseable: counted, no spans
+    ]
+    res = evaluate_reward_model(Scripted(outputs), records)
+    # predicted: Tom(+, tp) chef(+, fp) Boston(-, tp) Paris(-, not found: fp) 30(-, tp) -> tp 3 of 5 predicted
+    # gold: Tom, Boston, 30, Bob -> recall 3/4
+    assert res["precision"] == pytest.approx(3 / 5) and res["recall"] == pytest.approx(3 / 4)
+    assert res["f1"] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert res["parse_failure_rate"] == pytest.approx(1 / 3) and res["parse_failures"] == {"not_json": 1}
+    assert res["lenient_parse_rate"] == pytest.approx(1 / 3)
+    assert res["by_label"]["positive"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+
+
+def test_unparseable_output_gives_a_counted_failure_not_a_critique():
+    rm = Scripted(["garbage", json.dumps({"textual_feedback": "ok", "poor_spans": ["x"]})])
+    from rltf.tasks import get_task
+
+    task = get_task("fact_summary")
+    p = task.problems("train", 1)[0]
+    out = rm.critique_many([(task, p, "x y", None), (task, p, "x y", None)])
+    assert out[0].fallback == "not_json" and out[0].spans == []
+    assert out[1].fallback is None and out[1].spans[0].quote == "x"
+    assert rm.stats.failed == 1 and rm.stats.requested == 2
+
+
+@pytest.fixture(scope="module")
+def annotations(tmp_path_factory):
+    from rltf.feedback import ProgrammaticCritic
+    from rltf.spans.annotate import annotate
+    from rltf.tasks import get_task
+
+    task = get_task("fact_summary")
+    problems = task.problems("train", 6)
+    answers = [p.answer.replace(p.metadata["facts"]["city"], "Paris") for p in problems]
+    records, _ = annotate(task, problems, answers, ProgrammaticCritic())
+    path = tmp_path_factory.mktemp("rm") / "ann.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_sft_lowers_loss_and_checkpoint_loads(annotations, tmp_path):
+    from rltf.reward_model.train import RewardModelTrainer, make_rm_config
+
+    cfg = make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 6,
+                                    "batch_size": 6, "learning_rate": 1e-2, "warmup_steps": 0,
+                                    "lr_scheduler": "constant", "output_dir": str(tmp_path / "rm")})
+    tr = RewardModelTrainer(cfg, console=lambda s: None)
+    losses = [tr.train_step(e, 0)["loss/sft"] for e in range(6)]  # the same 6 records each step
+    assert losses[-1] < 0.8 * losses[0]
+    assert all(b < a for a, b in zip(losses, losses[1:]))
+    path = tr.save()
+    rm = SpanRewardModel.from_pretrained(tmp_path / "rm", max_new_tokens=8)
+    assert rm.name.endswith(str(path / "model"))
+
+
+def test_cli_train_reward_model_and_eval_rm(annotations, tmp_path, capsys):
+    from rltf.cli import main
+
+    out = tmp_path / "rm"
+    assert main(["train", "reward-model", "--model", "tiny-random", "--train-data", str(annotations),
+                 "--eval-data", str(annotations), "--set", "epochs=1", "--set", "batch_size=3",
+                 "--set", "max_new_tokens=16", "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "span F1" in printed and "parse failures" in printed
+    result = json.loads((out / "eval_rm.json").read_text())
+    assert result["n"] == 6 and 0.0 <= result["parse_failure_rate"] <= 1.0
+    assert main(["eval-rm", "--model", str(out), "--data", str(annotations), "--max-new-tokens", "8",
+                 "--output", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["n"] == 6
+    assert main(["eval-rm", "--model", str(tmp_path / "nothing"), "--data", str(annotations)]) == 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "p", "answer": "a", "critique": "c", "spans": [{"quote": "a", "label": "?"}]}) + "\n")
+    assert main(["eval-rm", "--model", str(out), "--data", str(bad)]) == 2
+    assert "bad.jsonl:1" in capsys.readouterr().err
+
+
+def test_reward_model_as_ppo_reward_source(annotations, tmp_path):
+    from rltf.reward_model.train import RewardModelTrainer, make_rm_config
+    from rltf.trainers import build_trainer, make_config
+
+    cfg = make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 1,
+                                    "batch_size": 6, "output_dir": str(tmp_path / "rm")})
+    RewardModelTrainer(cfg, console=lambda s: None).train()
+    ppo = build_trainer(make_config("span-ppo", overrides={
+        "model": "tiny-random", "task": "fact_summary", "feedback": "reward-model", "reward_model": str(tmp_path / "rm"),
+        "prompts_per_step": 2, "max_new_tokens": 6, "output_dir": str(tmp_path / "ppo"), "eval_at_start": False}),
+        console=lambda s: None)
+    assert isinstance(ppo.feedback, SpanRewardModel)
+    ppo.feedback.params = type(ppo.feedback.params)(max_new_tokens=8, temperature=0.0)
+    seqs, metrics, _ = ppo.make_batch(ppo.task.problems("train", 2), seed=0)
+    # A barely trained tiny model writes no valid JSON: every answer is a counted failure, no update.
+    assert metrics["feedback/failed"] + len(seqs["ppo"]) == 2
+    if metrics["feedback/failed"] == 2:
+        assert metrics["ppo/skipped"] == 1.0
