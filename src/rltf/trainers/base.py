@@ -305,17 +305,21 @@ class Trainer(ABC):
         try:
             if c.eval_at_start and self.step == 0:
                 ev = self.evaluate()
-                self.history.append({"step": 0, **ev})
+                self.history.append({"step": 0, "tokens": 0, **ev})
                 logger.log(0, ev, console=self.console)
                 self.console(f"step 0: held-out accuracy {ev['eval/accuracy']:.3f}")
             bar = tqdm(total=c.max_steps, initial=self.step, desc=c.method, unit="step", leave=False)
+            points = [int(float(x)) for x in str(c.eval_at_tokens or "").replace(" ", "").split(",") if x]
             while self.step < c.max_steps and not self._budget_spent():
+                before = self.generated_tokens
                 metrics = self.train_step()
                 bar.update(1)
                 last = self.step == c.max_steps or self._budget_spent()
-                if (c.eval_every and self.step % c.eval_every == 0) or last:
+                crossed = any(before < p <= self.generated_tokens for p in points)
+                if (c.eval_every and self.step % c.eval_every == 0) or last or crossed:
                     metrics.update(self.evaluate())
-                    self.history.append({"step": self.step, **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
+                    self.history.append({"step": self.step, "tokens": self.generated_tokens,
+                                         **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
                 logger.log(self.step, metrics, console=self.console)
                 if (c.save_every and self.step % c.save_every == 0) or last:
                     path = self.save()

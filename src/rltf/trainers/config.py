@@ -70,6 +70,8 @@ class TrainConfig:
     lora_target_modules: str = arg("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
                                    "comma-separated module names that get adapters")
     eval_every: int = arg(10, "held-out evaluation every this many steps (0 = only at the end)")
+    eval_at_tokens: str = arg("", "also evaluate at the first step whose cumulative generated tokens reach each of "
+                                  "these comma-separated budget points (rltf compare)")
     eval_n: int = arg(64, "held-out prompts per evaluation")
     eval_rounds: int = arg(1, "K > 1 also measures K-round self-critique accuracy (FM use)")
     eval_at_start: bool = arg(True, "evaluate the initial policy before step 1")

@@ -1,0 +1,33 @@
+"""``rltf compare --config compare.yaml [--set key=value]``: methods side by side at equal token budgets."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    from rltf.eval import compare
+
+    p = sub.add_parser("compare", help="compare methods at equal generated-token budgets over seeds",
+                       description=compare.__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="compare file (YAML), e.g. recipes/compare-cpu-add2.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key (repeatable); dotted keys reach into common/methods, e.g. common.eval_n=16")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import yaml
+
+    from rltf.cli.train_cmd import parse_sets
+    from rltf.eval.compare import compare, load_compare_config
+
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        parse_sets([item])  # same KEY=VALUE validation as rltf train
+        overrides[key.strip()] = yaml.safe_load(value) if value != "" else ""
+    cfg = load_compare_config(args.config, overrides)
+    summary = compare(cfg, console=lambda s: print(s, flush=True))
+    from rltf.eval.compare import markdown
+
+    print(markdown(summary))
+    print(f"wrote {cfg.output_dir}/results.md, results.json, curves.png")
+    return 0

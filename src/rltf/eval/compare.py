@@ -1,0 +1,258 @@
+"""``rltf compare``: several methods, one task and model, several seeds, an equal budget of generated
+tokens (two-turn methods generate more per prompt, so steps are not a fair unit), and the held-out
+metric at fixed budget points. Writes ``results.md``, ``results.json`` and ``curves.png``.
+
+A compare file (YAML)::
+
+    output_dir: runs/compare-cpu-add2
+    seeds: [0, 1]
+    budget_tokens: 4000            # each run stops at the first step that reaches it
+    budget_points: [1000, 2000, 4000]
+    metric: accuracy               # eval/<metric>: accuracy, mean_reward, fact_f1, ...
+    common: {model: smollm2-135m, task: add2, eval_n: 64}   # config keys shared by every run
+    methods:
+      base: {method: base}         # the initial model, evaluated once per seed
+      grpo: {method: grpo}
+      rltf-fm: {method: rltf-fm}
+      rltf-fm-correctness: {method: rltf-fm, feedback: correctness}
+
+Every run is a ``rltf train`` subprocess in ``output_dir/runs/NAME-sSEED`` (its log beside it).
+Finished runs (``result.json``) are not repeated; an interrupted run resumes from its checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from rltf.errors import ConfigError
+
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+@dataclass
+class CompareConfig:
+    output_dir: str
+    methods: dict[str, dict[str, Any]]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    budget_tokens: int = 4000
+    budget_points: list[int] = field(default_factory=list)
+    metric: str = "accuracy"
+    common: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def points(self) -> list[int]:
+        return sorted({0, *self.budget_points, self.budget_tokens})
+
+
+def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
+    from rltf.trainers.config import METHOD_CONFIGS
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such compare file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    for key, value in (overrides or {}).items():  # --set budget_tokens=500, --set common.eval_n=8
+        target = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            target = target.setdefault(p, {})
+        target[leaf] = value
+    known = {"output_dir", "methods", "seeds", "budget_tokens", "budget_points", "metric", "common"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if not isinstance(data.get("methods"), dict) or not data["methods"]:
+        raise ConfigError(f"{path}: 'methods' must map run names to {{method: ..., other config keys}}")
+    for name, spec in data["methods"].items():
+        method = (spec or {}).get("method")
+        if method != "base" and method not in METHOD_CONFIGS:
+            raise ConfigError(f"{path}: method of {name!r} must be base or one of {', '.join(METHOD_CONFIGS)}")
+    cfg = CompareConfig(output_dir=str(data.get("output_dir", "runs/compare")), methods=data["methods"],
+                        seeds=[int(s) for s in data.get("seeds", [0])],
+                        budget_tokens=int(data.get("budget_tokens", 4000)),
+                        budget_points=[int(p) for p in data.get("budget_points", [])],
+                        metric=str(data.get("metric", "accuracy")), common=dict(data.get("common") or {}))
+    if cfg.budget_tokens < 1:
+        raise ConfigError("budget_tokens must be positive")
+    return cfg
+
+
+def run_config(cfg: CompareConfig, name: str, seed: int, run_dir: Path) -> tuple[str, dict[str, Any]]:
+    """The method and the full config of one run (common < method entry < compare settings)."""
+    spec = dict(cfg.methods[name] or {})
+    method = spec.pop("method")
+    values = {**cfg.common, **spec, "seed": seed, "output_dir": str(run_dir),
+              "max_generated_tokens": cfg.budget_tokens, "eval_at_tokens": ",".join(map(str, cfg.points[1:])),
+              "eval_every": 0, "eval_at_start": True}
+    values.setdefault("max_steps", 10_000)
+    values.setdefault("save_every", 5)
+    return method, values
+
+
+def _run_base(method_values: dict[str, Any], run_dir: Path) -> list[dict[str, Any]]:
+    from rltf.trainers import build_trainer, make_config
+
+    values = {k: v for k, v in method_values.items() if k not in ("max_generated_tokens", "eval_at_tokens")}
+    trainer = build_trainer(make_config("grpo", overrides=values), console=lambda s: None)
+    ev = trainer.evaluate()
+    del trainer
+    return [{"step": 0, "tokens": 0, **ev}]
+
+
+def _evals_from_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            if any(k.startswith("eval/") for k in r):
+                rows.append({"step": r["step"], "tokens": int(r.get("tokens/cumulative", 0)),
+                             **{k: v for k, v in r.items() if k.startswith("eval/")}})
+    return rows
+
+
+def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    root = Path(cfg.output_dir)
+    results = []
+    for seed in cfg.seeds:
+        for name in cfg.methods:
+            run_dir = root / "runs" / f"{name}-s{seed}"
+            done = run_dir / "result.json"
+            if done.exists():
+                results.append(json.loads(done.read_text()))
+                console(f"{name} seed {seed}: done earlier")
+                continue
+            run_dir.mkdir(parents=True, exist_ok=True)
+            method, values = run_config(cfg, name, seed, run_dir)
+            console(f"{name} seed {seed}: running {method} (log: {run_dir / 'train.log'})")
+            if method == "base":
+                evals = _run_base(values, run_dir)
+            else:
+                recipe = run_dir / "recipe.yaml"
+                recipe.write_text(yaml.safe_dump(values, sort_keys=False))
+                cmd = [sys.executable, "-m", "rltf", "train", method, "--config", str(recipe)]
+                from rltf.trainers.checkpoint import list_checkpoints
+
+                if list_checkpoints(run_dir):
+                    cmd += ["--resume", str(run_dir)]
+                with (run_dir / "train.log").open("a") as log:
+                    code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+                if code != 0:
+                    raise ConfigError(f"run {name} seed {seed} failed (exit {code}); see {run_dir / 'train.log'}")
+                evals = _evals_from_metrics(run_dir)
+            result = {"name": name, "method": method, "seed": seed, "evals": evals}
+            done.write_text(json.dumps(result, indent=1) + "\n")
+            results.append(result)
+    return results
+
+
+def at_points(evals: list[dict[str, Any]], points: list[int], metric: str) -> dict[int, tuple[float, int] | None]:
+    """The metric at each budget point: the first evaluation whose token count reached it (the
+    base model's single evaluation stands for every point). -> {point: (value, tokens) or None}."""
+    key = f"eval/{metric}"
+    out: dict[int, tuple[float, int] | None] = {}
+    for p in points:
+        if len(evals) == 1 and evals[0]["tokens"] == 0:
+            hit = evals[0]
+        else:
+            hit = next((e for e in evals if e["tokens"] >= p), None)
+        if hit is not None and key not in hit:
+            raise ConfigError(f"metric {metric!r} not logged; available: "
+                              + ", ".join(k[5:] for k in hit if k.startswith("eval/")))
+        out[p] = None if hit is None else (float(hit[key]), int(hit["tokens"]))
+    return out
+
+
+def interval(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % t-interval over seeds (nan for one seed)."""
+    m = statistics.mean(values)
+    if len(values) < 2:
+        return m, float("nan")
+    return m, T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
+    table: dict[str, dict[str, Any]] = {}
+    for name in cfg.methods:
+        runs = [r for r in results if r["name"] == name]
+        per_point = {}
+        for p in cfg.points:
+            vals = [at_points(r["evals"], [p], cfg.metric)[p] for r in runs]
+            vals = [v for v in vals if v is not None]
+            if not vals:
+                continue
+            mean, half = interval([v for v, _ in vals])
+            per_point[str(p)] = {"mean": mean, "ci95_half_width": half, "n_seeds": len(vals),
+                                 "values": [v for v, _ in vals], "tokens": [t for _, t in vals]}
+        table[name] = {"method": runs[0]["method"] if runs else None, "points": per_point}
+    return {"metric": cfg.metric, "budget_tokens": cfg.budget_tokens, "points": cfg.points, "seeds": cfg.seeds,
+            "common": cfg.common, "methods": cfg.methods, "table": table}
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    points = summary["points"]
+    lines = [f"Held-out {summary['metric']} at equal generated-token budgets; mean ± 95 % t-interval over seeds "
+             f"{summary['seeds']} (one seed: no interval).", "",
+             "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |",
+             "|---|" + "---|" * len(points)]
+    for name, row in summary["table"].items():
+        cells = []
+        for p in points:
+            c = row["points"].get(str(p))
+            if c is None:
+                cells.append("n/a")
+            elif math.isnan(c["ci95_half_width"]):
+                cells.append(f"{c['mean']:.3f}")
+            else:
+                cells.append(f"{c['mean']:.3f} ± {c['ci95_half_width']:.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, row in summary["table"].items():
+        pts = [(int(p), c) for p, c in row["points"].items()]
+        if not pts:
+            continue
+        xs = [p for p, _ in pts]
+        means = [c["mean"] for _, c in pts]
+        half = [0.0 if math.isnan(c["ci95_half_width"]) else c["ci95_half_width"] for _, c in pts]
+        line, = ax.plot(xs, means, marker="o", label=name)
+        ax.fill_between(xs, [m - h for m, h in zip(means, half)], [m + h for m, h in zip(means, half)],
+                        color=line.get_color(), alpha=0.12)
+    ax.set_xlabel("generated tokens (budget point)")
+    ax.set_ylabel(f"held-out {summary['metric']}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def compare(cfg: CompareConfig, console: Callable[[str], None] = print) -> dict[str, Any]:
+    results = run_all(cfg, console)
+    summary = summarize(cfg, results)
+    root = Path(cfg.output_dir)
+    (root / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (root / "results.md").write_text(markdown(summary))
+    try:
+        plot(summary, root / "curves.png")
+    except ImportError:
+        console("matplotlib is not installed: no curves.png (pip install 'rltf[train]')")
+    return summary
