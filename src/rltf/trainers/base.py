@@ -191,6 +191,8 @@ class Trainer(ABC):
                 part = seqs[lo:lo + c.micro_batch_size]
                 batch = collate(part, self.tokenizer.pad_token_id, self.model.device if hasattr(self.model, "device") else self.device)
                 loss, stats = self.sequence_loss(kind, part, batch)
+                trained = batch.input_ids.numel() + (batch.prefix_ids.numel() if batch.prefix_ids is not None else 0)
+                totals["tokens/trained"] = totals.get("tokens/trained", 0.0) + trained
                 share = self._share(part, n_episodes, all_tokens)
                 loss = loss * share * scale
                 if not torch.isfinite(loss):

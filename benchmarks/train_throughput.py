@@ -1,0 +1,220 @@
+"""Training throughput of single-turn GRPO: rltf vs TRL's GRPOTrainer on the same job (not a test).
+
+    pip install -e '.[bench]'            # trl==1.16.0
+    python benchmarks/train_throughput.py [--steps 3] [--dtype float32] [--bf16-autocast]
+
+The job (the same for both): SmolLM2-135M-Instruct (embedded default), few-shot 2-digit addition
+(add2), 2 prompts x 8 generations per step, at most 64 new tokens, temperature 1, full fine-tuning,
+AdamW, no KL term, one optimizer step per rollout. Each framework runs in its own subprocess (so
+peak resident memory is its own); one warm-up step is not timed. Also measured: a two-turn RLTF-FM
+step of rltf on the same prompts (the multi-turn cost), and the machine's matmul FLOP/s, against
+which the training phase's achieved FLOP/s (6 x parameters x trained tokens / time) is reported.
+
+Prints one table and writes ``--output`` (JSON) with every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+PROMPTS, GENERATIONS, MAX_NEW = 2, 8, 64
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux -> GB
+
+
+def matmul_flops(dtype_name: str, n: int = 2048, reps: int = 10) -> float:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+
+
+# -- rltf ---------------------------------------------------------------------------------------
+def run_rltf(args, method: str) -> dict:
+    from rltf.trainers import build_trainer, make_config
+
+    cfg = make_config(method, overrides=dict(
+        model=args.model, task="add2", prompts_per_step=PROMPTS, group_size=GENERATIONS, max_new_tokens=MAX_NEW,
+        temperature=1.0, learning_rate=1e-6, dtype=args.dtype, bf16_autocast=args.bf16_autocast,
+        micro_batch_size=16, generation_batch_size=64, eval_at_start=False, output_dir="/tmp/rltf-bench",
+        feedback="critic"))
+    trainer = build_trainer(cfg, console=lambda s: None)
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    steps = []
+    for i in range(args.steps + 1):
+        m = trainer.train_step()
+        if i == 0:
+            continue  # warm-up
+        trained = m.get("tokens/trained", 0.0)
+        steps.append({"step": m["time/step"], "generate": m["time/generate"],
+                      "score": m["time/rollout"] - m["time/generate"], "forward_backward": m["time/backward"],
+                      "optimizer": m["time/optimizer"], "generated_tokens": m["tokens/generated"],
+                      "trained_tokens": trained})
+    return summarize(steps, n_params)
+
+
+# -- TRL ----------------------------------------------------------------------------------------
+def run_trl(args) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rltf.models import load_model_and_tokenizer
+    from rltf.tasks import get_task
+
+    task = get_task("add2")
+    problems = task.problems("train", 64, seed=0)
+    by_question = {task.format_question(p): p for p in problems}
+    data = Dataset.from_list([{"prompt": task.messages(p), "question": task.format_question(p)} for p in problems])
+
+    def reward(completions, question, **kw):
+        out = []
+        for c, q in zip(completions, question):
+            text = c[-1]["content"] if isinstance(c, list) else c
+            out.append(task.score(by_question[q], text).reward)
+        return out
+
+    model, tok = load_model_and_tokenizer(args.model, dtype=args.dtype)
+    tok.padding_side = "left"
+    config = GRPOConfig(output_dir="/tmp/trl-bench", per_device_train_batch_size=PROMPTS * GENERATIONS,
+                        num_generations=GENERATIONS, max_completion_length=MAX_NEW, temperature=1.0,
+                        learning_rate=1e-6, beta=0.0, max_steps=args.steps + 1, logging_steps=1, report_to="none",
+                        save_strategy="no", use_cpu=True, bf16=args.bf16_autocast, seed=0, dataloader_num_workers=0)
+    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=data, processing_class=tok)
+    phase = {"generate": 0.0, "score": 0.0, "rollout": 0.0, "optimizer": 0.0, "tokens": 0.0, "trained": 0.0}
+
+    def timed(name, fn, count=None):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            out = fn(*a, **k)
+            phase[name] += time.perf_counter() - t0
+            if count:
+                count(out)
+            return out
+        return wrapper
+
+    def count_tokens(out):
+        phase["tokens"] += float(out["completion_mask"].sum())
+        phase["trained"] += float(out["completion_mask"].numel() + out["prompt_mask"].numel())
+
+    trainer._generate = timed("generate", trainer._generate)
+    trainer._calculate_rewards = timed("score", trainer._calculate_rewards)
+    trainer._generate_and_score_completions = timed("rollout", trainer._generate_and_score_completions, count_tokens)
+    steps = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, *a, **k):
+            for key in phase:
+                phase[key] = 0.0
+            self.t0 = time.perf_counter()
+
+        def on_pre_optimizer_step(self, *a, **k):
+            self.t_opt = time.perf_counter()
+
+        def on_optimizer_step(self, *a, **k):
+            phase["optimizer"] += time.perf_counter() - self.t_opt
+
+        def on_step_end(self, *a, **k):
+            total = time.perf_counter() - self.t0
+            steps.append({"step": total, "generate": phase["generate"], "score": phase["score"],
+                          "forward_backward": total - phase["rollout"] - phase["optimizer"],
+                          "optimizer": phase["optimizer"], "generated_tokens": phase["tokens"],
+                          "trained_tokens": phase["trained"], "rollout_other": phase["rollout"] - phase["generate"]
+                          - phase["score"]})
+
+    trainer.add_callback(Clock())
+    torch.manual_seed(0)
+    trainer.train()
+    n_params = sum(p.numel() for p in model.parameters())
+    return summarize(steps[1:], n_params)
+
+
+def summarize(steps: list[dict], n_params: int) -> dict:
+    mean = {k: sum(s.get(k, 0.0) for s in steps) / len(steps) for k in steps[0]}
+    fb = mean["forward_backward"]
+    return {"steps": steps, "mean": mean, "params": n_params, "peak_rss_gb": peak_rss_gb(),
+            "generated_tokens_per_s": mean["generated_tokens"] / mean["step"],
+            "train_flops_per_s": 6 * n_params * mean["trained_tokens"] / fb if fb > 0 else 0.0}
+
+
+# -- driver -------------------------------------------------------------------------------------
+def child(args) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    out = run_trl(args) if args.framework == "trl" else run_rltf(args, args.framework)
+    print("RESULT " + json.dumps(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--bf16-autocast", action="store_true", help="bf16 autocast in both frameworks")
+    ap.add_argument("--frameworks", default="trl,grpo,rltf-fm", help="which runs: trl, grpo (rltf), rltf-fm (rltf)")
+    ap.add_argument("--output", default="benchmarks/train_throughput.json")
+    ap.add_argument("--framework", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.framework:
+        return child(args)
+    results = {}
+    for fw in args.frameworks.split(","):
+        cmd = [sys.executable, __file__, "--framework", fw, "--model", args.model, "--steps", str(args.steps),
+               "--dtype", args.dtype] + (["--bf16-autocast"] if args.bf16_autocast else [])
+        print(f"running {fw} ...", file=sys.stderr, flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            sys.exit(f"{fw} failed:\n{proc.stderr[-3000:]}")
+        results[fw] = json.loads(line[7:])
+    peak = {d: matmul_flops(d) for d in ("float32", "bfloat16")}
+    run_dtype = "bfloat16" if args.bf16_autocast else args.dtype
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; matmul 2048^2: "
+          f"fp32 {peak['float32'] / 1e12:.2f} TFLOP/s, bf16 {peak['bfloat16'] / 1e12:.2f} TFLOP/s")
+    print(f"job: GRPO, {args.model} ({args.dtype}{', bf16 autocast' if args.bf16_autocast else ''}), "
+          f"{PROMPTS} prompts x {GENERATIONS} generations, <= {MAX_NEW} new tokens, {args.steps} timed steps\n")
+    head = "| run | s/step | generate | score | fwd+bwd | optimizer | gen. tokens/step | gen. tokens/s | peak RSS GB | train TFLOP/s (% of peak) |"
+    print(head + "\n|" + "---|" * 10)
+    for fw, r in results.items():
+        m = r["mean"]
+        frac = r["train_flops_per_s"] / peak[run_dtype]
+        print(f"| {fw} | {m['step']:.1f} | {m['generate']:.1f} | {m['score']:.2f} | {m['forward_backward']:.1f} | "
+              f"{m['optimizer']:.2f} | {m['generated_tokens']:.0f} | {r['generated_tokens_per_s']:.1f} | "
+              f"{r['peak_rss_gb']:.2f} | {r['train_flops_per_s'] / 1e12:.3f} ({frac:.0%}) |")
+    ratios = {}
+    if "trl" in results and "grpo" in results:
+        t, g = results["trl"], results["grpo"]
+        ratios = {"tokens_per_s_rltf_over_trl": g["generated_tokens_per_s"] / t["generated_tokens_per_s"],
+                  "peak_rss_rltf_over_trl": g["peak_rss_gb"] / t["peak_rss_gb"],
+                  "step_time_rltf_over_trl": g["mean"]["step"] / t["mean"]["step"]}
+        print(f"\nrltf GRPO vs TRL GRPOTrainer: generated tokens/s x{ratios['tokens_per_s_rltf_over_trl']:.2f}, "
+              f"peak RSS x{ratios['peak_rss_rltf_over_trl']:.2f}, time per step x{ratios['step_time_rltf_over_trl']:.2f}")
+    if "rltf-fm" in results and "grpo" in results:
+        ratios["two_turn_over_single_turn_tokens_per_s"] = (results["rltf-fm"]["generated_tokens_per_s"]
+                                                           / results["grpo"]["generated_tokens_per_s"])
+        print(f"two-turn RLTF-FM step vs single-turn GRPO step, generated tokens/s: "
+              f"x{ratios['two_turn_over_single_turn_tokens_per_s']:.2f}")
+    with open(args.output, "w") as f:
+        json.dump({"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "cores": os.cpu_count(),
+                   "matmul_flops": peak, "args": vars(args), "results": results, "ratios": ratios}, f, indent=1)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
