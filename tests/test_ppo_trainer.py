@@ -132,3 +132,21 @@ def test_ppo_config_choices():
     with pytest.raises(ConfigError, match="reward model"):
         build_trainer(make_config("span-ppo", overrides={**BASE, "feedback": "reward-model"}), console=lambda s: None)
     assert make_config("scalar-ppo").temperature == 0.6 and make_config("span-ppo").kl_coef == 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["span-ppo", "scalar-ppo"])
+def test_cpu_recipe_runs_on_the_default_model_and_checkpoint_loads(method, tmp_path, smol):
+    """`rltf train METHOD --config recipes/cpu-fact-summary-METHOD.yaml --set max_steps=...` (shrunk)."""
+    from pathlib import Path
+
+    from rltf.cli import main
+
+    recipe = Path(__file__).parents[1] / "recipes" / f"cpu-fact-summary-{method}.yaml"
+    out = tmp_path / method
+    assert main(["train", method, "--config", str(recipe), "--set", "max_steps=1", "--set", "prompts_per_step=4",
+                 "--set", "mini_batch_size=4", "--set", "ppo_epochs=1", "--set", "eval_n=4",
+                 "--set", f"output_dir={out}"]) == 0
+    assert main(["eval", "--model", str(out / "checkpoint-1" / "model"), "--task", "fact_summary", "--n", "2"]) == 0
+    readme = (out / "checkpoint-1" / "model" / "README.md").read_text()
+    assert method in readme and ("Text2Grad" in readme) == (method == "span-ppo")
