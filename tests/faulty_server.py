@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FaultyServer:
     """Replies cycle through ``script``: "500", "429", "sleep" (longer than the client timeout),
-    "garbage" (not JSON), "nomarker", "empty", "leak" (states the reference answer) or "good"."""
+    "garbage" (not JSON), "nomarker", "empty", "leak" (states the reference answer), "good", or "spans"
+    (dual feedback JSON quoting "Tom", "Boston" and "Paris")."""
 
     def __init__(self, script, leak_text="", sleep=3.0):
         self.script, self.leak_text, self.sleep = itertools.cycle(script), leak_text, sleep
@@ -41,7 +42,9 @@ class FaultyServer:
                     content = {"good": "Analysis: hidden.\nCritique: Check the carry in the tens column.",
                                "nomarker": "I think the answer is fine.",
                                "empty": "",
-                               "leak": f"Critique: The answer is {outer.leak_text}."}[action]
+                               "leak": f"Critique: The answer is {outer.leak_text}.",
+                               "spans": json.dumps({"textual_feedback": "The city is wrong.", "good_spans": ["Tom"],
+                                                    "poor_spans": ["Boston", "Paris"]})}[action]
                     body = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
                 try:
                     self.send_response(200)

@@ -262,3 +262,29 @@ def test_rltf_annotate_cli_writes_and_resumes(tmp_path, capsys):
     own = tmp_path / "own.jsonl"
     own.write_text(json.dumps({"id": "u1", "prompt": "Summarise: x", "answer": "y"}) + "\n")
     assert main(["annotate", "--input", str(own), "--feedback", "judge", "--output", str(tmp_path / "o.jsonl")]) == 2
+
+
+def test_rltf_annotate_with_an_http_judge_counts_failures(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from faulty_server import FaultyServer
+
+    from rltf.cli import main
+
+    own = tmp_path / "own.jsonl"
+    own.write_text("".join(json.dumps({"id": f"u{i}", "prompt": "Summarize the post ...", "answer": "Tom is a chef in Boston."})
+                           + "\n" for i in range(4)))
+    out = tmp_path / "ann.jsonl"
+    with FaultyServer(["spans", "500", "garbage", "sleep"], sleep=2.0) as server:
+        code = main(["annotate", "--input", str(own), "--feedback", "judge", "--judge-url", server.url,
+                     "--judge-model", "m", "--judge-retries", "0", "--judge-timeout", "1", "--judge-concurrency", "1",
+                     "--output", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "wrote 1 records" in printed and "3 provider failures" in printed
+    (r,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert r["critique"] == "The city is wrong." and r["unmatched"] == [{"quote": "Paris", "label": "negative"}]
+    assert {(s["quote"], s["label"]) for s in r["spans"]} == {("Tom", "positive"), ("Boston", "negative")}
+    assert r["provenance"]["provider"] == "judge:m"

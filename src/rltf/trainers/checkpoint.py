@@ -49,7 +49,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def model_card(config: dict, step: int, accuracy: float | None) -> str:
     acc = "not measured" if accuracy is None else f"{accuracy:.3f}"
     method = config["method"]
-    cite = {"grpo": CITATIONS["grpo"], "span-ppo": CITATIONS["text2grad"], "scalar-ppo": CITATIONS["ppo"]}.get(
+    cite = {"grpo": CITATIONS["grpo"], "span-ppo": CITATIONS["text2grad"], "reward-model": CITATIONS["text2grad"],
+            "scalar-ppo": CITATIONS["ppo"]}.get(
         method, CITATIONS["rltf"])
     return (f"---\nlibrary_name: transformers\ntags: [rltf, {method}]\nbase_model: {config['model']}\n---\n\n"
             f"# {config['model']} trained with rltf `{method}`\n\n"
