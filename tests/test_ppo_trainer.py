@@ -150,3 +150,15 @@ def test_cpu_recipe_runs_on_the_default_model_and_checkpoint_loads(method, tmp_p
     assert main(["eval", "--model", str(out / "checkpoint-1" / "model"), "--task", "fact_summary", "--n", "2"]) == 0
     readme = (out / "checkpoint-1" / "model" / "README.md").read_text()
     assert method in readme and ("Text2Grad" in readme) == (method == "span-ppo")
+
+
+def test_ppo_non_finite_loss_stops_without_applying(tmp_path, monkeypatch):
+    from rltf.trainers.base import NonFiniteError
+
+    tr = ppo("span-ppo", tmp_path, max_steps=1)
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    real = tr.sequence_loss
+    monkeypatch.setattr(tr, "sequence_loss", lambda *a: (real(*a)[0] * float("nan"), {}))
+    with pytest.raises(NonFiniteError, match="step 1"):
+        tr.train_step()
+    assert all(torch.equal(x, y) for x, y in zip(before, tr.model.parameters()))

@@ -142,3 +142,31 @@ def test_reward_model_as_ppo_reward_source(annotations, tmp_path):
     assert metrics["feedback/failed"] + len(seqs["ppo"]) == 2
     if metrics["feedback/failed"] == 2:
         assert metrics["ppo/skipped"] == 1.0
+
+
+def test_word_score_list_records_are_read(tmp_path):
+    from rltf.spans.annotate import read_annotations
+
+    f = tmp_path / "ref.jsonl"
+    f.write_text(json.dumps({"prompt": "p", "answer": "Tom lives in Boston", "textual_feedback": "wrong city",
+                             "word_score_list": [["Tom", 1], ["lives", 0], ["in", 0], ["Boston", -1]]}) + "\n")
+    (r,) = read_annotations(f)
+    assert r["critique"] == "wrong city" and r["spans"] == [("Tom", "positive"), ("Boston", "negative")]
+    assert json.loads(rm_target(r)) == {"textual_feedback": "wrong city", "good_spans": ["Tom"],
+                                        "poor_spans": ["Boston"]}
+
+
+def test_lora_reward_model_trains_adapters_only(annotations, tmp_path):
+    from rltf.reward_model.train import RewardModelTrainer, make_rm_config
+
+    cfg = make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 1,
+                                    "batch_size": 6, "use_lora": True, "lora_r": 4, "learning_rate": 1e-2,
+                                    "output_dir": str(tmp_path / "rm")})
+    tr = RewardModelTrainer(cfg, console=lambda s: None)
+    named = dict(tr.model.named_parameters())
+    before = {k: v.detach().clone() for k, v in named.items()}
+    tr.train_step(0, 0)
+    changed = {k for k, v in tr.model.named_parameters() if not __import__("torch").equal(before[k], v)}
+    assert changed and all("lora_" in k for k in changed)
+    path = tr.save()
+    assert (path / "adapter" / "adapter_model.safetensors").exists() and (path / "model" / "config.json").exists()
