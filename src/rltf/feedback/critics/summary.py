@@ -19,7 +19,7 @@ def critique_fact_summary(task, problem, answer: str, score) -> Critique:
         parts.append(f"The summary does not state the author's {_join(missing)}.")
     if not parts:
         return Critique("The summary states every key fact and nothing wrong.", spans, source="critic")
-    good = [m.text for m in mentions if m.correct]
+    good = list(dict.fromkeys(m.text for m in mentions if m.correct))  # each correct fact named once
     if good:
         quoted = _join(['"' + g + '"' for g in good])
         parts.append(f"{quoted} {'is' if len(good) == 1 else 'are'} right.")
