@@ -25,7 +25,9 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
+	$(PIP) install -q -c constraints.txt -e '.[bench]'
 	$(VENV)/bin/python benchmarks/generation.py
+	$(VENV)/bin/python benchmarks/train_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
