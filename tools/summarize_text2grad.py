@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
+from rltf.eval.compare import interval  # mean and 95 % t-interval over seeds
 
 
 def load(root: Path):
@@ -26,13 +25,6 @@ def load(root: Path):
         rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines() if line.strip()]
         runs[method][int(seed)] = rows
     return runs
-
-
-def interval(values):
-    m = statistics.mean(values)
-    if len(values) < 2:
-        return m, float("nan")
-    return m, T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def main() -> None:

@@ -46,16 +46,21 @@ def load_backend(args):
     return HFBackend(model, tok, batch_size=args.batch_size)
 
 
-def build_feedback_from_args(args, backend):
-    from rltf.feedback import build_feedback
-
-    local = None
+def _local_judge_backend(args):
+    """The --judge-local-model backend for --feedback local, when it is not the policy itself."""
     if args.feedback == "local" and args.judge_local_model and args.judge_local_model != args.model:
         from rltf.models import load_model_and_tokenizer
         from rltf.rollout.hf_backend import HFBackend
 
         m, t = load_model_and_tokenizer(args.judge_local_model, dtype=args.dtype, device=args.device)
-        local = HFBackend(m, t, batch_size=args.batch_size)
+        return HFBackend(m, t, batch_size=args.batch_size)
+    return None
+
+
+def build_feedback_from_args(args, backend):
+    from rltf.feedback import build_feedback
+
+    local = _local_judge_backend(args)
     return build_feedback(args.feedback, backend=backend, judge_url=args.judge_url, judge_model=args.judge_model,
                           judge_key_env=args.judge_key_env, judge_timeout=args.judge_timeout,
                           judge_concurrency=args.judge_concurrency, judge_retries=args.judge_retries,
@@ -65,13 +70,7 @@ def build_feedback_from_args(args, backend):
 def build_span_feedback_from_args(args, backend):
     from rltf.feedback import build_span_feedback
 
-    local = None
-    if args.feedback == "local" and args.judge_local_model and args.judge_local_model != args.model:
-        from rltf.models import load_model_and_tokenizer
-        from rltf.rollout.hf_backend import HFBackend
-
-        m, t = load_model_and_tokenizer(args.judge_local_model, dtype=args.dtype, device=args.device)
-        local = HFBackend(m, t, batch_size=args.batch_size)
+    local = _local_judge_backend(args)
     return build_span_feedback(args.feedback, backend=backend, judge_url=args.judge_url, judge_model=args.judge_model,
                                judge_key_env=args.judge_key_env, judge_timeout=args.judge_timeout,
                                judge_concurrency=args.judge_concurrency, judge_retries=args.judge_retries,

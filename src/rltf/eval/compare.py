@@ -53,15 +53,9 @@ class CompareConfig:
 
 
 def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
-    from rltf.trainers.config import METHOD_CONFIGS
+    from rltf.trainers.config import METHOD_CONFIGS, read_yaml_mapping
 
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such compare file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    data = read_yaml_mapping(path, "compare")
     for key, value in (overrides or {}).items():  # --set budget_tokens=500, --set common.eval_n=8
         target = data
         *parents, leaf = key.split(".")

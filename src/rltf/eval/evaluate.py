@@ -58,11 +58,19 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
     }
     if hasattr(task, "metrics"):  # task-specific metrics (e.g. fact F1), mean over first answers
         by_id = {p.id: p for p in problems}
-        values = [task.metrics(by_id[e.problem_id], e.turns[0].text) for e in episodes]
-        result["metrics"] = {k: sum(v[k] for v in values) / len(values) for k in values[0]}
+        result["metrics"] = mean_task_metrics(task, [by_id[e.problem_id] for e in episodes],
+                                              [e.turns[0].text for e in episodes])
     if feedback is not None:
         result["feedback"] = {"provider": feedback.name, **feedback.stats.to_dict()}
     return result
+
+
+def mean_task_metrics(task: Task, problems, answers) -> dict[str, float]:
+    """Mean of the task's per-answer metrics (``task.metrics``); {} for tasks without them."""
+    if not hasattr(task, "metrics") or not answers:
+        return {}
+    values = [task.metrics(p, a) for p, a in zip(problems, answers)]
+    return {k: sum(v[k] for v in values) / len(values) for k in values[0]}
 
 
 def _compact(episode) -> dict[str, Any]:

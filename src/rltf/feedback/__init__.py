@@ -10,6 +10,15 @@ from rltf.feedback.judge import LLMJudge, SelfCritic
 KINDS = ("critic", "correctness", "judge", "local", "self")
 
 
+def _http_judge_client(url, model, key_env, timeout, concurrency, retries):
+    if not url or not model:
+        raise ConfigError("--feedback judge needs --judge-url and --judge-model (an OpenAI-compatible endpoint)")
+    from rltf.feedback.client import OpenAIChatClient
+
+    return OpenAIChatClient(url, model, api_key_env=key_env, timeout=timeout, concurrency=concurrency,
+                            max_retries=retries)
+
+
 def build_feedback(kind: str, backend=None, judge_url: str | None = None, judge_model: str | None = None,
                    judge_key_env: str = "OPENAI_API_KEY", judge_timeout: float = 60.0, judge_concurrency: int = 8,
                    judge_retries: int = 3, cache: str | None = None, local_backend=None) -> FeedbackProvider:
@@ -20,12 +29,8 @@ def build_feedback(kind: str, backend=None, judge_url: str | None = None, judge_
     if kind == "correctness":
         return CorrectnessFeedback()
     if kind == "judge":
-        if not judge_url or not judge_model:
-            raise ConfigError("--feedback judge needs --judge-url and --judge-model (an OpenAI-compatible endpoint)")
-        from rltf.feedback.client import OpenAIChatClient
-
-        client = OpenAIChatClient(judge_url, judge_model, api_key_env=judge_key_env, timeout=judge_timeout,
-                                  concurrency=judge_concurrency, max_retries=judge_retries)
+        client = _http_judge_client(judge_url, judge_model, judge_key_env, judge_timeout, judge_concurrency,
+                                    judge_retries)
         return LLMJudge(client, cache=cache)
     if kind == "local":
         from rltf.feedback.client import LocalChatClient
@@ -52,12 +57,8 @@ def build_span_feedback(kind: str, backend=None, judge_url: str | None = None, j
     if kind == "critic":
         return ProgrammaticCritic()
     if kind == "judge":
-        if not judge_url or not judge_model:
-            raise ConfigError("span feedback from a judge needs judge_url and judge_model (an OpenAI-compatible endpoint)")
-        from rltf.feedback.client import OpenAIChatClient
-
-        client = OpenAIChatClient(judge_url, judge_model, api_key_env=judge_key_env, timeout=judge_timeout,
-                                  concurrency=judge_concurrency, max_retries=judge_retries)
+        client = _http_judge_client(judge_url, judge_model, judge_key_env, judge_timeout, judge_concurrency,
+                                    judge_retries)
         return SpanJudge(client, cache=cache)
     if kind == "local":
         from rltf.feedback.client import LocalChatClient

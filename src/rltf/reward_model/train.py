@@ -60,20 +60,12 @@ class RewardModelConfig:
 
 
 def make_rm_config(recipe: str | None = None, overrides: dict[str, Any] | None = None) -> RewardModelConfig:
-    import yaml
-
-    from rltf.trainers.config import _coerce
+    from rltf.trainers.config import _coerce, read_yaml_mapping
 
     known = {f.name: f for f in dataclasses.fields(RewardModelConfig)}
     values: dict[str, Any] = {}
     if recipe:
-        path = Path(recipe)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such recipe file")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a recipe is a mapping of config keys to values")
-        values.update(data)
+        values.update(read_yaml_mapping(recipe))
     values.update(overrides or {})
     values.pop("method", None)
     unknown = sorted(set(values) - set(known))
@@ -144,7 +136,7 @@ class RewardModelTrainer:
 
     def train_step(self, epoch: int, index: int) -> dict[str, float]:
         from rltf.algorithms import fm_loss
-        from rltf.trainers.base import NonFiniteError
+        from rltf.trainers.base import NonFiniteError, guarded_step
         from rltf.trainers.sequences import Sequence, collate, completion_logprobs
 
         c = self.config
@@ -163,16 +155,10 @@ class RewardModelTrainer:
                 raise NonFiniteError(f"non-finite loss at step {self.step + 1}; the step was not applied")
             loss.backward()
             total += loss.item()
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-        if not torch.isfinite(norm):
-            raise NonFiniteError(f"non-finite gradient norm at step {self.step + 1}; the step was not applied")
-        if c.max_grad_norm:
-            torch.nn.utils.clip_grads_with_norm_(params, c.max_grad_norm, norm)
-        self.optimizer.step()
+        norm = guarded_step(self.optimizer, c.max_grad_norm, f"at step {self.step + 1}; the step was not applied")
         self.scheduler.step()
         self.step += 1
-        return {"loss/sft": total, "grad_norm": float(norm), "lr": self.scheduler.get_last_lr()[0],
+        return {"loss/sft": total, "grad_norm": norm, "lr": self.scheduler.get_last_lr()[0],
                 "tokens": float(n_tokens), "epoch": epoch + (index + 1) / self.steps_per_epoch}
 
     def save(self) -> Path:

@@ -42,6 +42,22 @@ def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
+def guarded_step(optimizer, max_grad_norm: float, where: str) -> float:
+    """Clip the accumulated gradients by their global norm and take one optimizer step -> the norm.
+    A non-finite norm zeroes the gradients and raises NonFiniteError (``where`` says which step)."""
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.tensor(0.0)
+    if not torch.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        raise NonFiniteError(f"non-finite gradient norm {where}")
+    if max_grad_norm:
+        torch.nn.utils.clip_grads_with_norm_(params, max_grad_norm, norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm)
+
+
 def wrap_lora(model, config, adapter_dir: Path | None = None):
     """PEFT LoRA adapters on ``config.lora_target_modules`` (initialised under ``config.seed``),
     loaded from ``adapter_dir`` when resuming."""
@@ -239,18 +255,9 @@ class Trainer(ABC):
 
     def _apply_gradients(self) -> float:
         """Guard, clip and apply the accumulated gradients (one optimizer step) -> gradient norm."""
-        params = [p for group in self.optimizer.param_groups for p in group["params"] if p.requires_grad]
-        grads = [p.grad for p in params if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.tensor(0.0)
-        if not torch.isfinite(norm):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteError(f"non-finite gradient norm at step {self.step + 1}; the step was not applied; "
-                                 f"last good checkpoint: {self._last_checkpoint()}")
-        if self.config.max_grad_norm:
-            torch.nn.utils.clip_grads_with_norm_(params, self.config.max_grad_norm, norm)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return float(norm)
+        return guarded_step(self.optimizer, self.config.max_grad_norm,
+                            f"at step {self.step + 1}; the step was not applied; "
+                            f"last good checkpoint: {self._last_checkpoint()}")
 
     def _finish_step(self, metrics: dict[str, float], t_start: float) -> dict[str, float]:
         c = self.config

@@ -211,6 +211,20 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
     return value if isinstance(value, str) or value is None else str(value)
 
 
+def read_yaml_mapping(path: str | Path, what: str = "recipe") -> dict[str, Any]:
+    """A YAML file holding a mapping (a recipe, a compare file), with one-line errors."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such {what} file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a {what} file is a mapping of config keys to values")
+    return data
+
+
 def make_config(method: str, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Defaults < YAML recipe < overrides (CLI flags and --set). Unknown keys are errors."""
     if method not in METHOD_CONFIGS:
@@ -219,16 +233,7 @@ def make_config(method: str, recipe: str | Path | None = None, overrides: dict[s
     known = {f.name: f for f in fields(cls)}
     values: dict[str, Any] = {}
     if recipe:
-        path = Path(recipe)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such recipe file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a recipe is a mapping of config keys to values")
-        values.update(data)
+        values.update(read_yaml_mapping(recipe))
     values.update(overrides or {})
     values.pop("method", None)
     unknown = sorted(set(values) - set(known))

@@ -21,6 +21,7 @@ import torch
 
 from rltf.algorithms import (AdaptiveKLController, dense_rewards, full_kl, gae, gather_logprobs, last_token_rewards,
                              length_weights, policy_gradient_loss, value_loss, whiten)
+from rltf.eval.evaluate import mean_task_metrics
 from rltf.rollout import SamplingParams
 from rltf.spans import SpanError, token_rewards
 from rltf.trainers.base import Trainer
@@ -103,7 +104,7 @@ class PPOTrainer(Trainer):
             "tokens/generated": float(sum(len(g.token_ids) for g in gens)), "time/generate": t1 - t0,
             "time/feedback": t2 - t1, "feedback/failed": float(failures), "spans/not_found": float(not_found),
         }
-        metrics.update({f"task/{k}": v for k, v in _mean_metrics(task, owners, gens).items()})
+        metrics.update({f"task/{k}": v for k, v in mean_task_metrics(task, owners, [g.text for g in gens]).items()})
         if seqs:
             metrics["reward/span_sum"] = sum(s.extra["span_sum"] for s in seqs) / len(seqs)
             metrics["spans/labelled_fraction"] = sum(labelled) / len(labelled)
@@ -205,9 +206,3 @@ class PPOTrainer(Trainer):
         vl, v_stats = value_loss(values, pad("old_values"), pad("returns"), batch.mask, c.value_clip, c.loss_aggregation)
         return pg + c.vf_coef * vl, {**pg_stats, **v_stats, "policy_loss": pg.item(), "value_loss": vl.item()}
 
-
-def _mean_metrics(task, problems, gens) -> dict[str, float]:
-    if not hasattr(task, "metrics") or not gens:
-        return {}
-    values = [task.metrics(p, g.text) for p, g in zip(problems, gens)]
-    return {k: sum(v[k] for v in values) / len(values) for k in values[0]}
