@@ -97,7 +97,7 @@ def test_judge_against_rltf_serve(tiny_backend, wrong_items):
         assert models["data"][0]["id"] == "tiny-random"
         judge = judge_for(url, timeout=60)
         critique = judge.critique(*wrong_items[0])
-        assert critique.fallback in ("no_marker", "empty")
+        assert critique.fallback in ("no_marker", "empty", "truncated")  # a random model rambles
         req = urllib.request.Request(f"{url}/chat/completions", data=b'{"messages": "oops"}', method="POST",
                                      headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as err:

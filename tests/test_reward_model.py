@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from rltf.feedback.base import Span
 from rltf.reward_model import SpanRewardModel, rm_target
 from rltf.reward_model.evaluate import evaluate_reward_model, match_spans
 from rltf.spans.parse import parse_dual_feedback
@@ -124,8 +125,10 @@ def test_cli_train_reward_model_and_eval_rm(annotations, tmp_path, capsys):
     assert "bad.jsonl:1" in capsys.readouterr().err
 
 
-def test_reward_model_as_ppo_reward_source(annotations, tmp_path):
+def test_reward_model_as_ppo_reward_source(annotations, tmp_path, monkeypatch):
+    """The reward model's spans become exactly the token rewards PPO trains on; its garbage is a counted failure."""
     from rltf.reward_model.train import RewardModelTrainer, make_rm_config
+    from rltf.spans import token_rewards
     from rltf.trainers import build_trainer, make_config
 
     cfg = make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 1,
@@ -133,15 +136,36 @@ def test_reward_model_as_ppo_reward_source(annotations, tmp_path):
     RewardModelTrainer(cfg, console=lambda s: None).train()
     ppo = build_trainer(make_config("span-ppo", overrides={
         "model": "tiny-random", "task": "fact_summary", "feedback": "reward-model", "reward_model": str(tmp_path / "rm"),
-        "prompts_per_step": 2, "max_new_tokens": 6, "output_dir": str(tmp_path / "ppo"), "eval_at_start": False}),
-        console=lambda s: None)
+        "prompts_per_step": 2, "group_size": 2, "max_new_tokens": 6, "output_dir": str(tmp_path / "ppo"),
+        "eval_at_start": False}), console=lambda s: None)
     assert isinstance(ppo.feedback, SpanRewardModel)
-    ppo.feedback.params = type(ppo.feedback.params)(max_new_tokens=8, temperature=0.0)
-    seqs, metrics, _ = ppo.make_batch(ppo.task.problems("train", 2), seed=0)
-    # A barely trained tiny model writes no valid JSON: every answer is a counted failure, no update.
-    assert metrics["feedback/failed"] + len(seqs["ppo"]) == 2
-    if metrics["feedback/failed"] == 2:
-        assert metrics["ppo/skipped"] == 1.0
+    outputs = {}  # answer -> what the stubbed reward model wrote about it
+
+    def scripted(prompts, answers):
+        replies = []
+        for k, answer in enumerate(answers):
+            quote = answer.strip()
+            if k == 0 or not quote:
+                reply = "not json at all"
+            else:
+                key = "poor_spans" if k % 2 else "good_spans"
+                reply = json.dumps({"textual_feedback": "scripted", key: [quote]})
+            outputs[answer] = reply
+            replies.append(reply)
+        return replies
+
+    monkeypatch.setattr(ppo.feedback, "generate", scripted)
+    seqs, metrics, n = ppo.make_batch(ppo.task.problems("train", 2), seed=0)
+    assert n == 4 and metrics["feedback/failed"] == sum(r == "not json at all" for r in outputs.values()) >= 1
+    assert len(seqs["ppo"]) == 4 - metrics["feedback/failed"] >= 2
+    for s in seqs["ppo"]:
+        text = ppo.tokenizer.decode(s.completion_ids, skip_special_tokens=True)
+        reply = json.loads(next(r for a, r in outputs.items() if a.strip() and a.strip() in text))
+        label, quote = ("negative", reply["poor_spans"][0]) if "poor_spans" in reply else ("positive", reply["good_spans"][0])
+        expected, _ = token_rewards(text, [Span(quote, label)], ppo.tokenizer, token_ids=s.completion_ids)
+        assert s.extra["delta"] == expected.tolist()
+        total = sum(s.extra["delta"])
+        assert (total < 0) if label == "negative" else (total > 0)
 
 
 def test_word_score_list_records_are_read(tmp_path):

@@ -193,3 +193,85 @@ def test_periodic_eval_with_k_round_self_critique(tmp_path):
     evals = [r for r in rows if "eval/accuracy" in r]
     assert [r["step"] for r in evals] == [1, 2]
     assert all("eval/self_critique_round2" in r for r in evals)
+
+
+class FailingJudge:
+    """A feedback provider whose every critique is a fallback (as when a judge times out)."""
+
+    name = "judge:down"
+
+    def __init__(self):
+        from rltf.feedback.base import FeedbackStats
+
+        self.stats = FeedbackStats()
+
+    def critique_many(self, items):
+        from rltf.feedback.base import INCORRECT_TEXT, Critique
+
+        for _ in items:
+            self.stats.count("timeout")
+        return [Critique(INCORRECT_TEXT, [], source=self.name, fallback="timeout") for _ in items]
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_fm_leaves_fallback_critiques_out_unless_asked(tmp_path, keep):
+    tr = trainer("rltf-fm", tmp_path, fm_train_on_fallback=keep)
+    tr.feedback = FailingJudge()
+    seqs, metrics, n = tr.make_batch(tr.task.problems("train", 2), seed=0)
+    revised = round(metrics["episodes/reached_turn1"] * n)
+    assert revised > 0
+    if keep:
+        assert len(seqs["fm"]) == revised and metrics["fm/fallback_critiques"] == 0
+    else:
+        assert seqs["fm"] == [] and metrics["fm/fallback_critiques"] == revised
+
+
+def _grads(tr, seqs, n_episodes):
+    tr.optimizer.zero_grad(set_to_none=True)
+    tr._accumulate(seqs, n_episodes, 1.0)
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in tr.model.parameters()]
+
+
+@pytest.mark.parametrize("aggregation,kl_coef", [("sum", 0.0), ("seq-mean-token-mean", 0.0), ("token-mean", 0.0),
+                                                 ("sum", 0.5), ("token-mean", 0.5)])
+def test_zero_advantage_skip_is_exact_in_every_mode(tmp_path, monkeypatch, aggregation, kl_coef):
+    from rltf.algorithms import zero_advantage_skip_is_exact
+
+    tr = trainer("rltf-sd", tmp_path, group_size=4, loss_aggregation=aggregation, kl_coef=kl_coef,
+                 micro_batch_size=3, temperature=1.0)
+    monkeypatch.setattr(tr.task, "grade", parity_grader)
+    monkeypatch.setattr(tr, "drop_zero_advantage", lambda s: s)
+    full, _, n = tr.make_batch(tr.task.problems("train", 2), seed=3)
+    for kind in ("rl", "sd"):  # every other sequence gets an advantage of exactly 0, the rest a non-zero one
+        for k, s in enumerate(full[kind]):
+            s.advantage = 0.0 if k % 2 else (s.advantage or 0.5)
+    assert sum(s.advantage == 0.0 for s in full["rl"]) >= 2
+    monkeypatch.undo()
+    with torch.no_grad():  # move the policy off the reference, or the KL term has no gradient at all
+        gen = torch.Generator().manual_seed(0)
+        for p in tr.model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.02)
+    kept = tr.drop_zero_advantage(full)
+    reference, applied = _grads(tr, full, n), _grads(tr, kept, n)
+    for a, b in zip(reference, applied):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    forced = {k: [s for s in v if s.advantage != 0.0] if k in ("rl", "sd") else v for k, v in full.items()}
+    changed = any(not torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(reference, _grads(tr, forced, n)))
+    assert changed == (not zero_advantage_skip_is_exact(aggregation, kl_coef))  # the rule is needed exactly there
+
+
+def test_generated_tokens_count_every_rollout_of_a_step(tmp_path, monkeypatch):
+    tr = trainer("grpo", tmp_path, gradient_accumulation_steps=2, max_steps=1)
+    counts = []
+    original = tr.make_batch
+
+    def counting(problems, seed):
+        seqs, metrics, n = original(problems, seed)
+        counts.append(metrics["tokens/generated"])
+        return seqs, metrics, n
+
+    monkeypatch.setattr(tr, "make_batch", counting)
+    tr.train_step()
+    assert len(counts) == 2 and tr.generated_tokens == sum(counts)
+    with pytest.raises(ConfigError, match="gradient_accumulation_steps must be at most 1"):
+        make_config("span-ppo", overrides={"gradient_accumulation_steps": 2})

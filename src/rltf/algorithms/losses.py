@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 AGGREGATIONS = ("sum", "token-mean", "seq-mean-token-mean")
+SD_MODES = ("awr", "clipped_is", "rejection")
 
 
 def gather_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -33,6 +34,17 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str = "sum") ->
     if mode == "seq-mean-token-mean":
         return ((per_token * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)).sum() / b
     raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {mode!r}")
+
+
+def zero_advantage_skip_is_exact(aggregation: str, kl_coef: float = 0.0) -> bool:
+    """Whether leaving out the sequences whose advantage is exactly 0 leaves the loss and its gradient unchanged.
+
+    Their policy-gradient (and SD) term is 0 in every mode, but under ``token-mean`` their tokens
+    count in the denominator, and with ``kl_coef > 0`` they still carry the KL term's gradient. So
+    the skip is exact only for ``sum`` and ``seq-mean-token-mean`` (normalised by episodes, which
+    the trainer counts before skipping) without a KL term.
+    """
+    return aggregation != "token-mean" and not kl_coef
 
 
 def _per_token(adv: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

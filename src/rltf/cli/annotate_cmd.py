@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from rltf.cli.common import add_feedback_args, add_model_args, build_span_feedback_from_args
+from rltf.cli.common import add_feedback_args, add_model_args, bounded, build_span_feedback_from_args
 
 
 def register(sub) -> None:
@@ -14,14 +14,14 @@ def register(sub) -> None:
                        description=__doc__)
     p.add_argument("--task", default="fact_summary", help="task spec (see `rltf tasks`)")
     p.add_argument("--input", help="JSONL of your own answers: {prompt, answer, reference?, id?} (no generation)")
-    p.add_argument("--n", type=int, default=64, help="problems to answer")
-    p.add_argument("--samples", type=int, default=1, help="answers per problem")
+    p.add_argument("--n", type=bounded(int, ge=1), default=64, help="problems to answer")
+    p.add_argument("--samples", type=bounded(int, ge=1), default=1, help="answers per problem")
     p.add_argument("--split", default="train", choices=["train", "eval", "all"], help="which problems")
-    p.add_argument("--seed", type=int, default=0, help="problem order and sampling seed")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the answers")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling")
-    p.add_argument("--max-new-tokens", type=int, help="answer length budget (default: the task's)")
-    p.add_argument("--chunk", type=int, default=32, help="problems answered and written per batch")
+    p.add_argument("--seed", type=bounded(int, ge=0), default=0, help="problem order and sampling seed")
+    p.add_argument("--temperature", type=bounded(float, ge=0), default=1.0, help="sampling temperature of the answers")
+    p.add_argument("--top-p", type=bounded(float, gt=0, le=1), default=1.0, help="nucleus sampling")
+    p.add_argument("--max-new-tokens", type=bounded(int, ge=1), help="answer length budget (default: the task's)")
+    p.add_argument("--chunk", type=bounded(int, ge=1), default=32, help="problems answered and written per batch")
     p.add_argument("--output", required=True, help="JSONL file of records (appended to; resumable)")
     add_model_args(p)
     add_feedback_args(p, default="critic", spans=True)

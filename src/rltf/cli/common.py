@@ -5,7 +5,29 @@ import argparse
 import json
 from pathlib import Path
 
+from rltf.errors import ConfigError
 from rltf.models import DEFAULT_MODEL
+from rltf.trainers.config import check_value
+
+
+def bounded(kind: type, **bounds):
+    """An argparse ``type`` reading ``kind`` and checking it against ``bounds`` (ge/gt/le/lt) with the same
+    rule as config fields (:func:`rltf.trainers.config.check_value`): a bad value is argparse's exit 2."""
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        try:
+            check_value("value", value, bounds)
+        except ConfigError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix("value ")) from None
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its messages
+    convert.bounds = bounds
+    return convert
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -13,7 +35,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help=f"model: {DEFAULT_MODEL} (embedded default), tiny-random, a local directory or a hub id")
     p.add_argument("--dtype", default="auto", help="auto (float32 on CPU, bf16 on CUDA), float32, bfloat16, float16")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--batch-size", type=int, default=32, help="conversations generated together")
+    p.add_argument("--batch-size", type=bounded(int, ge=1), default=32, help="conversations generated together")
 
 
 def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans: bool = False) -> None:
@@ -31,9 +53,9 @@ def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans
     p.add_argument("--judge-url", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--judge-model", help="model name sent to the judge endpoint")
     p.add_argument("--judge-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
-    p.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per judge request")
-    p.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight at once")
-    p.add_argument("--judge-retries", type=int, default=3, help="retries on 429/5xx/timeouts, with backoff")
+    p.add_argument("--judge-timeout", type=bounded(float, gt=0), default=60.0, help="seconds per judge request")
+    p.add_argument("--judge-concurrency", type=bounded(int, ge=1), default=8, help="judge requests in flight at once")
+    p.add_argument("--judge-retries", type=bounded(int, ge=0), default=3, help="retries on 429/5xx/timeouts, with backoff")
     p.add_argument("--judge-cache", help="SQLite file caching judge replies")
     p.add_argument("--judge-local-model", help="model for --feedback local (default: the policy model)")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rltf.cli.common import write_json
+from rltf.cli.common import bounded, write_json
 
 DEMO = dict(task="add2", feedback="critic", prompts_per_step=4, group_size=4, temperature=1.0,
             learning_rate=2e-5, eval_n=64, micro_batch_size=16, generation_batch_size=64, save_total_limit=1)
@@ -20,10 +20,10 @@ def register(sub) -> None:
     p.add_argument("--model", default="smollm2-135m", help="policy model")
     p.add_argument("--method", default="rltf-fm", help="grpo, multiturn-grpo, rltf-sd, rltf-fm or rltf-sd+fm")
     p.add_argument("--task", default=DEMO["task"], help="task spec (default: the CPU preset add2)")
-    p.add_argument("--steps", type=int, default=10, help="training steps (0 = only show the feedback loop)")
-    p.add_argument("--eval-n", type=int, default=DEMO["eval_n"], help="held-out prompts for base/trained accuracy")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--show", type=int, default=2, help="two-turn episodes to print before training")
+    p.add_argument("--steps", type=bounded(int, ge=0), default=10, help="training steps (0 = only show the feedback loop)")
+    p.add_argument("--eval-n", type=bounded(int, ge=1), default=DEMO["eval_n"], help="held-out prompts for base/trained accuracy")
+    p.add_argument("--seed", type=bounded(int, ge=0), default=0)
+    p.add_argument("--show", type=bounded(int, ge=0), default=2, help="two-turn episodes to print before training")
     p.add_argument("--output-dir", default="runs/demo", help="checkpoints, metrics.jsonl and learning_curve.png")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a training config key")
     p.set_defaults(func=run)

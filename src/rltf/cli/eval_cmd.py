@@ -4,20 +4,22 @@ from __future__ import annotations
 import json
 import sys
 
-from rltf.cli.common import add_feedback_args, add_model_args, build_feedback_from_args, load_backend, write_json
+from rltf.cli.common import (add_feedback_args, add_model_args, bounded, build_feedback_from_args, load_backend,
+                             write_json)
 
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model on a task (single-turn accuracy, K-round feedback)")
     add_model_args(p)
     p.add_argument("--task", required=True, help="task spec, e.g. add2, knights_knaves, rg:leg_counting?min_animals=2")
-    p.add_argument("--n", type=int, default=64, help="number of held-out problems")
-    p.add_argument("--seed", type=int, default=0, help="seed for problem choice and sampling")
+    p.add_argument("--n", type=bounded(int, ge=1), default=64, help="number of held-out problems")
+    p.add_argument("--seed", type=bounded(int, ge=0), default=0, help="seed for problem choice and sampling")
     p.add_argument("--split", default="eval", choices=["eval", "train", "all"], help="which problems")
-    p.add_argument("--rounds", type=int, default=1, help="K: answer, then K-1 rounds of critique and revision")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, help="default: the task's own budget")
+    p.add_argument("--rounds", type=bounded(int, ge=1), default=1,
+                   help="K: answer, then K-1 rounds of critique and revision")
+    p.add_argument("--temperature", type=bounded(float, ge=0), default=0.0, help="0 = greedy")
+    p.add_argument("--top-p", type=bounded(float, gt=0, le=1), default=1.0)
+    p.add_argument("--max-new-tokens", type=bounded(int, ge=1), help="default: the task's own budget")
     p.add_argument("--output", help="write the result as JSON here (timings go beside it, *.timing.json)")
     add_feedback_args(p)
     p.set_defaults(func=run)

@@ -2,15 +2,18 @@
 model against held-out annotations, and how often its output fails to parse."""
 from __future__ import annotations
 
+from rltf.cli.common import bounded
+
 
 def register(sub) -> None:
     p = sub.add_parser("eval-rm", help="score a span reward model on held-out annotation records", description=__doc__)
     p.add_argument("--model", required=True, help="reward model: a model directory, checkpoint or run directory")
     p.add_argument("--data", required=True, help="held-out annotation records (JSONL)")
-    p.add_argument("--n", type=int, default=0, help="records scored (0 = all)")
-    p.add_argument("--iou", type=float, default=0.5, help="character IoU for a predicted span to match a gold one")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="generation budget of the reward model")
-    p.add_argument("--batch-size", type=int, default=32, help="records generated together")
+    p.add_argument("--n", type=bounded(int, ge=0), default=0, help="records scored (0 = all)")
+    p.add_argument("--iou", type=bounded(float, gt=0, le=1), default=0.5,
+                   help="character IoU for a predicted span to match a gold one")
+    p.add_argument("--max-new-tokens", type=bounded(int, ge=1), default=256, help="generation budget of the reward model")
+    p.add_argument("--batch-size", type=bounded(int, ge=1), default=32, help="records generated together")
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--output", help="write the full result as JSON here")

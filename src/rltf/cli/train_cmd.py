@@ -13,7 +13,7 @@ from rltf.errors import ConfigError
 
 def register(sub) -> None:
     from rltf.reward_model.train import RewardModelConfig
-    from rltf.trainers.config import METHOD_CONFIGS
+    from rltf.trainers.config import METHOD_CONFIGS, range_text
 
     configs = {**METHOD_CONFIGS, "reward-model": RewardModelConfig}
     p = sub.add_parser("train", help="train a policy with one of the methods, or a span reward model",
@@ -32,9 +32,11 @@ def register(sub) -> None:
             if f.name == "method":
                 continue
             default = f.default if f.default is not dataclasses.MISSING else None
+            limits = range_text(f.metadata)
             group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=argparse.SUPPRESS,
                                metavar=str(f.type).replace(" | None", "").upper(),
-                               help=f"{f.metadata.get('help', '')} (default: {default})")
+                               help=f"{f.metadata.get('help', '')}{f' [{limits}]' if limits else ''} "
+                                    f"(default: {default})")
         m.set_defaults(func=run)
 
 

@@ -6,11 +6,12 @@ offset of the quote in the answer. Text2Grad turns these spans into token reward
 """
 from __future__ import annotations
 
-import re
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
+
+from rltf.feedback.leaks import leaks_answer  # noqa: F401 - part of this module's interface
 
 LABELS = ("positive", "negative")
 CORRECT_TEXT = "Your previous attempt was correct."
@@ -80,18 +81,3 @@ class FeedbackProvider(ABC):
 
 def correctness_text(correct: bool) -> str:
     return CORRECT_TEXT if correct else INCORRECT_TEXT
-
-
-def _normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("\\boxed", "")).strip().strip(".").lower()
-
-
-def leaks_answer(text: str, answer: str) -> bool:
-    """True when ``text`` states the ground-truth ``answer``: as a whole word or number for short
-    answers (``71`` leaks in "the sum is 71" but not in "710"), as a substring otherwise."""
-    ans, body = _normalise(answer), _normalise(text)
-    if not ans:
-        return False
-    if len(ans) <= 24:
-        return re.search(rf"(?<![\w.]){re.escape(ans)}(?![\w]|\.\d)", body) is not None
-    return ans in body

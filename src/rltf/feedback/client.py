@@ -19,12 +19,32 @@ from typing import Sequence
 from rltf.rollout.backend import Messages, SamplingParams
 
 
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+
+
 class JudgeError(Exception):
     """A request that failed for good (after retries), with the reason."""
 
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+
+
+def parse_chat_response(raw: bytes) -> str:
+    """The reply text in a chat-completions response body; JudgeError("bad_response" | "truncated") otherwise."""
+    if len(raw) > MAX_RESPONSE_BYTES:
+        raise JudgeError("bad_response", f"response over {MAX_RESPONSE_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+        choice = data["choices"][0]
+        content, finish = choice["message"]["content"], choice.get("finish_reason")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+        raise JudgeError("bad_response", raw[:200].decode("utf-8", "replace")) from None
+    if not isinstance(content, str):
+        raise JudgeError("bad_response", "message content is not a string")
+    if finish == "length":
+        raise JudgeError("truncated", "the reply was cut off by the token limit (finish_reason: length)")
+    return content
 
 
 class ChatClient(ABC):
@@ -57,21 +77,18 @@ class OpenAIChatClient(ChatClient):
             headers["Authorization"] = f"Bearer {self.api_key}"
         req = urllib.request.Request(f"{self.base_url}/chat/completions", data=body, headers=headers, method="POST")
         with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            raw = resp.read()
-        try:
-            data = json.loads(raw)
-            content = data["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise JudgeError("bad_response", raw[:200].decode("utf-8", "replace")) from None
-        if not isinstance(content, str):
-            raise JudgeError("bad_response", "message content is not a string")
-        return content
+            raw = resp.read(MAX_RESPONSE_BYTES + 1)
+        return parse_chat_response(raw)
 
     def complete(self, messages: Messages) -> str:
         last = "unknown"
         for attempt in range(self.max_retries + 1):
             try:
                 return self._request(messages)
+            except JudgeError as err:
+                if err.reason == "truncated":
+                    raise
+                last = err.reason
             except urllib.error.HTTPError as err:
                 last = f"http_{err.code}"
                 if err.code != 429 and err.code < 500:
@@ -105,4 +122,6 @@ class LocalChatClient(ChatClient):
         self.params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature)
 
     def complete_many(self, conversations: Sequence[Messages]) -> list[str | JudgeError]:
-        return [g.text for g in self.backend.generate(list(conversations), self.params, seed=0)]
+        """Replies; one cut off at ``max_new_tokens`` is the failure ``truncated``, as over HTTP."""
+        return [g.text if g.finish_reason != "length" else JudgeError("truncated", "cut off at max_new_tokens")
+                for g in self.backend.generate(list(conversations), self.params, seed=0)]

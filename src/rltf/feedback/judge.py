@@ -53,7 +53,8 @@ class LLMJudge(FeedbackProvider):
             if isinstance(reply, JudgeError):
                 text, reason = None, reply.reason
             else:
-                text, reason = extract_critique(reply, problem.answer)
+                text, reason = extract_critique(reply, problem.answer, question=problem.question,
+                                                correct=score.correct)
             self.stats.count(reason)
             if text is None:
                 out.append(Critique(correctness_text(score.correct), [], source=self.name, fallback=reason))

@@ -14,6 +14,7 @@ from rltf.feedback.base import Critique, FeedbackProvider, Span, correctness_tex
 from rltf.feedback.cache import ReplyCache
 from rltf.feedback.client import ChatClient, JudgeError
 from rltf.feedback.prompts import CODE_SPAN_JUDGE_SYSTEM, CODE_SPAN_JUDGE_USER, SPAN_JUDGE_SYSTEM, SPAN_JUDGE_USER
+from rltf.feedback.validate import has_bad_characters
 from rltf.spans.parse import FeedbackParseError, parse_dual_feedback
 
 MAX_CRITIQUE_CHARS = 2000
@@ -63,6 +64,8 @@ class SpanJudge(FeedbackProvider):
     def _read(self, task, problem, reply) -> tuple[Critique | None, str | None]:
         if isinstance(reply, JudgeError):
             return None, reply.reason
+        if has_bad_characters(reply):
+            return None, "bad_characters"
         try:
             parsed = parse_dual_feedback(reply)
         except FeedbackParseError as err:
@@ -70,7 +73,7 @@ class SpanJudge(FeedbackProvider):
         if len(parsed.critique) > MAX_CRITIQUE_CHARS:
             return None, "too_long"
         if not getattr(task, "critique_may_state_answer", False) and problem.answer and leaks_answer(
-                parsed.critique, problem.answer):
+                parsed.critique, problem.answer, problem.question):
             return None, "leaks_answer"
         spans = [Span(q, label) for q, label in parsed.spans]
         return Critique(parsed.critique, spans, source=self.name), None

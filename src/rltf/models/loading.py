@@ -1,6 +1,8 @@
 """Load a policy or judge model and its tokenizer by name, Hugging Face id or local path."""
 from __future__ import annotations
 
+import socket
+import urllib.parse
 from pathlib import Path
 
 import torch
@@ -48,7 +50,30 @@ def _source(name: str) -> str:
     if looks_local and not Path(name).expanduser().exists():
         raise ModelLoadError(f"model {name!r} is not a known name ({DEFAULT_MODEL}, {TINY_NAME}), "
                              "an existing local directory, or a hub id (owner/name)")
-    return str(Path(name).expanduser()) if looks_local else name
+    if looks_local:
+        return str(Path(name).expanduser())
+    _require_hub(name)
+    return name
+
+
+def _require_hub(name: str, timeout: float = 5.0) -> None:
+    """A hub id loads from the local cache, or from a hub that answers within ``timeout`` seconds;
+    otherwise one clear error now instead of a minute of retries and warnings."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise ModelLoadError(f"model {name!r} is not a local directory and not in the Hugging Face cache "
+                             "(HF_HUB_OFFLINE is set)")
+    url = urllib.parse.urlsplit(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+    except OSError as err:
+        raise ModelLoadError(f"model {name!r} is not a local directory or in the Hugging Face cache, and the hub "
+                             f"({constants.ENDPOINT}) cannot be reached: {err}") from None
 
 
 def load_tokenizer(name: str = DEFAULT_MODEL):

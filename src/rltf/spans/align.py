@@ -218,18 +218,19 @@ def words_to_spans(word_scores: Sequence[Sequence[Any]]) -> list[tuple[str, str]
     for item in list(word_scores) + [("", 0)]:
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise SpanError(f"word_score_list item {item!r} is not a [word, score] pair")
-        word, score = item
-        try:
-            score = int(score)
-        except (TypeError, ValueError):
-            raise SpanError(f"word_score_list score {score!r} of {word!r} is not -1, 0 or 1") from None
-        if score not in (-1, 0, 1):
-            raise SpanError(f"word_score_list score {score!r} of {word!r} is not -1, 0 or 1")
+        word, raw = item
+        if not isinstance(word, str):
+            raise SpanError(f"word_score_list word {word!r} is not a string")
+        score = raw.strip() if isinstance(raw, str) else raw
+        score = {"-1": -1, "0": 0, "1": 1, "+1": 1}.get(score, score) if isinstance(score, str) else score
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or score not in (-1, 0, 1):
+            raise SpanError(f"word_score_list score {raw!r} of {word!r} is not -1, 0 or 1")
+        score = int(score)
         label = {1: "positive", -1: "negative"}.get(score)
         if label != run_label and run:
             spans.append((" ".join(run), run_label))
             run = []
         run_label = label
         if label is not None:
-            run.append(str(word))
+            run.append(word)
     return [s for s in spans if s[0].strip() and not re.fullmatch(r"\W+", s[0])]

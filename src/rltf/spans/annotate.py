@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from rltf.errors import DataError
 from rltf.spans.align import locate, read_span
+from rltf.tasks.jsonl import json_line
 
 
 def span_records(answer: str, spans, fuzzy_threshold: float = 90.0) -> tuple[list[dict], list[dict]]:
@@ -87,7 +88,7 @@ class AnnotationWriter:
     def write(self, records: Sequence[dict]) -> None:
         with self.path.open("a", encoding="utf-8") as f:
             for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                f.write(json_line(r))
                 self.done.add(r["id"])
             f.flush()
 

@@ -27,6 +27,7 @@ FEEDBACK_KEYS = ("textual_feedback", "feedback", "critique")
 POSITIVE_KEYS = ("good_spans",)
 NEGATIVE_KEYS = ("poor_spans", "wrong_code")
 NEUTRAL_KEYS = ("improvement_code",)
+MAX_REPLY_CHARS = 50_000  # longer replies are refused before parsing (the lenient reader is not linear)
 
 
 class FeedbackParseError(RltfError):
@@ -139,6 +140,8 @@ def parse_dual_feedback(text: str) -> DualFeedback:
     """A judge's or reward model's reply -> critique and spans (raises FeedbackParseError)."""
     if not isinstance(text, str) or not text.strip():
         raise FeedbackParseError("empty")
+    if len(text) > MAX_REPLY_CHARS:
+        raise FeedbackParseError("too_long", f"{len(text)} characters (at most {MAX_REPLY_CHARS})")
     data, lenient = _strict(text), False
     if not isinstance(data, dict):
         data, lenient = _lenient(text), True

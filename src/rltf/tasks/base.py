@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from rltf.errors import ConfigError
+
 SPLITS = ("train", "eval", "all")
 
 
@@ -53,7 +55,9 @@ class Task(ABC):
     max_new_tokens: int = 512  # default generation budget for an answer to this task
 
     def __init__(self, few_shot: int = 0, **params: Any):
-        self.few_shot = int(few_shot)
+        if isinstance(few_shot, bool) or not isinstance(few_shot, int) or few_shot < 0:
+            raise ConfigError(f"few_shot must be a non-negative integer, got {few_shot!r}")
+        self.few_shot = few_shot
         self.params = params
         self._few_shot_cache: list[tuple[str, str]] | None = None
 

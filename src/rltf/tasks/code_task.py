@@ -8,10 +8,9 @@ from typing import Any
 from rltf.errors import DataError
 from rltf.tasks.base import ListTask, Problem, Score
 from rltf.tasks.jsonl import read_records, require
-from rltf.tasks.sandbox import SandboxLimits, run_python
+from rltf.tasks.sandbox import SandboxLimits, run_function_tests
 
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.S)
-_FRAME = re.compile(r'File "program\.py", line (\d+)')
 
 
 def extract_code(completion: str) -> str | None:
@@ -27,55 +26,44 @@ def extract_code(completion: str) -> str | None:
 @dataclass
 class TestReport:
     passed: bool
-    status: str
-    failing_line: int | None = None  # line of program.py that raised (last frame)
-    failing_text: str = ""  # that line's source
-    in_solution: bool = False  # the raising line belongs to the model's code
-    solution_line: str = ""  # the deepest line of the model's code in the traceback
-    error: str = ""  # the exception line, e.g. "AssertionError" or "NameError: name 'x' ..."
-    log: str = ""  # the tail of stderr, shown to judges
+    status: str  # "passed", "error" or "timeout"
+    failing_text: str = ""  # the test's line that failed (e.g. "assert candidate(2) == 4")
+    in_solution: bool = False  # the failure is an exception raised by the model's code
+    solution_line: str = ""  # the deepest line of the model's code in that exception's traceback
+    error: str = ""  # e.g. "AssertionError" or "NameError: name 'x' is not defined"
+    log: str = ""  # what a judge is shown: the verdict and the tail of the solution's stderr
 
 
-def build_program(problem: Problem, code: str) -> tuple[str, int, int]:
-    """Program text, and the 1-based line range [start, end] occupied by the model's code."""
+def build_solution(problem: Problem, code: str) -> str:
+    """The candidate's module: the model's code, after the prompt's imports or its whole header.
+
+    A completion that defines the entry point gets only the prompt's import lines before it; a
+    body that continues the prompt's signature gets the whole prompt before it.
+    """
     entry = problem.metadata["entry_point"]
     header = problem.metadata.get("prompt_code", "")
     if re.search(rf"^\s*def {re.escape(entry)}\s*\(", code, re.M):
         imports = "\n".join(line for line in header.splitlines() if line.startswith(("import ", "from ")))
         before = imports + "\n" if imports else ""
-    else:  # a body continuing the prompt's signature
+    else:
         before = header
-    start = before.count("\n") + 1
-    program = before + code.rstrip() + "\n\n"
-    end = program.count("\n")
-    program += problem.metadata["tests"].rstrip() + f"\n\ncheck({entry})\n"
-    return program, start, end
+    return before + code.rstrip() + "\n"
 
 
 def run_tests(problem: Problem, code: str, limits: SandboxLimits) -> TestReport:
-    program, start, end = build_program(problem, code)
-    result = run_python(program, limits)
-    log = (result.stderr or result.stdout)[-2000:]
-    if result.passed:
-        return TestReport(True, "passed", log=log)
-    lines = program.splitlines()
-    frames = [int(m) for m in _FRAME.findall(result.stderr)]
-    report = TestReport(False, result.status, log=log)
-    if result.status == "timeout":
-        report.error = f"timed out after {limits.timeout:g} s"
-    else:
-        tail = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
-        report.error = tail[-1].strip() if tail else f"exit code {result.returncode}"
-    if frames:
-        report.failing_line = frames[-1]
-        report.failing_text = lines[frames[-1] - 1].strip() if frames[-1] <= len(lines) else ""
-        report.in_solution = start <= frames[-1] <= end
-        sol = [f for f in frames if start <= f <= end]
-        if sol:
-            report.solution_line = lines[sol[-1] - 1].strip()
-        test_frames = [f for f in frames if f > end]
-        if test_frames and not report.in_solution:
-            report.failing_text = lines[test_frames[-1] - 1].strip()
+    """Run the problem's tests against the model's function (see :func:`run_function_tests`)."""
+    entry = problem.metadata["entry_point"]
+    result = run_function_tests(build_solution(problem, code), entry, problem.metadata["tests"],
+                                problem.metadata.get("prompt_code", ""), limits)
+    error = f"timed out after {limits.timeout:g} s" if result.status == "timeout" else result.error
+    report = TestReport(result.passed, result.status, error=error, in_solution=result.in_solution)
+    if result.test_frames:
+        report.failing_text = str(result.test_frames[-1][1])
+    if result.solution_frames:
+        report.solution_line = str(result.solution_frames[-1][1])
+    trace = "".join(f"  tests line {n}: {t}\n" for n, t in result.test_frames)
+    trace += "".join(f"  solution line {n}: {t}\n" for n, t in result.solution_frames)
+    report.log = (f"{result.status}: {error}\n{trace}" + result.candidate_stderr[-1500:])[-2000:]
     return report
 
 

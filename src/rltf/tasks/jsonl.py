@@ -13,8 +13,12 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{number}: not valid UTF-8 (byte {err.start + 1})") from None
             if not line.strip():
                 continue
             try:
@@ -26,10 +30,30 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, record
 
 
+def json_line(record: Any) -> str:
+    """One JSONL line (newline included): UTF-8 text as is, but ASCII escapes for a record that holds
+    text UTF-8 cannot encode (a lone surrogate), so that writing never fails and the line reads back."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record)
+    return line + "\n"
+
+
 def read_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Records from a JSONL file, or from a local `datasets` directory (``save_to_disk``) or a
-    parquet/arrow/json file read by `datasets`. Yields (where, record) with a location for errors."""
-    path = Path(path)
+    parquet/arrow/json file read by `datasets`. Yields (where, record) with a location for errors;
+    a source with no records at all is a DataError (no command has anything to do with one)."""
+    path, count = Path(path), 0
+    for where, record in _records(path):
+        count += 1
+        yield where, record
+    if count == 0:
+        raise DataError(f"{path}: no records (the file is empty or holds only blank lines)")
+
+
+def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     if path.suffix == ".jsonl" or (path.is_file() and path.suffix == ".json"):
         for number, record in read_jsonl(path):
             yield f"{path}:{number}", record

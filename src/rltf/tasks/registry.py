@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import yaml
 
-from rltf.errors import ConfigError
+from rltf.errors import ConfigError, RltfError
 from rltf.tasks.base import Task
 
 
@@ -55,9 +55,18 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def get_task(spec: str | Task) -> Task:
-    """Build a task from a spec string (or return a Task unchanged)."""
+    """Build a task from a spec string (or return a Task unchanged); a bad parameter is a ConfigError."""
     if isinstance(spec, Task):
         return spec
+    try:
+        return _build(spec)
+    except RltfError:
+        raise
+    except (TypeError, ValueError, KeyError) as err:  # a parameter the task's constructor could not use
+        raise ConfigError(f"task {spec!r}: bad parameter ({type(err).__name__}: {err})") from None
+
+
+def _build(spec: str) -> Task:
     _load_builtins()
     name, params = parse_spec(spec)
     if name in PRESETS:

@@ -7,6 +7,7 @@ Subclasses implement :meth:`Trainer.make_batch` (rollout -> training sequences +
 from __future__ import annotations
 
 import math
+import os
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -237,11 +238,13 @@ class Trainer(ABC):
         t_start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         metrics: dict[str, float] = {}
+        generated = 0
         for micro in range(c.gradient_accumulation_steps):
             problems = self.stream.take(c.prompts_per_step)
             seed = c.seed * 1_000_003 + (self.step + 1) * 101 + micro
             t0 = time.perf_counter()
             seqs, rollout_metrics, n_episodes = self.make_batch(problems, seed)
+            generated += int(rollout_metrics.get("tokens/generated", 0))
             t1 = time.perf_counter()
             losses = self._accumulate(seqs, n_episodes, 1.0 / c.gradient_accumulation_steps)
             t2 = time.perf_counter()
@@ -251,7 +254,7 @@ class Trainer(ABC):
         norm = self._apply_gradients()
         self.scheduler.step()
         metrics.update({"grad_norm": norm, "time/optimizer": time.perf_counter() - t3})
-        return self._finish_step(metrics, t_start)
+        return self._finish_step(metrics, t_start, generated)
 
     def _apply_gradients(self) -> float:
         """Guard, clip and apply the accumulated gradients (one optimizer step) -> gradient norm."""
@@ -259,10 +262,10 @@ class Trainer(ABC):
                             f"at step {self.step + 1}; the step was not applied; "
                             f"last good checkpoint: {self._last_checkpoint()}")
 
-    def _finish_step(self, metrics: dict[str, float], t_start: float) -> dict[str, float]:
-        c = self.config
+    def _finish_step(self, metrics: dict[str, float], t_start: float, generated: int) -> dict[str, float]:
+        """Count the step and the ``generated`` tokens of all its rollouts (the token budget's unit)."""
         self.step += 1
-        self.generated_tokens += int(metrics.get("tokens/generated", 0) * c.gradient_accumulation_steps)
+        self.generated_tokens += generated
         metrics["tokens/cumulative"] = float(self.generated_tokens)
         metrics["loss/total"] = sum(v for k, v in metrics.items() if k.startswith("loss/"))
         metrics.update({"lr": self.scheduler.get_last_lr()[0], "time/step": time.perf_counter() - t_start})
@@ -342,10 +345,20 @@ class Trainer(ABC):
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines written after the checkpoint we resume from (a killed run may have logged more)."""
+    """Keep the metric lines up to the checkpoint we resume from: a killed run may have logged later
+    steps (which the resumed run logs again) and a last line cut off mid-write. Replaced atomically."""
     import json
 
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in keep))
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the kill
+        if isinstance(record, dict) and record.get("step", step + 1) <= step:
+            keep.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,5 +1,8 @@
 """Checkpoints: written to a temporary directory, then renamed, so a killed run never leaves a
-half-written checkpoint. Each holds:
+half-written checkpoint. A directory named ``checkpoint-N`` only ever appears complete (one
+rename); a checkpoint being replaced or pruned is first renamed out of that pattern, then deleted;
+temporary and half-deleted directories a killed run left behind are removed by the next save.
+Each checkpoint holds:
 
 - ``model/``: ``save_pretrained`` weights + tokenizer + model card (loadable by transformers and
   ``rltf eval --model``; with LoRA the adapters are merged into a copy of the weights);
@@ -62,6 +65,7 @@ def model_card(config: dict, step: int, accuracy: float | None) -> str:
 def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, scheduler, config: dict,
                     state: dict[str, Any], accuracy: float | None, keep: int = 2) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(output_dir)
     final = output_dir / f"checkpoint-{step}"
     tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=output_dir))
     try:
@@ -79,14 +83,27 @@ def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, sc
                     **state}, tmp / "trainer_state.pt")
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         if final.exists():
-            shutil.rmtree(final)
+            _discard(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
     return final
+
+
+def _discard(path: Path) -> None:
+    """Delete a checkpoint so that no moment of the deletion looks like a checkpoint: rename, then remove."""
+    trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _remove_leftovers(output_dir: Path) -> None:
+    for p in output_dir.iterdir():
+        if p.is_dir() and p.name.startswith((".checkpoint-", ".trash-")):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _merged_copy(peft_model):

@@ -7,17 +7,62 @@ overrides them.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rltf.algorithms.losses import AGGREGATIONS, SD_MODES
 from rltf.errors import ConfigError
+from rltf.feedback import KINDS as FEEDBACK_KINDS
+from rltf.feedback import SPAN_KINDS
 
 
-def arg(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+SCHEDULERS = ("constant", "linear", "cosine")
+SD_BASELINES = ("first", "second")
+KL_ESTIMATORS = ("full", "kl")
+SCALAR_SCORES = ("span_sum", "task")
+_BOUNDS = ("ge", "gt", "le", "lt")
+
+
+def arg(default, help: str, *, ge=None, gt=None, le=None, lt=None, choices=None, **kw):
+    """A config field: its help text, and the range (``ge``/``gt``/``le``/``lt``) or ``choices`` a
+    value must satisfy. The same metadata makes the CLI help, the YAML schema and the validation."""
+    meta = {"help": help, **kw}
+    for key, value in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt), ("choices", choices)):
+        if value is not None:
+            meta[key] = value
+    return field(default=default, metadata=meta)
+
+
+def check_value(name: str, value: Any, meta: dict) -> None:
+    """Raise ConfigError when ``value`` breaks the field's range or choices (None means "unset" and passes)."""
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    for key, ok, words in (("ge", lambda v, b: v >= b, "at least"), ("gt", lambda v, b: v > b, "greater than"),
+                           ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):
+        if key in meta and not ok(value, meta[key]):
+            raise ConfigError(f"{name} must be {words} {meta[key]:g}, got {value!r}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+
+
+def range_text(meta: dict) -> str:
+    """The field's constraint for help text, e.g. ">= 0, < 1" or "one of: sum, token-mean"."""
+    if "choices" in meta:
+        return "one of: " + ", ".join(meta["choices"])
+    signs = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    return ", ".join(f"{signs[k]} {meta[k]:g}" for k in _BOUNDS if k in meta)
+
+
+def validate_config(config) -> None:
+    """Check every field of a config dataclass against its declared range or choices."""
+    for f in fields(config):
+        check_value(f.name, getattr(config, f.name), f.metadata)
 
 
 @dataclass
@@ -27,56 +72,56 @@ class TrainConfig:
     method: str = arg("grpo", "training method (set by the command)")
     model: str = arg("smollm2-135m", "policy: smollm2-135m, tiny-random, a local directory or a hub id")
     task: str = arg("add2", "task spec, e.g. add2, knights_knaves, rg:leg_counting?min_animals=2")
-    feedback: str = arg("critic", "critique provider: critic, correctness, judge, local, self")
+    feedback: str = arg("critic", "critique provider: critic, correctness, judge, local, self", choices=FEEDBACK_KINDS)
     judge_url: str | None = arg(None, "base URL of an OpenAI-compatible judge (feedback=judge)")
     judge_model: str | None = arg(None, "model name sent to the judge endpoint")
     judge_key_env: str = arg("OPENAI_API_KEY", "environment variable holding the judge API key")
     judge_cache: str | None = arg(None, "SQLite file caching judge replies")
-    judge_timeout: float = arg(60.0, "seconds per judge request")
-    judge_concurrency: int = arg(8, "judge requests in flight at once")
+    judge_timeout: float = arg(60.0, "seconds per judge request", gt=0)
+    judge_concurrency: int = arg(8, "judge requests in flight at once", ge=1)
     output_dir: str = arg("runs/train", "where checkpoints, metrics.jsonl and TensorBoard logs go")
-    seed: int = arg(0, "seed of problem order, sampling and model init (tiny-random)")
-    max_steps: int = arg(100, "optimizer steps")
+    seed: int = arg(0, "seed of problem order, sampling and model init (tiny-random)", ge=0)
+    max_steps: int = arg(100, "optimizer steps", ge=1)
     max_generated_tokens: int = arg(0, "also stop once this many tokens were generated (0 = off): "
-                                       "the fair budget when comparing one- and two-turn methods")
-    prompts_per_step: int = arg(32, "prompts sampled per step (the paper: 32)")
-    group_size: int = arg(8, "answers sampled per prompt, N (the paper: 8)")
-    temperature: float = arg(1.0, "sampling temperature of both turns")
-    top_p: float = arg(1.0, "nucleus sampling")
-    max_new_tokens: int | None = arg(None, "generation budget per turn (default: the task's)")
-    critique_max_tokens: int = arg(128, "longest critique kept as an FM target, in tokens")
-    learning_rate: float = arg(2e-5, "peak learning rate (Adam)")
-    adam_beta1: float = arg(0.9, "Adam beta1")
-    adam_beta2: float = arg(0.95, "Adam beta2")
-    adam_epsilon: float = arg(1e-8, "Adam epsilon")
-    weight_decay: float = arg(0.0, "decoupled weight decay (AdamW)")
-    lr_scheduler: str = arg("constant", "constant, linear or cosine decay after warm-up")
-    warmup_steps: int = arg(0, "linear warm-up steps")
-    max_grad_norm: float = arg(1.0, "gradient clipping by global norm (0 = off)")
-    micro_batch_size: int = arg(16, "sequences per forward/backward; gradients accumulate over micro-batches")
-    gradient_accumulation_steps: int = arg(1, "rollout batches accumulated per optimizer step")
-    loss_aggregation: str = arg("sum", "sum (METHODS), token-mean, or seq-mean-token-mean")
+                                       "the fair budget when comparing one- and two-turn methods", ge=0)
+    prompts_per_step: int = arg(32, "prompts sampled per step (the paper: 32)", ge=1)
+    group_size: int = arg(8, "answers sampled per prompt, N (the paper: 8)", ge=1)
+    temperature: float = arg(1.0, "sampling temperature of both turns", ge=0)
+    top_p: float = arg(1.0, "nucleus sampling", gt=0, le=1)
+    max_new_tokens: int | None = arg(None, "generation budget per turn (default: the task's)", ge=1)
+    critique_max_tokens: int = arg(128, "longest critique kept as an FM target, in tokens", ge=1)
+    learning_rate: float = arg(2e-5, "peak learning rate (Adam)", ge=0)
+    adam_beta1: float = arg(0.9, "Adam beta1", ge=0, lt=1)
+    adam_beta2: float = arg(0.95, "Adam beta2", ge=0, lt=1)
+    adam_epsilon: float = arg(1e-8, "Adam epsilon", gt=0)
+    weight_decay: float = arg(0.0, "decoupled weight decay (AdamW)", ge=0)
+    lr_scheduler: str = arg("constant", "constant, linear or cosine decay after warm-up", choices=SCHEDULERS)
+    warmup_steps: int = arg(0, "linear warm-up steps", ge=0)
+    max_grad_norm: float = arg(1.0, "gradient clipping by global norm (0 = off)", ge=0)
+    micro_batch_size: int = arg(16, "sequences per forward/backward; gradients accumulate over micro-batches", ge=1)
+    gradient_accumulation_steps: int = arg(1, "rollout batches accumulated per optimizer step", ge=1)
+    loss_aggregation: str = arg("sum", "sum (METHODS), token-mean, or seq-mean-token-mean", choices=AGGREGATIONS)
     std_normalize: bool = arg(False, "divide group-centred advantages by the group's std (GRPO style)")
-    kl_coef: float = arg(0.0, "KL penalty to the initial policy (METHODS: 0)")
+    kl_coef: float = arg(0.0, "KL penalty to the initial policy (METHODS: 0)", ge=0)
     dtype: str = arg("auto", "weights dtype: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16")
     bf16_autocast: bool = arg(False, "bf16 autocast for forward passes with fp32 master weights")
     device: str = arg("auto", "auto, cpu, cuda, cuda:N")
     gradient_checkpointing: bool = arg(False, "recompute activations in backward to save memory")
-    generation_batch_size: int = arg(64, "conversations generated together")
+    generation_batch_size: int = arg(64, "conversations generated together", ge=1)
     use_lora: bool = arg(False, "train LoRA adapters (PEFT) instead of all weights")
-    lora_r: int = arg(32, "LoRA rank (the paper: 32)")
-    lora_alpha: int = arg(64, "LoRA alpha")
-    lora_dropout: float = arg(0.0, "LoRA dropout")
+    lora_r: int = arg(32, "LoRA rank (the paper: 32)", ge=1)
+    lora_alpha: int = arg(64, "LoRA alpha", gt=0)
+    lora_dropout: float = arg(0.0, "LoRA dropout", ge=0, lt=1)
     lora_target_modules: str = arg("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
                                    "comma-separated module names that get adapters")
-    eval_every: int = arg(10, "held-out evaluation every this many steps (0 = only at the end)")
+    eval_every: int = arg(10, "held-out evaluation every this many steps (0 = only at the end)", ge=0)
     eval_at_tokens: str = arg("", "also evaluate at the first step whose cumulative generated tokens reach each of "
                                   "these comma-separated budget points (rltf compare)")
-    eval_n: int = arg(64, "held-out prompts per evaluation")
-    eval_rounds: int = arg(1, "K > 1 also measures K-round self-critique accuracy (FM use)")
+    eval_n: int = arg(64, "held-out prompts per evaluation", ge=1)
+    eval_rounds: int = arg(1, "K > 1 also measures K-round self-critique accuracy (FM use)", ge=1)
     eval_at_start: bool = arg(True, "evaluate the initial policy before step 1")
-    save_every: int = arg(10, "checkpoint every this many steps (0 = only at the end)")
-    save_total_limit: int = arg(2, "checkpoints kept (older ones are deleted)")
+    save_every: int = arg(10, "checkpoint every this many steps (0 = only at the end)", ge=0)
+    save_total_limit: int = arg(2, "checkpoints kept (older ones are deleted)", ge=1)
     report_to: str = arg("none", "extra loggers, comma-separated: tensorboard, wandb, trackio")
     run_name: str | None = arg(None, "name shown by W&B/trackio (default: output_dir's name)")
 
@@ -97,7 +142,7 @@ class MultiTurnGRPOConfig(TrainConfig):
     """Two-turn episodes with only the multi-turn RL term."""
 
     method: str = arg("multiturn-grpo", "training method (set by the command)")
-    gamma: float = arg(0.1, "discount of the second turn's reward in G0 = r0 + gamma * r1")
+    gamma: float = arg(0.1, "discount of the second turn's reward in G0 = r0 + gamma * r1", ge=0, le=1)
 
 
 @dataclass
@@ -105,11 +150,11 @@ class RLTFSDConfig(MultiTurnGRPOConfig):
     """Multi-turn RL + self-distillation of revisions into the single-turn policy."""
 
     method: str = arg("rltf-sd", "training method (set by the command)")
-    lambda_sd: float = arg(0.1, "weight of the SD term")
-    sd_ramp_steps: int = arg(0, "ramp lambda_sd linearly from 0 over this many steps (0 = no ramp)")
-    sd_mode: str = arg("awr", "awr (method), clipped_is or rejection (ablations)")
-    sd_baseline: str = arg("first", "first-turn baseline b0 (method) or second (ablation)")
-    sd_mask_threshold: float = arg(-5.0, "y1 tokens with log pi(y1_t|x0) below this get advantage 0")
+    lambda_sd: float = arg(0.1, "weight of the SD term", ge=0)
+    sd_ramp_steps: int = arg(0, "ramp lambda_sd linearly from 0 over this many steps (0 = no ramp)", ge=0)
+    sd_mode: str = arg("awr", "awr (method), clipped_is or rejection (ablations)", choices=SD_MODES)
+    sd_baseline: str = arg("first", "first-turn baseline b0 (method) or second (ablation)", choices=SD_BASELINES)
+    sd_mask_threshold: float = arg(-5.0, "y1 tokens with log pi(y1_t|x0) below this get advantage 0", le=0)
 
 
 @dataclass
@@ -117,7 +162,10 @@ class RLTFFMConfig(MultiTurnGRPOConfig):
     """Multi-turn RL + feedback modelling: predict the critique as an auxiliary loss."""
 
     method: str = arg("rltf-fm", "training method (set by the command)")
-    lambda_fm: float = arg(0.1, "weight of the FM term")
+    fm_train_on_fallback: bool = arg(False, "also train the FM term on fallback critiques (the correctness-only "
+                                            "text that stands in when a judge failed); off: they are left out "
+                                            "and counted as fm/fallback_critiques")
+    lambda_fm: float = arg(0.1, "weight of the FM term", ge=0)
 
 
 @dataclass
@@ -133,35 +181,41 @@ class SpanPPOConfig(TrainConfig):
 
     method: str = arg("span-ppo", "training method (set by the command)")
     feedback: str = arg("critic", "who labels spans: critic (programmatic), judge (OpenAI-compatible endpoint), "
-                                  "local (local judge model), reward-model (a trained span reward model)")
+                                  "local (local judge model), reward-model (a trained span reward model)",
+                        choices=SPAN_KINDS)
     reward_model: str | None = arg(None, "directory of a span reward model (feedback=reward-model)")
-    prompts_per_step: int = arg(32, "prompts sampled per step (the reference: batch 32)")
-    group_size: int = arg(1, "answers sampled per prompt")
-    temperature: float = arg(0.6, "sampling temperature (the reference: 0.6)")
-    top_p: float = arg(0.9, "nucleus sampling (the reference: 0.9)")
-    learning_rate: float = arg(1e-5, "policy learning rate (the reference: 1e-5)")
-    value_learning_rate: float | None = arg(None, "value head learning rate (default: learning_rate)")
-    kl_coef: float = arg(0.2, "initial KL coefficient beta (the reference: 0.2)")
-    kl_estimator: str = arg("full", "full (KL over the whole vocabulary) or kl (logp - logp_ref of the sampled token)")
-    kl_target: float | None = arg(6.0, "adaptive KL target per sequence (None = fixed beta)")
-    kl_horizon: int = arg(10_000, "adaptive KL horizon, in sequences")
-    gamma: float = arg(1.0, "GAE discount (the reference: 1)")
-    lam: float = arg(0.95, "GAE lambda (the reference: 0.95)")
-    clip_eps: float = arg(0.2, "PPO policy ratio clip (the reference: 0.2)")
-    value_clip: float = arg(0.2, "value clip around the rollout's values (the reference: 0.2)")
-    vf_coef: float = arg(0.1, "weight of the value loss (the reference: 0.1)")
-    ppo_epochs: int = arg(4, "passes over each rollout batch (the reference: 4)")
-    mini_batch_size: int = arg(8, "sequences per optimizer step within a PPO epoch")
+    prompts_per_step: int = arg(32, "prompts sampled per step (the reference: batch 32)", ge=1)
+    group_size: int = arg(1, "answers sampled per prompt", ge=1)
+    temperature: float = arg(0.6, "sampling temperature (the reference: 0.6)", ge=0)
+    top_p: float = arg(0.9, "nucleus sampling (the reference: 0.9)", gt=0, le=1)
+    learning_rate: float = arg(1e-5, "policy learning rate (the reference: 1e-5)", ge=0)
+    value_learning_rate: float | None = arg(None, "value head learning rate (default: learning_rate)", ge=0)
+    kl_coef: float = arg(0.2, "initial KL coefficient beta (the reference: 0.2)", ge=0)
+    kl_estimator: str = arg("full", "full (KL over the whole vocabulary) or kl (logp - logp_ref of the sampled token)",
+                            choices=KL_ESTIMATORS)
+    kl_target: float | None = arg(6.0, "adaptive KL target per sequence (None = fixed beta)", gt=0)
+    kl_horizon: int = arg(10_000, "adaptive KL horizon, in sequences", ge=1)
+    gamma: float = arg(1.0, "GAE discount (the reference: 1)", ge=0, le=1)
+    lam: float = arg(0.95, "GAE lambda (the reference: 0.95)", ge=0, le=1)
+    clip_eps: float = arg(0.2, "PPO policy ratio clip (the reference: 0.2)", gt=0)
+    value_clip: float = arg(0.2, "value clip around the rollout's values (the reference: 0.2)", gt=0)
+    vf_coef: float = arg(0.1, "weight of the value loss (the reference: 0.1)", ge=0)
+    ppo_epochs: int = arg(4, "passes over each rollout batch (the reference: 4)", ge=1)
+    mini_batch_size: int = arg(8, "sequences per optimizer step within a PPO epoch", ge=1)
     whiten_advantages: bool = arg(True, "whiten advantages over the batch's response tokens")
     length_weight: bool = arg(False, "weight token rewards by 1/(1+exp(alpha(t-L0)-6)) (long summaries)")
-    length_alpha: float = arg(1.0, "alpha of the length weight")
-    length_l0: float = arg(48.0, "suggested length L0 of the length weight, in tokens")
+    length_alpha: float = arg(1.0, "alpha of the length weight", gt=0)
+    length_l0: float = arg(48.0, "suggested length L0 of the length weight, in tokens", gt=0)
     scalar_score: str = arg("span_sum", "scalar-ppo's sequence score: span_sum (sum of located span labels) or "
-                                        "task (the task's reward)")
-    min_parsed_fraction: float = arg(0.5, "skip the update when fewer answers than this got usable span feedback")
-    loss_aggregation: str = arg("token-mean", "token-mean (PPO default), sum or seq-mean-token-mean")
-    lora_r: int = arg(16, "LoRA rank (the reference: 16)")
-    lora_alpha: int = arg(32, "LoRA alpha (the reference: 32)")
+                                        "task (the task's reward)", choices=SCALAR_SCORES)
+    gradient_accumulation_steps: int = arg(1, "must be 1: PPO takes one optimizer step per minibatch "
+                                              "(set mini_batch_size and prompts_per_step instead)", ge=1, le=1)
+    min_parsed_fraction: float = arg(0.5, "skip the update when fewer answers than this got usable span feedback",
+                                     ge=0, le=1)
+    loss_aggregation: str = arg("token-mean", "token-mean (PPO default), sum or seq-mean-token-mean",
+                                choices=AGGREGATIONS)
+    lora_r: int = arg(16, "LoRA rank (the reference: 16)", ge=1)
+    lora_alpha: int = arg(32, "LoRA alpha (the reference: 32)", gt=0)
 
     @property
     def turns(self) -> int:
@@ -180,13 +234,6 @@ METHOD_CONFIGS: dict[str, type[TrainConfig]] = {
     "rltf-fm": RLTFFMConfig, "rltf-sd+fm": RLTFSDFMConfig, "span-ppo": SpanPPOConfig, "scalar-ppo": ScalarPPOConfig,
 }
 PPO_METHODS = ("span-ppo", "scalar-ppo")
-
-_CHOICES = {"loss_aggregation": ("sum", "token-mean", "seq-mean-token-mean"),
-            "lr_scheduler": ("constant", "linear", "cosine"),
-            "sd_mode": ("awr", "clipped_is", "rejection"), "sd_baseline": ("first", "second"),
-            "feedback": ("critic", "correctness", "judge", "local", "self"),
-            "kl_estimator": ("full", "kl"), "scalar_score": ("span_sum", "task")}
-_PPO_FEEDBACK = ("critic", "judge", "local", "reward-model")
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
@@ -225,34 +272,26 @@ def read_yaml_mapping(path: str | Path, what: str = "recipe") -> dict[str, Any]:
     return data
 
 
-def make_config(method: str, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults < YAML recipe < overrides (CLI flags and --set). Unknown keys are errors."""
-    if method not in METHOD_CONFIGS:
-        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHOD_CONFIGS)}")
-    cls = METHOD_CONFIGS[method]
+def config_from_values(cls: type, values: dict[str, Any], name: str) -> Any:
+    """An instance of the config dataclass ``cls`` from raw values (YAML, flags): unknown keys, values
+    of the wrong type, and values outside a field's range or choices are one-line ConfigErrors."""
     known = {f.name: f for f in fields(cls)}
-    values: dict[str, Any] = {}
-    if recipe:
-        values.update(read_yaml_mapping(recipe))
-    values.update(overrides or {})
-    values.pop("method", None)
+    values = {k: v for k, v in values.items() if k != "method"}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ConfigError(f"unknown config key(s) for {method}: {', '.join(unknown)} "
-                          f"(see `rltf train {method} --help`)")
-    for name, value in values.items():
-        values[name] = _coerce(name, value, known[name].type)
-        choices = _PPO_FEEDBACK if (name == "feedback" and method in PPO_METHODS) else _CHOICES.get(name)
-        if choices and values[name] not in choices:
-            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {values[name]!r}")
-    config = cls(**values)
-    for name in ("max_steps", "prompts_per_step", "group_size", "micro_batch_size", "gradient_accumulation_steps",
-                 "ppo_epochs", "mini_batch_size"):
-        if not hasattr(config, name):
-            continue
-        if getattr(config, name) < 1:
-            raise ConfigError(f"{name} must be at least 1")
+        raise ConfigError(f"unknown config key(s) for {name}: {', '.join(unknown)} (see `rltf train {name} --help`)")
+    config = cls(**{k: _coerce(k, v, known[k].type) for k, v in values.items()})
+    validate_config(config)
     return config
+
+
+def make_config(method: str, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults < YAML recipe < overrides (CLI flags and --set). Unknown keys and out-of-range values are errors."""
+    if method not in METHOD_CONFIGS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHOD_CONFIGS)}")
+    values: dict[str, Any] = dict(read_yaml_mapping(recipe)) if recipe else {}
+    values.update(overrides or {})
+    return config_from_values(METHOD_CONFIGS[method], values, method)
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:

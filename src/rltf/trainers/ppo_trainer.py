@@ -188,7 +188,7 @@ class PPOTrainer(Trainer):
         metrics.update({"time/backward": time.perf_counter() - t1, "ppo/updates": float(n_updates),
                         "grad_norm": sum(norms) / len(norms) if norms else 0.0})
         self.scheduler.step()
-        return self._finish_step(metrics, t_start)
+        return self._finish_step(metrics, t_start, int(metrics["tokens/generated"]))
 
     def sequence_loss(self, kind, seqs, batch):
         c = self.config

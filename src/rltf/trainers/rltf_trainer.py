@@ -19,7 +19,7 @@ import time
 import torch
 
 from rltf.algorithms import (fm_loss, group_centered_advantages, multiturn_returns, policy_gradient_loss,
-                             sd_advantages, sd_loss, sd_token_mask)
+                             sd_advantages, sd_loss, sd_token_mask, zero_advantage_skip_is_exact)
 from rltf.feedback.prompts import FM_TEMPLATE
 from rltf.rollout import SamplingParams, run_episodes
 from rltf.trainers.base import Trainer
@@ -64,6 +64,7 @@ class RLTFTrainer(Trainer):
             a0 = group_centered_advantages(g0, std_normalize=c.std_normalize)
             a1 = group_centered_advantages(g1, reached, std_normalize=c.std_normalize)
         a_sd = sd_advantages(r0, r1, reached, c.sd_baseline) if self.uses_sd else None
+        fm_fallbacks = 0
         for k, e in enumerate(episodes):
             g, i = divmod(k, N)
             t0_, = e.turns[:1]
@@ -74,7 +75,10 @@ class RLTFTrainer(Trainer):
                 if a_sd is not None:
                     seqs["sd"].append(Sequence(t0_.prompt_ids, t1_.token_ids, float(a_sd[g, i]), "sd", t1_.logprobs))
             if self.uses_fm and e.critiques:
-                seqs["fm"].append(self._fm_sequence(problems[g], t0_.text, e.critiques[0]["text"]))
+                if e.critiques[0].get("fallback") and not c.fm_train_on_fallback:
+                    fm_fallbacks += 1  # a judge failure's stand-in text is not the judge's critique: no target
+                else:
+                    seqs["fm"].append(self._fm_sequence(problems[g], t0_.text, e.critiques[0]["text"]))
         tokens = sum(len(t.token_ids) for e in episodes for t in e.turns)
         correct1 = [e.turns[1].correct for e in episodes if len(e.turns) > 1]
         metrics = {
@@ -87,11 +91,20 @@ class RLTFTrainer(Trainer):
             metrics["accuracy/turn1"] = sum(correct1) / len(correct1)
         if self.uses_sd:
             metrics["sd/lambda"] = self.lambda_sd()
-        # Sequences whose advantage is exactly 0 carry no gradient for rl/sd: skip their forward pass.
-        # Normalisers count episodes, so skipping them leaves the loss unchanged.
-        seqs["rl"] = [s for s in seqs["rl"] if s.advantage != 0.0]
-        seqs["sd"] = [s for s in seqs["sd"] if s.advantage != 0.0 or c.sd_mode == "rejection"]
-        return seqs, metrics, len(episodes)
+        if self.uses_fm:
+            metrics["fm/fallback_critiques"] = float(fm_fallbacks)
+        return self.drop_zero_advantage(seqs), metrics, len(episodes)
+
+    def drop_zero_advantage(self, seqs: dict[str, list[Sequence]]) -> dict[str, list[Sequence]]:
+        """Leave out the forward pass of sequences whose advantage is exactly 0, where that is exact
+        (:func:`rltf.algorithms.zero_advantage_skip_is_exact`); rejection-mode SD keeps every sequence."""
+        c = self.config
+        out = dict(seqs)
+        if zero_advantage_skip_is_exact(c.loss_aggregation, c.kl_coef):
+            out["rl"] = [s for s in seqs["rl"] if s.advantage != 0.0]
+        if self.uses_sd and c.sd_mode != "rejection" and zero_advantage_skip_is_exact(c.loss_aggregation):
+            out["sd"] = [s for s in seqs["sd"] if s.advantage != 0.0]
+        return out
 
     def _fm_sequence(self, problem, answer: str, critique: str) -> Sequence:
         prompt = FM_TEMPLATE.format(question=self.task.format_question(problem), answer=answer.strip())

@@ -1,0 +1,107 @@
+"""SIGKILL at 20 moments of a training run, some of them in the middle of writing or deleting a checkpoint;
+resumed each time, the run ends with the parameters, optimizer state and metrics.jsonl of an
+uninterrupted run, and no interrupted checkpoint is ever taken as the latest."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rltf.trainers.checkpoint import list_checkpoints, resolve_resume
+
+ARGS = ["train", "rltf-fm", "--model", "tiny-random", "--task", "add2", "--max-steps", "100", "--prompts-per-step", "2",
+        "--group-size", "3", "--max-new-tokens", "12", "--eval-every", "25", "--eval-n", "4", "--save-every", "1",
+        "--save-total-limit", "2", "--micro-batch-size", "8", "--learning-rate", "1e-3"]
+KILLS = 20
+VOLATILE = ("time/", "tokens/per_s")  # wall-clock figures differ between any two runs
+
+
+def start(out: Path) -> subprocess.Popen:
+    resume = ["--resume", str(out)] if out.exists() and list_checkpoints(out) else []
+    return subprocess.Popen([sys.executable, "-m", "rltf.cli", *ARGS, "--output-dir", str(out), *resume],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def latest_step(out: Path) -> int:
+    found = list_checkpoints(out) if out.exists() else []
+    return int(found[-1].name.split("-")[1]) if found else 0
+
+
+def kill_when(proc: subprocess.Popen, out: Path, rnd: random.Random, mode: str) -> bool:
+    """SIGKILL ``proc``: during start-up ("startup": model loading, resuming), at a random moment
+    after it made progress ("random"), or as soon as it is writing ("saving") or deleting
+    ("pruning") a checkpoint. Moments follow the run's progress, not the clock, so the test means
+    the same on a fast and on a loaded machine. False when the run finished first."""
+    begin, t0 = latest_step(out), time.monotonic()
+    prefix = {"saving": ".checkpoint-", "pruning": ".trash-"}.get(mode)
+    wait = rnd.uniform(0.2, 2.0) if mode == "startup" else rnd.uniform(0.0, 0.15)
+    while proc.poll() is None:
+        if mode == "startup" and time.monotonic() - t0 >= wait:
+            break
+        if mode == "random" and latest_step(out) > begin:
+            time.sleep(wait)
+            break
+        if prefix and out.exists() and any(p.name.startswith(prefix) for p in os.scandir(out)):
+            break
+        time.sleep(0.001)
+    if proc.poll() is not None:
+        return False
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+def check_latest_is_whole(out: Path) -> None:
+    if not out.exists() or not list_checkpoints(out):
+        return
+    latest = resolve_resume(out)
+    state = torch.load(latest / "trainer_state.pt", weights_only=False)
+    assert state["step"] == int(latest.name.split("-")[1])
+    assert load_file(latest / "model" / "model.safetensors")
+    assert (latest / "config.yaml").read_text().startswith("method: rltf-fm")
+
+
+def metrics(out: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith(VOLATILE)} for r in rows]
+
+
+@pytest.mark.soak
+def test_sigkill_at_twenty_moments_loses_nothing(tmp_path):
+    reference = tmp_path / "uninterrupted"
+    proc = start(reference)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
+
+    out, rnd, landed, modes = tmp_path / "killed", random.Random(0), 0, []
+    while landed < KILLS:
+        mode = ("saving", "random", "startup", "pruning", "random")[landed % 5]
+        proc = start(out)
+        if kill_when(proc, out, rnd, mode):
+            landed += 1
+            modes.append(mode)
+            check_latest_is_whole(out)
+        else:
+            assert proc.returncode == 0, proc.stderr.read().decode()
+            pytest.fail(f"the run finished after {landed} kills; make it longer")
+    proc = start(out)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
+    assert [modes.count(m) for m in ("saving", "pruning", "startup", "random")] == [4, 4, 4, 8]
+
+    a, b = resolve_resume(reference), resolve_resume(out)
+    assert a.name == b.name == "checkpoint-100"
+    wa, wb = load_file(a / "model" / "model.safetensors"), load_file(b / "model" / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    sa = torch.load(a / "trainer_state.pt", weights_only=False)["optimizer"]["state"]
+    sb = torch.load(b / "trainer_state.pt", weights_only=False)["optimizer"]["state"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert all(torch.equal(sa[k][n], sb[k][n]) for n in sa[k])
+    assert metrics(reference) == metrics(out)
+    assert not any(p.name.startswith((".checkpoint-", ".trash-")) for p in out.iterdir())
