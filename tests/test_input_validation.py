@@ -130,3 +130,22 @@ def test_unreachable_hub_id_fails_fast_in_one_line():
     r = rltf("eval", "--model", "nobody/no-such-model", "--task", "add2", "--n", "1")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "nobody/no-such-model" in r.stderr and time.monotonic() - t < 30
+
+
+def test_jsonl_reading_names_undecodable_lines_and_writing_never_fails(tmp_path):
+    import json
+
+    from rltf.errors import DataError
+    from rltf.tasks.jsonl import json_line, read_records
+
+    bad_utf8 = tmp_path / "bytes.jsonl"
+    bad_utf8.write_bytes(b'{"prompt": "ok", "answer": "a"}\n{"prompt": "\xff\xfe", "answer": "b"}\n')
+    with pytest.raises(DataError, match=r"bytes.jsonl:2: not valid UTF-8"):
+        list(read_records(bad_utf8))
+    surrogate = tmp_path / "surrogate.jsonl"
+    surrogate.write_text('{"prompt": "p \\ud800", "answer": "a"}\n')
+    with pytest.raises(DataError, match=r"surrogate.jsonl:1: holds a lone surrogate"):
+        list(read_records(surrogate))
+    line = json_line({"critique": "ok \ud800 \x00 é"})
+    assert line.endswith("\n") and line.isascii() and json.loads(line) == {"critique": "ok \ud800 \x00 é"}
+    assert json_line({"t": "é"}) == '{"t": "é"}\n'  # plain UTF-8 when it can be encoded

@@ -140,7 +140,7 @@ def test_judge_replies_never_raise_and_never_leak(setting, body):
         assert judge.stats.failed == 1
 
 
-@settings(max_examples=2_000, **SETTINGS)
+@settings(max_examples=10_000, **SETTINGS)
 @given(st.one_of(JSONISH.map(json.dumps), TEXT,
                  st.fixed_dictionaries({"textual_feedback": TEXT, "good_spans": JSONISH, "poor_spans": JSONISH}).map(json.dumps),
                  st.fixed_dictionaries({"textual_feedback": TEXT, "word_score_list": JSONISH}).map(json.dumps),
