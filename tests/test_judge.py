@@ -31,8 +31,8 @@ def test_reply_validation_reasons():
     assert extract_score("Critique: meh\nScore: 7") == 7.0 and extract_score("Score: 11") is None
 
 
-def judge_for(url, **kw):
-    client = OpenAIChatClient(url, "scripted", timeout=kw.pop("timeout", 1.0), max_retries=kw.pop("retries", 0),
+def judge_for(url, model="scripted", **kw):
+    client = OpenAIChatClient(url, model, timeout=kw.pop("timeout", 1.0), max_retries=kw.pop("retries", 0),
                               backoff=0.01, concurrency=kw.pop("concurrency", 1))
     return LLMJudge(client, **kw)
 
@@ -95,9 +95,9 @@ def test_judge_against_rltf_serve(tiny_backend, wrong_items):
     try:
         models = json.loads(urllib.request.urlopen(f"{url}/models", timeout=10).read())
         assert models["data"][0]["id"] == "tiny-random"
-        judge = judge_for(url, timeout=60)
-        critique = judge.critique(*wrong_items[0])
+        critique = judge_for(url, "tiny-random", timeout=60).critique(*wrong_items[0])
         assert critique.fallback in ("no_marker", "empty", "truncated")  # a random model rambles
+        assert judge_for(url, "another-model", timeout=60).critique(*wrong_items[0]).fallback == "http_404"
         req = urllib.request.Request(f"{url}/chat/completions", data=b'{"messages": "oops"}', method="POST",
                                      headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as err:

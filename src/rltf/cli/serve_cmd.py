@@ -1,24 +1,56 @@
-"""``rltf serve``: an OpenAI-compatible chat-completions endpoint for a local model."""
+"""``rltf serve``: an OpenAI-compatible endpoint (chat completions, completions, models) for a local model."""
 from __future__ import annotations
 
+import ipaddress
+import os
+import sys
+
 from rltf.cli.common import add_model_args, bounded, load_backend
+from rltf.errors import ConfigError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="serve a local model as an OpenAI-compatible chat endpoint")
+    p = sub.add_parser("serve", help="serve a local model as an OpenAI-compatible endpoint")
     add_model_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback by default)")
     p.add_argument("--port", type=bounded(int, ge=0, le=65535), default=8000, help="port (0 picks a free one)")
+    p.add_argument("--served-model-name", help="the model name clients send (default: --model)")
+    p.add_argument("--api-key-env", metavar="VAR",
+                   help="require 'Authorization: Bearer <key>', the key read from this environment variable")
+    p.add_argument("--max-queue", type=bounded(int, ge=1), default=256,
+                   help="requests waiting for generation; beyond it the server answers 503")
+    p.add_argument("--max-batch", type=bounded(int, ge=1), default=32,
+                   help="sequences generated together (requests with the same sampling parameters are batched)")
     p.set_defaults(func=run)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def run(args) -> int:
     from rltf.serve.server import make_server
 
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env, "")
+        if not api_key:
+            raise ConfigError(f"--api-key-env {args.api_key_env}: that environment variable is empty or not set")
     backend = load_backend(args)
-    server = make_server(backend, args.model, args.host, args.port)
+    name = args.served_model_name or args.model
+    server = make_server(backend, name, args.host, args.port, api_key=api_key, max_queue=args.max_queue,
+                         max_batch=args.max_batch)
     host, port = server.server_address[:2]
-    print(f"serving {args.model} at http://{host}:{port}/v1 (chat/completions, models); Ctrl-C stops", flush=True)
+    if not _is_loopback(args.host) and api_key is None:
+        print(f"warning: serving on {args.host}, reachable from other machines, with no API key "
+              "(set --api-key-env)", file=sys.stderr, flush=True)
+    print(f"serving {name} at http://{host}:{port}/v1 (chat/completions, completions, models"
+          f"{'; API key required' if api_key else ''}); Ctrl-C stops", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -29,8 +29,8 @@ class HFBackend(GenerationBackend):
         return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
 
     @torch.inference_mode()
-    def generate(self, conversations: Sequence[Messages], params: SamplingParams, seed: int = 0) -> list[Generation]:
-        prompts = [self.chat_prompt_ids(c) for c in conversations]
+    def generate_ids(self, prompts: Sequence[list[int]], params: SamplingParams, seed: int = 0) -> list[Generation]:
+        prompts = [list(p) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Generation | None] = [None] * len(prompts)
         for b, lo in enumerate(range(0, len(order), self.batch_size)):
@@ -73,7 +73,9 @@ class HFBackend(GenerationBackend):
             out = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         new = out.sequences[:, width:]
         logits = torch.stack(out.logits, dim=1).float()  # [B, T, V] raw logits
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        all_logp = torch.log_softmax(logits, dim=-1)
+        logp = all_logp.gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        top = all_logp.topk(params.top_logprobs, dim=-1) if params.top_logprobs > 0 else None
         gens = []
         for row, prompt in enumerate(prompts):
             ids = new[row].tolist()
@@ -87,7 +89,9 @@ class HFBackend(GenerationBackend):
                     reason = "stop"
                     n = min(n, self._tokens_covering(ids[:n], cut))
                     text = tok.decode(ids[:n], skip_special_tokens=True)
-            gens.append(Generation(text, ids[:n], logp[row, :n].tolist(), prompt, reason))
+            alternatives = [] if top is None else [
+                list(zip(top.indices[row, t].tolist(), top.values[row, t].tolist())) for t in range(n)]
+            gens.append(Generation(text, ids[:n], logp[row, :n].tolist(), prompt, reason, alternatives))
         return gens
 
     def _tokens_covering(self, ids: list[int], chars: int) -> int:

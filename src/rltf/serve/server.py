@@ -1,78 +1,182 @@
-"""An OpenAI-compatible chat-completions server for a local model (127.0.0.1 by default).
+"""An OpenAI-compatible server for a local model (127.0.0.1 by default).
 
-Endpoints: ``GET /v1/models`` and ``POST /v1/chat/completions`` (messages, temperature, top_p,
-max_tokens, stop, seed). Requests are served one generation at a time.
+Routes: ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions`` (also without
+the ``/v1`` prefix). Requests from concurrent clients are batched through the generation backend
+(:mod:`rltf.serve.engine`); requests and responses follow :mod:`rltf.serve.protocol`. Every bad
+input gets an answer in OpenAI's error shape with the matching status; a connection is never
+dropped on bad input. With ``api_key`` set, every route needs ``Authorization: Bearer <key>``
+(compared in constant time).
 """
 from __future__ import annotations
 
+import hmac
 import json
-import threading
-import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from rltf.rollout.backend import SamplingParams
+from rltf.serve.engine import BatchingEngine, Job, QueueFull
+from rltf.serve.protocol import ServeError, parse_chat, parse_completion, response_body, stream_chunks
+
+MAX_BODY = 4 * 1024 * 1024  # bytes of a request body
 
 
-def make_handler(backend, model_name: str, max_tokens_cap: int = 2048):
-    lock = threading.Lock()
+class ServeState:
+    """What the handlers share: the backend (through the batching engine), names and limits."""
 
+    def __init__(self, backend, model_name: str, api_key: str | None = None, max_queue: int = 256,
+                 max_batch: int = 32, max_tokens_cap: int = 2048):
+        self.backend, self.model_name, self.api_key = backend, model_name, api_key
+        self.tokenizer = backend.tokenizer
+        self.engine = BatchingEngine(backend, max_queue=max_queue, max_batch=max_batch)
+        limit = getattr(getattr(backend.model, "config", None), "max_position_embeddings", None)
+        self.context = int(limit) if isinstance(limit, int) else None
+        self.max_tokens_cap = max_tokens_cap
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def make_handler(state: ServeState):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, fmt, *args):  # quiet; the CLI prints a line per request instead
+        def log_message(self, fmt, *args):  # quiet: the CLI says where it serves; errors go to the client
             pass
 
-        def _send(self, code: int, payload: dict) -> None:
+        # -- plumbing ---------------------------------------------------------------------
+        def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
             body = json.dumps(payload).encode()
-            self.send_response(code)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
             self.end_headers()
             self.wfile.write(body)
 
-        def _error(self, code: int, message: str) -> None:
-            self._send(code, {"error": {"message": message, "type": "invalid_request_error"}})
+        def _fail(self, err: ServeError) -> None:
+            headers = {"Retry-After": "1"} if err.status in (429, 503) else None
+            if err.status == 401:
+                headers = {"WWW-Authenticate": "Bearer"}
+            self._send(err.status, err.body(), headers)
 
-        def do_GET(self):
-            if self.path.rstrip("/") in ("/v1/models", "/models"):
-                self._send(200, {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "rltf"}]})
-            else:
-                self._error(404, f"no route {self.path}")
+        def _authorise(self) -> None:
+            if state.api_key is None:
+                return
+            given = self.headers.get("Authorization", "")
+            token = given[7:] if given.startswith("Bearer ") else ""
+            if not hmac.compare_digest(token.encode(), state.api_key.encode()):
+                raise ServeError(401, "missing or incorrect API key (send Authorization: Bearer <key>)")
 
-        def do_POST(self):
-            if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-                return self._error(404, f"no route {self.path}")
+        def _route(self) -> str:
+            path = self.path.split("?", 1)[0].rstrip("/")
+            return path[3:] if path.startswith("/v1/") else path
+
+        def _body(self):
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                self.close_connection = True
+                raise ServeError(411, "send the body with a Content-Length (chunked bodies are not supported)")
             try:
                 length = int(self.headers.get("Content-Length", "0"))
-                req = json.loads(self.rfile.read(length) or b"{}")
-                messages = req["messages"]
-                if not isinstance(messages, list) or not all(
-                        isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") for m in messages):
-                    raise ValueError("messages must be a list of {role, content} objects")
-                stop = req.get("stop") or ()
-                params = SamplingParams(
-                    max_new_tokens=min(int(req.get("max_tokens") or 512), max_tokens_cap),
-                    temperature=float(req.get("temperature", 1.0)), top_p=float(req.get("top_p", 1.0)),
-                    stop=tuple([stop] if isinstance(stop, str) else stop))
-            except (ValueError, KeyError, TypeError) as err:
-                return self._error(400, f"bad request: {err}")
-            with lock:
-                gen = backend.generate([[{"role": m["role"], "content": m["content"]} for m in messages]],
-                                       params, seed=int(req.get("seed") or 0))[0]
-            self._send(200, {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-                "model": model_name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": gen.text},
-                             "finish_reason": gen.finish_reason}],
-                "usage": {"prompt_tokens": len(gen.prompt_ids), "completion_tokens": gen.num_tokens,
-                          "total_tokens": len(gen.prompt_ids) + gen.num_tokens},
-            })
+            except ValueError:
+                self.close_connection = True
+                raise ServeError(400, "Content-Length is not a number") from None
+            if length > MAX_BODY:
+                self.close_connection = True  # the body is not read: this connection cannot be reused
+                raise ServeError(413, f"request body of {length} bytes is over the {MAX_BODY}-byte limit")
+            raw = self.rfile.read(length) if length > 0 else b""
+            try:
+                return json.loads(raw)
+            except (ValueError, RecursionError):
+                raise ServeError(400, "the request body is not valid JSON") from None
+
+        def _guard(self, work) -> None:
+            try:
+                self._authorise()
+                work()
+            except ServeError as err:
+                self._fail(err)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            except Exception as err:  # noqa: BLE001 - a bug must not drop the connection without an answer
+                self._fail(ServeError(500, f"internal error: {type(err).__name__}: {err}"))
+
+        # -- routes -----------------------------------------------------------------------
+        def do_GET(self):
+            def work():
+                if self._route() != "/models":
+                    raise ServeError(404, f"no route GET {self.path}")
+                self._send(200, {"object": "list", "data": [
+                    {"id": state.model_name, "object": "model", "created": 0, "owned_by": "rltf"}]})
+
+            self._guard(work)
+
+        def do_POST(self):
+            def work():
+                route = self._route()
+                if route not in ("/chat/completions", "/completions"):
+                    raise ServeError(404, f"no route POST {self.path}")
+                body = self._body()
+                if route == "/chat/completions":
+                    request = parse_chat(body, state.backend.chat_prompt_ids, state.max_tokens_cap)
+                else:
+                    request = parse_completion(body, state.encode, state.max_tokens_cap)
+                if request.model != state.model_name:
+                    raise ServeError(404, f"the model {request.model!r} does not exist (this server serves "
+                                          f"{state.model_name!r})", "model")
+                longest = max(len(p) for p in request.prompts) + request.params.max_new_tokens
+                if state.context is not None and longest > state.context:
+                    raise ServeError(400, f"this model's maximum context length is {state.context} tokens; the "
+                                          f"prompt plus max_tokens asks for {longest}", "max_tokens")
+                try:
+                    future = state.engine.submit(Job(request.prompts, request.n, request.params, request.seed))
+                except QueueFull as err:
+                    raise ServeError(503, f"the server is busy ({err}); retry later") from None
+                gens = future.result()
+                if request.stream:
+                    self._stream(stream_chunks(request, gens, state.tokenizer, state.model_name))
+                else:
+                    self._send(200, response_body(request, gens, state.tokenizer, state.model_name))
+
+            self._guard(work)
+
+        def _method_not_allowed(self):
+            def work():
+                raise ServeError(405, f"method {self.command} is not allowed on {self.path}")
+
+            self._guard(work)
+
+        do_PUT = do_DELETE = do_PATCH = _method_not_allowed
+
+        def _stream(self, chunks: list[dict]) -> None:
+            """Server-sent events: one ``data: {chunk}`` per chunk, then ``data: [DONE]``; the
+            connection closes after the stream (no Content-Length is known in advance)."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            for chunk in chunks:
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
 
     return Handler
 
 
-def make_server(backend, model_name: str, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(backend, model_name))
-    server.daemon_threads = True
-    return server
+class RltfServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # pending TCP connections: a burst of clients is queued, not refused
+
+    def __init__(self, address, state: ServeState):
+        super().__init__(address, make_handler(state))
+        self.state = state
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.state.engine.close()
+
+
+def make_server(backend, model_name: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+                max_queue: int = 256, max_batch: int = 32) -> RltfServer:
+    return RltfServer((host, port), ServeState(backend, model_name, api_key, max_queue, max_batch))
