@@ -3,8 +3,8 @@
     python benchmarks/serve_load.py [--model smollm2-135m] [--max-tokens 16] [--out benchmarks/serve_load.json]
 
 Runs the server in this process on a free loopback port, then (1) the load test with request
-batching (max_batch 32) and (2) the same load with max_batch 1 (one generation per request, the
-server's behaviour before batching), and prints status counts, latency percentiles and
+batching (max_batch 32) and (2) the same clients with max_batch 1 (one generation per request,
+the server's behaviour before batching; 4 requests per client by default, as it is slow), and prints status counts, latency percentiles and
 requests/s. The machine's fp32 matmul peak is measured in the same run, for context.
 """
 from __future__ import annotations
@@ -51,15 +51,17 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--baseline-requests", type=int, default=4,
+                    help="requests per client of the one-at-a-time run (it is slow; throughput is per second)")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     peak = matmul_flops("float32")
     out = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
                       f"{torch.__version__}, {torch.get_num_threads()} threads",
            "matmul_fp32_tflops": peak / 1e12, "args": vars(args), "runs": {}}
-    for name, batch in (("batched", 32), ("one_at_a_time", 1)):
+    for name, batch, requests in (("batched", 32, args.requests), ("one_at_a_time", 1, args.baseline_requests)):
         t = time.perf_counter()
-        r = run(args.model, batch, args.clients, args.requests, args.max_tokens)
+        r = run(args.model, batch, args.clients, requests, args.max_tokens)
         out["runs"][name] = r
         lat = r["latency_s"]
         print(f"{name:14s} {r['statuses']} lost {r['lost']}; {r['requests_per_s']:.1f} req/s; latency p50 "

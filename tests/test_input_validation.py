@@ -9,10 +9,10 @@ import pytest
 
 from rltf.cli import build_parser
 from rltf.errors import ConfigError
-from rltf.reward_model.train import RewardModelConfig
-from rltf.trainers.config import METHOD_CONFIGS, config_from_values
+from rltf.trainers.config import config_from_values
+from rltf.trainers.methods import METHODS
 
-CONFIGS = {**METHOD_CONFIGS, "reward-model": RewardModelConfig}
+CONFIGS = {name: method.config for name, method in METHODS.items()}
 BOUNDS = ("ge", "gt", "le", "lt")
 
 

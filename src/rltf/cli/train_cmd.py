@@ -12,10 +12,10 @@ from rltf.errors import ConfigError
 
 
 def register(sub) -> None:
-    from rltf.reward_model.train import RewardModelConfig
-    from rltf.trainers.config import METHOD_CONFIGS, range_text
+    from rltf.trainers.config import range_text
+    from rltf.trainers.methods import METHODS
 
-    configs = {**METHOD_CONFIGS, "reward-model": RewardModelConfig}
+    configs = {name: method.config for name, method in METHODS.items()}
     p = sub.add_parser("train", help="train a policy with one of the methods, or a span reward model",
                        description="Train a policy or a span reward model. Methods: " + ", ".join(configs))
     methods = p.add_subparsers(dest="method", required=True, metavar="METHOD")
@@ -53,12 +53,12 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 def run(args) -> int:
     import yaml
 
-    from rltf.trainers import build_trainer, make_config
+    from rltf.trainers import build_trainer, get_method, make_config
 
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
     sets = {k: yaml.safe_load(v) if v != "" else "" for k, v in parse_sets(args.set).items()}
     overrides.update(sets)
-    if args.method == "reward-model":
+    if not get_method(args.method).policy:  # the span reward model: SFT, then its span F1 on held-out records
         return run_reward_model(args, overrides)
     config = make_config(args.method, args.config, overrides)
     trainer = build_trainer(config, resume=args.resume)

@@ -53,7 +53,8 @@ class CompareConfig:
 
 
 def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
-    from rltf.trainers.config import METHOD_CONFIGS, read_yaml_mapping
+    from rltf.trainers.config import read_yaml_mapping
+    from rltf.trainers.methods import METHODS
 
     data = read_yaml_mapping(path, "compare")
     for key, value in (overrides or {}).items():  # --set budget_tokens=500, --set common.eval_n=8
@@ -70,8 +71,9 @@ def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = Non
         raise ConfigError(f"{path}: 'methods' must map run names to {{method: ..., other config keys}}")
     for name, spec in data["methods"].items():
         method = (spec or {}).get("method")
-        if method != "base" and method not in METHOD_CONFIGS:
-            raise ConfigError(f"{path}: method of {name!r} must be base or one of {', '.join(METHOD_CONFIGS)}")
+        policies = [n for n, m in METHODS.items() if m.policy]
+        if method != "base" and method not in policies:
+            raise ConfigError(f"{path}: method of {name!r} must be base or one of {', '.join(policies)}")
     cfg = CompareConfig(output_dir=str(data.get("output_dir", "runs/compare")), methods=data["methods"],
                         seeds=[int(s) for s in data.get("seeds", [0])],
                         budget_tokens=int(data.get("budget_tokens", 4000)),

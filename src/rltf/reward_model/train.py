@@ -148,11 +148,13 @@ class RewardModelTrainer:
 
     def save(self) -> Path:
         from rltf.trainers import checkpoint as ckpt
+        from rltf.trainers.methods import get_method
 
         c = self.config
         card_config = {**dataclasses.asdict(c), "task": c.train_data, "feedback": "annotations"}
         return ckpt.save_checkpoint(self.output_dir, self.step, self.model, self.tokenizer, self.optimizer,
-                                    self.scheduler, card_config, {"step": self.step}, None, keep=c.save_total_limit)
+                                    self.scheduler, card_config, {"step": self.step}, None, keep=c.save_total_limit,
+                                    citation=get_method(c.method).citation)
 
     def train(self) -> dict[str, Any]:
         from tqdm.auto import tqdm

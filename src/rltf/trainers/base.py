@@ -20,6 +20,7 @@ from rltf.errors import ConfigError, RltfError
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import TrainConfig, config_to_dict
 from rltf.trainers.data import ProblemStream
+from rltf.trainers.methods import get_method
 from rltf.trainers.metrics_logger import MetricsLogger
 from rltf.trainers.sequences import Sequence, collate
 
@@ -87,6 +88,7 @@ class Trainer(ABC):
         from rltf.tasks import get_task
 
         self.config, self.console = config, console
+        self.method = get_method(config.method)
         self.output_dir = Path(config.output_dir)
         torch.manual_seed(config.seed)
         self.resume_from = ckpt.resolve_resume(resume) if resume else None
@@ -113,6 +115,7 @@ class Trainer(ABC):
                                  autocast_bf16=config.bf16_autocast)
         self.feedback = self.make_feedback()
         self.extra_modules = self.build_extra_modules(model)
+        self.init_state()
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         groups += [{"params": list(m.parameters()), **self.extra_param_group_options(name)}
                    for name, m in self.extra_modules.items()]
@@ -158,8 +161,13 @@ class Trainer(ABC):
                               judge_concurrency=c.judge_concurrency, cache=c.judge_cache)
 
     def build_extra_modules(self, model) -> dict[str, torch.nn.Module]:
-        """Trainable modules besides the policy (e.g. a value head): optimised, checkpointed, resumed."""
+        """Trainable modules besides the policy (e.g. a value head): optimised, checkpointed, resumed.
+        Called once in ``__init__``, after the policy and before the optimizer exist."""
         return {}
+
+    def init_state(self) -> None:
+        """Create the subclass's own training state (e.g. an adaptive KL controller). Called once in
+        ``__init__`` before a checkpoint is restored; :meth:`load_state_extras` then overwrites it."""
 
     def extra_param_group_options(self, name: str) -> dict[str, Any]:
         """Optimizer options of an extra module's parameter group (e.g. its own learning rate)."""
@@ -233,28 +241,10 @@ class Trainer(ABC):
         found = ckpt.list_checkpoints(self.output_dir)
         return str(found[-1]) if found else "none yet"
 
+    @abstractmethod
     def train_step(self) -> dict[str, float]:
-        c = self.config
-        t_start = time.perf_counter()
-        self.optimizer.zero_grad(set_to_none=True)
-        metrics: dict[str, float] = {}
-        generated = 0
-        for micro in range(c.gradient_accumulation_steps):
-            problems = self.stream.take(c.prompts_per_step)
-            seed = c.seed * 1_000_003 + (self.step + 1) * 101 + micro
-            t0 = time.perf_counter()
-            seqs, rollout_metrics, n_episodes = self.make_batch(problems, seed)
-            generated += int(rollout_metrics.get("tokens/generated", 0))
-            t1 = time.perf_counter()
-            losses = self._accumulate(seqs, n_episodes, 1.0 / c.gradient_accumulation_steps)
-            t2 = time.perf_counter()
-            for k, v in {**rollout_metrics, **losses, "time/rollout": t1 - t0, "time/backward": t2 - t1}.items():
-                metrics[k] = metrics.get(k, 0.0) + v / c.gradient_accumulation_steps
-        t3 = time.perf_counter()
-        norm = self._apply_gradients()
-        self.scheduler.step()
-        metrics.update({"grad_norm": norm, "time/optimizer": time.perf_counter() - t3})
-        return self._finish_step(metrics, t_start, generated)
+        """One optimizer step (or several, for PPO's minibatches): rollout, losses, update -> metrics.
+        Ends with :meth:`_finish_step`."""
 
     def _apply_gradients(self) -> float:
         """Guard, clip and apply the accumulated gradients (one optimizer step) -> gradient norm."""
@@ -301,7 +291,7 @@ class Trainer(ABC):
                  **self.state_extras()}
         return ckpt.save_checkpoint(self.output_dir, self.step, self.model, self.tokenizer, self.optimizer,
                                     self.scheduler, config_to_dict(self.config), state, self.last_accuracy,
-                                    keep=self.config.save_total_limit)
+                                    keep=self.config.save_total_limit, citation=self.method.citation)
 
     def _budget_spent(self) -> bool:
         return bool(self.config.max_generated_tokens) and self.generated_tokens >= self.config.max_generated_tokens

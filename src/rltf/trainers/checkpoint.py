@@ -26,14 +26,6 @@ import yaml
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
-CITATIONS = {
-    "rltf": "RL from Text Feedback (RLTF): two-turn episodes with self-distillation (SD) or feedback modelling (FM).",
-    "text2grad": "Text2Grad: critiques aligned to token spans become per-token rewards for span-level PPO.",
-    "ppo": "Schulman et al., Proximal Policy Optimization Algorithms, 2017 (scalar-reward baseline).",
-    "grpo": "Shao et al., DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models (GRPO), 2024.",
-}
-
-
 def rng_state() -> dict[str, Any]:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -49,21 +41,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def model_card(config: dict, step: int, accuracy: float | None) -> str:
+def model_card(config: dict, step: int, accuracy: float | None, citation: str) -> str:
+    """The README.md of a checkpoint's model/: method, task, feedback, step, accuracy and the paper."""
     acc = "not measured" if accuracy is None else f"{accuracy:.3f}"
     method = config["method"]
-    cite = {"grpo": CITATIONS["grpo"], "span-ppo": CITATIONS["text2grad"], "reward-model": CITATIONS["text2grad"],
-            "scalar-ppo": CITATIONS["ppo"]}.get(
-        method, CITATIONS["rltf"])
     return (f"---\nlibrary_name: transformers\ntags: [rltf, {method}]\nbase_model: {config['model']}\n---\n\n"
             f"# {config['model']} trained with rltf `{method}`\n\n"
             f"- method: {method}\n- task: {config['task']}\n- feedback: {config['feedback']}\n"
             f"- steps: {step}\n- held-out single-turn accuracy at this step: {acc}\n"
-            f"- seed: {config['seed']}\n\nTrained with `rltf train {method}`. {cite}\n")
+            f"- seed: {config['seed']}\n\nTrained with `rltf train {method}`. {citation}\n")
 
 
 def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, scheduler, config: dict,
-                    state: dict[str, Any], accuracy: float | None, keep: int = 2) -> Path:
+                    state: dict[str, Any], accuracy: float | None, keep: int = 2, citation: str = "") -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(output_dir)
     final = output_dir / f"checkpoint-{step}"
@@ -78,7 +68,7 @@ def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, sc
         else:
             model.save_pretrained(tmp / "model")
         tokenizer.save_pretrained(tmp / "model")
-        (tmp / "model" / "README.md").write_text(model_card(config, step, accuracy))
+        (tmp / "model" / "README.md").write_text(model_card(config, step, accuracy, citation))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
                     **state}, tmp / "trainer_state.pt")
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

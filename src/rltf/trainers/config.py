@@ -89,7 +89,6 @@ class TrainConfig:
     temperature: float = arg(1.0, "sampling temperature of both turns", ge=0)
     top_p: float = arg(1.0, "nucleus sampling", gt=0, le=1)
     max_new_tokens: int | None = arg(None, "generation budget per turn (default: the task's)", ge=1)
-    critique_max_tokens: int = arg(128, "longest critique kept as an FM target, in tokens", ge=1)
     learning_rate: float = arg(2e-5, "peak learning rate (Adam)", ge=0)
     adam_beta1: float = arg(0.9, "Adam beta1", ge=0, lt=1)
     adam_beta2: float = arg(0.95, "Adam beta2", ge=0, lt=1)
@@ -99,9 +98,7 @@ class TrainConfig:
     warmup_steps: int = arg(0, "linear warm-up steps", ge=0)
     max_grad_norm: float = arg(1.0, "gradient clipping by global norm (0 = off)", ge=0)
     micro_batch_size: int = arg(16, "sequences per forward/backward; gradients accumulate over micro-batches", ge=1)
-    gradient_accumulation_steps: int = arg(1, "rollout batches accumulated per optimizer step", ge=1)
     loss_aggregation: str = arg("sum", "sum (METHODS), token-mean, or seq-mean-token-mean", choices=AGGREGATIONS)
-    std_normalize: bool = arg(False, "divide group-centred advantages by the group's std (GRPO style)")
     kl_coef: float = arg(0.0, "KL penalty to the initial policy (METHODS: 0)", ge=0)
     dtype: str = arg("auto", "weights dtype: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16")
     bf16_autocast: bool = arg(False, "bf16 autocast for forward passes with fp32 master weights")
@@ -125,20 +122,24 @@ class TrainConfig:
     report_to: str = arg("none", "extra loggers, comma-separated: tensorboard, wandb, trackio")
     run_name: str | None = arg(None, "name shown by W&B/trackio (default: output_dir's name)")
 
-    @property
-    def turns(self) -> int:
-        return 1 if self.method == "grpo" else 2
+
+@dataclass
+class RLTFFamilyConfig(TrainConfig):
+    """Fields of the GRPO/RLTF family (group advantages over N samples per prompt), not of PPO."""
+
+    gradient_accumulation_steps: int = arg(1, "rollout batches accumulated per optimizer step", ge=1)
+    std_normalize: bool = arg(False, "divide group-centred advantages by the group's std (GRPO style)")
 
 
 @dataclass
-class GRPOConfig(TrainConfig):
+class GRPOConfig(RLTFFamilyConfig):
     """Single-turn GRPO: N samples per prompt, group-centred scalar reward."""
 
     method: str = arg("grpo", "training method (set by the command)")
 
 
 @dataclass
-class MultiTurnGRPOConfig(TrainConfig):
+class MultiTurnGRPOConfig(RLTFFamilyConfig):
     """Two-turn episodes with only the multi-turn RL term."""
 
     method: str = arg("multiturn-grpo", "training method (set by the command)")
@@ -162,6 +163,7 @@ class RLTFFMConfig(MultiTurnGRPOConfig):
     """Multi-turn RL + feedback modelling: predict the critique as an auxiliary loss."""
 
     method: str = arg("rltf-fm", "training method (set by the command)")
+    critique_max_tokens: int = arg(128, "longest critique kept as an FM target, in tokens", ge=1)
     fm_train_on_fallback: bool = arg(False, "also train the FM term on fallback critiques (the correctness-only "
                                             "text that stands in when a judge failed); off: they are left out "
                                             "and counted as fm/fallback_critiques")
@@ -208,8 +210,6 @@ class SpanPPOConfig(TrainConfig):
     length_l0: float = arg(48.0, "suggested length L0 of the length weight, in tokens", gt=0)
     scalar_score: str = arg("span_sum", "scalar-ppo's sequence score: span_sum (sum of located span labels) or "
                                         "task (the task's reward)", choices=SCALAR_SCORES)
-    gradient_accumulation_steps: int = arg(1, "must be 1: PPO takes one optimizer step per minibatch "
-                                              "(set mini_batch_size and prompts_per_step instead)", ge=1, le=1)
     min_parsed_fraction: float = arg(0.5, "skip the update when fewer answers than this got usable span feedback",
                                      ge=0, le=1)
     loss_aggregation: str = arg("token-mean", "token-mean (PPO default), sum or seq-mean-token-mean",
@@ -217,23 +217,11 @@ class SpanPPOConfig(TrainConfig):
     lora_r: int = arg(16, "LoRA rank (the reference: 16)", ge=1)
     lora_alpha: int = arg(32, "LoRA alpha (the reference: 32)", gt=0)
 
-    @property
-    def turns(self) -> int:
-        return 1
-
-
 @dataclass
 class ScalarPPOConfig(SpanPPOConfig):
     """The scalar-reward PPO baseline: the same PPO, with the sequence score on the last token only."""
 
     method: str = arg("scalar-ppo", "training method (set by the command)")
-
-
-METHOD_CONFIGS: dict[str, type[TrainConfig]] = {
-    "grpo": GRPOConfig, "multiturn-grpo": MultiTurnGRPOConfig, "rltf-sd": RLTFSDConfig,
-    "rltf-fm": RLTFFMConfig, "rltf-sd+fm": RLTFSDFMConfig, "span-ppo": SpanPPOConfig, "scalar-ppo": ScalarPPOConfig,
-}
-PPO_METHODS = ("span-ppo", "scalar-ppo")
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
@@ -283,15 +271,6 @@ def config_from_values(cls: type, values: dict[str, Any], name: str) -> Any:
     config = cls(**{k: _coerce(k, v, known[k].type) for k, v in values.items()})
     validate_config(config)
     return config
-
-
-def make_config(method: str, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults < YAML recipe < overrides (CLI flags and --set). Unknown keys and out-of-range values are errors."""
-    if method not in METHOD_CONFIGS:
-        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHOD_CONFIGS)}")
-    values: dict[str, Any] = dict(read_yaml_mapping(recipe)) if recipe else {}
-    values.update(overrides or {})
-    return config_from_values(METHOD_CONFIGS[method], values, method)
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:

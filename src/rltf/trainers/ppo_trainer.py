@@ -34,10 +34,9 @@ def span_label_sum(report) -> float:
 
 
 class PPOTrainer(Trainer):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not hasattr(self, "kl_ctl"):
-            self.kl_ctl = AdaptiveKLController(self.config.kl_coef, self.config.kl_target, self.config.kl_horizon)
+    def init_state(self):
+        c = self.config
+        self.kl_ctl = AdaptiveKLController(c.kl_coef, c.kl_target, c.kl_horizon)
 
     # -- hooks ---------------------------------------------------------------------------------
     def make_feedback(self):
@@ -64,8 +63,7 @@ class PPOTrainer(Trainer):
         return {"kl_coef_value": self.kl_ctl.value}
 
     def load_state_extras(self, state):
-        c = self.config
-        self.kl_ctl = AdaptiveKLController(state.get("kl_coef_value", c.kl_coef), c.kl_target, c.kl_horizon)
+        self.kl_ctl.value = state.get("kl_coef_value", self.config.kl_coef)
 
     # -- rollout -------------------------------------------------------------------------------
     def make_batch(self, problems, seed):
@@ -92,7 +90,7 @@ class PPOTrainer(Trainer):
                 continue
             not_found += len(report.not_found)
             labelled.append(report.labelled_fraction)
-            if c.method == "scalar-ppo":
+            if self.method.reward == "last_token":  # scalar PPO: the sequence score on the last token
                 score = span_label_sum(report) if c.scalar_score == "span_sum" else s.reward
                 delta = last_token_rewards(torch.tensor([score]), torch.ones(1, len(g.token_ids), dtype=torch.bool))[0]
             seqs.append(Sequence(g.prompt_ids, g.token_ids, 0.0, "ppo", g.logprobs,
@@ -155,9 +153,7 @@ class PPOTrainer(Trainer):
             s.extra.update(adv=adv[k, :n].tolist(), returns=returns[k, :n].tolist(),
                            old_values=values[k, :n].tolist(), old_logp=logp_rows[k].tolist())
         kl_per_seq = (kl * mask).sum(dim=1).mean().item()
-        beta = self.kl_ctl.value
-        self.kl_ctl.update(kl_per_seq, len(seqs))
-        return {"kl/per_sequence": kl_per_seq, "kl/beta": beta, "reward/dense_mean": float(rewards.sum(1).mean()),
+        return {"kl/per_sequence": kl_per_seq, "kl/beta": self.kl_ctl.value, "reward/dense_mean": float(rewards.sum(1).mean()),
                 "values/mean": float((values * mask).sum() / mask.sum())}
 
     # -- update --------------------------------------------------------------------------------
@@ -171,6 +167,8 @@ class PPOTrainer(Trainer):
         seqs_by_kind, metrics, _ = self.make_batch(problems, seed)
         metrics["time/rollout"] = time.perf_counter() - t0
         seqs = seqs_by_kind["ppo"]
+        if seqs:  # the adaptive KL coefficient follows this rollout's KL, for the next rollout's rewards
+            self.kl_ctl.update(metrics["kl/per_sequence"], len(seqs))
         t1 = time.perf_counter()
         sums: dict[str, float] = {}
         n_updates, norms = 0, []

@@ -29,11 +29,34 @@ from rltf.trainers.sequences import Sequence, completion_logprobs
 class RLTFTrainer(Trainer):
     @property
     def uses_sd(self) -> bool:
-        return self.config.method in ("rltf-sd", "rltf-sd+fm")
+        return self.method.uses("sd")
 
     @property
     def uses_fm(self) -> bool:
-        return self.config.method in ("rltf-fm", "rltf-sd+fm")
+        return self.method.uses("fm")
+
+    def train_step(self) -> dict[str, float]:
+        c = self.config
+        t_start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        metrics: dict[str, float] = {}
+        generated = 0
+        for micro in range(c.gradient_accumulation_steps):
+            problems = self.stream.take(c.prompts_per_step)
+            seed = c.seed * 1_000_003 + (self.step + 1) * 101 + micro
+            t0 = time.perf_counter()
+            seqs, rollout_metrics, n_episodes = self.make_batch(problems, seed)
+            generated += int(rollout_metrics.get("tokens/generated", 0))
+            t1 = time.perf_counter()
+            losses = self._accumulate(seqs, n_episodes, 1.0 / c.gradient_accumulation_steps)
+            t2 = time.perf_counter()
+            for k, v in {**rollout_metrics, **losses, "time/rollout": t1 - t0, "time/backward": t2 - t1}.items():
+                metrics[k] = metrics.get(k, 0.0) + v / c.gradient_accumulation_steps
+        t3 = time.perf_counter()
+        norm = self._apply_gradients()
+        self.scheduler.step()
+        metrics.update({"grad_norm": norm, "time/optimizer": time.perf_counter() - t3})
+        return self._finish_step(metrics, t_start, generated)
 
     def lambda_sd(self) -> float:
         c = self.config
@@ -50,13 +73,13 @@ class RLTFTrainer(Trainer):
         failed_before = self.feedback.stats.failed
         t0 = time.perf_counter()
         episodes = run_episodes(self.task, problems, self.backend, self.feedback, params, n_samples=N,
-                                rounds=c.turns, seed=seed)
+                                rounds=self.method.turns, seed=seed)
         gen_time = time.perf_counter() - t0
         r0 = torch.tensor([e.turns[0].reward for e in episodes]).view(G, N)
         reached = torch.tensor([len(e.turns) > 1 for e in episodes]).view(G, N)
         r1 = torch.tensor([e.turns[1].reward if len(e.turns) > 1 else 0.0 for e in episodes]).view(G, N)
         seqs: dict[str, list[Sequence]] = {"rl": [], "sd": [], "fm": []}
-        if c.turns == 1:
+        if self.method.turns == 1:
             a0 = group_centered_advantages(r0, std_normalize=c.std_normalize)
             a1 = torch.zeros_like(r0)
         else:
