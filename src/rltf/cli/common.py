@@ -30,6 +30,20 @@ def bounded(kind: type, **bounds):
     return convert
 
 
+def one_of(choices: tuple[str, ...], plugin: bool = False):
+    """An argparse ``type`` accepting one of ``choices`` (or, with ``plugin``, a ``file.py:Name``)."""
+
+    def convert(text: str) -> str:
+        try:
+            check_value("value", text, {"choices": choices, "plugin": plugin})
+        except ConfigError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix("value ")) from None
+        return text
+
+    convert.__name__ = "choice"
+    return convert
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"model: {DEFAULT_MODEL} (embedded default), tiny-random, a local directory or a hub id")
@@ -42,14 +56,16 @@ def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans
     from rltf.feedback import KINDS, SPAN_KINDS
 
     if spans:
-        p.add_argument("--feedback", default=default, choices=SPAN_KINDS,
+        p.add_argument("--feedback", default=default, type=one_of(SPAN_KINDS, plugin=True),
                        help="who writes the critique and its spans: critic (programmatic), judge (OpenAI-compatible "
-                            "endpoint), local (a local judge model), reward-model (a trained span reward model)")
+                            "endpoint), local (a local judge model), reward-model (a trained span reward model), "
+                            "or path/to/file.py:Name (a FeedbackProvider of your own)")
         p.add_argument("--reward-model", help="directory of a span reward model (--feedback reward-model)")
     else:
-        p.add_argument("--feedback", default=default, choices=KINDS,
+        p.add_argument("--feedback", default=default, type=one_of(KINDS, plugin=True),
                        help="who writes critiques: critic (programmatic), correctness (correct/incorrect only), "
-                            "judge (OpenAI-compatible endpoint), local (a local judge model), self (the policy)")
+                            "judge (OpenAI-compatible endpoint), local (a local judge model), self (the policy), "
+                            "or path/to/file.py:Name (a FeedbackProvider of your own)")
     p.add_argument("--judge-url", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--judge-model", help="model name sent to the judge endpoint")
     p.add_argument("--judge-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")

@@ -33,7 +33,7 @@ def run(args) -> int:
     task = get_task(args.task)
     backend = load_backend(args)
     feedback = build_feedback_from_args(args, backend) if (args.rounds > 1 or args.feedback == "judge") else None
-    if getattr(task, "judge", "absent") is None:  # open-ended tasks are scored by the judge
+    if task.scored_by_judge and task.judge is None:  # open-ended tasks are scored by the judge
         task.judge = feedback or build_feedback_from_args(args, backend)
     params = SamplingParams(max_new_tokens=args.max_new_tokens or task.max_new_tokens,
                             temperature=args.temperature, top_p=args.top_p)

@@ -56,7 +56,7 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         # Wall-clock figures vary run to run; everything else is a function of the seed.
         "timing": {"seconds": seconds, "tokens_per_s": tokens / seconds if seconds else 0.0},
     }
-    if hasattr(task, "metrics"):  # task-specific metrics (e.g. fact F1), mean over first answers
+    if task.metric_names:  # task-specific metrics (e.g. fact F1), mean over first answers
         by_id = {p.id: p for p in problems}
         result["metrics"] = mean_task_metrics(task, [by_id[e.problem_id] for e in episodes],
                                               [e.turns[0].text for e in episodes])
@@ -67,7 +67,7 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
 
 def mean_task_metrics(task: Task, problems, answers) -> dict[str, float]:
     """Mean of the task's per-answer metrics (``task.metrics``); {} for tasks without them."""
-    if not hasattr(task, "metrics") or not answers:
+    if not task.metric_names or not answers:
         return {}
     values = [task.metrics(p, a) for p, a in zip(problems, answers)]
     return {k: sum(v[k] for v in values) / len(values) for k in values[0]}

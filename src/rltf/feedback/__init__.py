@@ -6,8 +6,19 @@ from rltf.feedback.base import Critique, FeedbackProvider, Span, leaks_answer
 from rltf.feedback.correctness import CorrectnessFeedback
 from rltf.feedback.critics import ProgrammaticCritic
 from rltf.feedback.judge import LLMJudge, SelfCritic
+from rltf.plugins import is_plugin_spec, load_subclass
 
 KINDS = ("critic", "correctness", "judge", "local", "self")
+PLUGIN_HELP = "or path/to/file.py:ClassName, a FeedbackProvider subclass of your own"
+
+
+def load_provider(spec: str, backend=None) -> FeedbackProvider:
+    """A user's FeedbackProvider from ``file.py:Name``; built with ``backend=`` when it takes one."""
+    import inspect
+
+    cls = load_subclass(spec, FeedbackProvider, "a feedback provider")
+    takes_backend = "backend" in inspect.signature(cls).parameters
+    return cls(backend=backend) if takes_backend else cls()
 
 
 def _http_judge_client(url, model, key_env, timeout, concurrency, retries):
@@ -23,7 +34,10 @@ def build_feedback(kind: str, backend=None, judge_url: str | None = None, judge_
                    judge_key_env: str = "OPENAI_API_KEY", judge_timeout: float = 60.0, judge_concurrency: int = 8,
                    judge_retries: int = 3, cache: str | None = None, local_backend=None) -> FeedbackProvider:
     """Make a provider by name. ``judge`` needs ``judge_url`` and ``judge_model``; ``local`` uses
-    ``local_backend`` (a judge model, by default the policy's backend); ``self`` uses the policy."""
+    ``local_backend`` (a judge model, by default the policy's backend); ``self`` uses the policy;
+    ``file.py:Name`` is a provider of your own (:func:`load_provider`)."""
+    if is_plugin_spec(kind):
+        return load_provider(kind, backend)
     if kind == "critic":
         return ProgrammaticCritic()
     if kind == "correctness":
@@ -40,7 +54,7 @@ def build_feedback(kind: str, backend=None, judge_url: str | None = None, judge_
         if backend is None:
             raise ConfigError("self-critique needs the policy's generation backend")
         return SelfCritic(backend)
-    raise ConfigError(f"unknown feedback {kind!r}; choose one of {', '.join(KINDS)}")
+    raise ConfigError(f"unknown feedback {kind!r}; choose one of {', '.join(KINDS)}, {PLUGIN_HELP}")
 
 
 SPAN_KINDS = ("critic", "judge", "local", "reward-model")
@@ -54,6 +68,8 @@ def build_span_feedback(kind: str, backend=None, judge_url: str | None = None, j
     judge with the span prompts (remote or local), or a trained span reward model (a directory)."""
     from rltf.feedback.span_judge import SpanJudge
 
+    if is_plugin_spec(kind):
+        return load_provider(kind, backend)
     if kind == "critic":
         return ProgrammaticCritic()
     if kind == "judge":
@@ -70,8 +86,8 @@ def build_span_feedback(kind: str, backend=None, judge_url: str | None = None, j
         from rltf.reward_model import SpanRewardModel
 
         return SpanRewardModel.from_pretrained(reward_model, dtype=dtype, device=device)
-    raise ConfigError(f"unknown span feedback {kind!r}; choose one of {', '.join(SPAN_KINDS)}")
+    raise ConfigError(f"unknown span feedback {kind!r}; choose one of {', '.join(SPAN_KINDS)}, {PLUGIN_HELP}")
 
 
 __all__ = ["Critique", "Span", "FeedbackProvider", "ProgrammaticCritic", "CorrectnessFeedback", "LLMJudge",
-           "SelfCritic", "build_feedback", "build_span_feedback", "SPAN_KINDS", "leaks_answer", "KINDS"]
+           "SelfCritic", "build_feedback", "build_span_feedback", "SPAN_KINDS", "leaks_answer", "KINDS", "load_provider"]

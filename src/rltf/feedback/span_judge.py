@@ -27,9 +27,7 @@ class SpanJudge(FeedbackProvider):
         self.cache = ReplyCache(cache) if isinstance(cache, str) else cache
 
     def messages(self, task, problem, answer: str) -> list[dict[str, str]]:
-        from rltf.tasks.code_task import CodeTask
-
-        if isinstance(task, CodeTask):
+        if task.runs_tests:
             report = task.test_report(problem, answer)
             log = "no code block found" if report is None else (report.log or report.error or report.status)
             user = CODE_SPAN_JUDGE_USER.format(question=task.format_question(problem), answer=answer.strip(),
@@ -72,7 +70,7 @@ class SpanJudge(FeedbackProvider):
             return None, err.reason
         if len(parsed.critique) > MAX_CRITIQUE_CHARS:
             return None, "too_long"
-        if not getattr(task, "critique_may_state_answer", False) and problem.answer and leaks_answer(
+        if not task.critique_may_state_answer and problem.answer and leaks_answer(
                 parsed.critique, problem.answer, problem.question):
             return None, "leaks_answer"
         spans = [Span(q, label) for q, label in parsed.spans]

@@ -59,7 +59,7 @@ def annotate(task, problems: Sequence, answers: Sequence[str], provider, ids: Se
             "provenance": {"provider": critique.source or provider.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                            **(provenance or {})},
         }
-        if hasattr(task, "metrics"):
+        if task.metric_names:
             record["metrics"] = task.metrics(problem, answer)
         records.append(record)
     return records, failures

@@ -6,9 +6,10 @@ Rewards follow METHODS §1: 1 for a correct answer, 0 for a wrong answer in the 
 from __future__ import annotations
 
 import hashlib
+import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator
 
 from rltf.errors import ConfigError
 
@@ -45,7 +46,11 @@ def split_of(question: str, eval_fraction: float) -> str:
 
 
 class Task(ABC):
-    """A verifiable task. Subclasses implement :meth:`iter_problems` and :meth:`grade`."""
+    """A verifiable task. Subclasses implement :meth:`iter_problems` and :meth:`grade`.
+
+    Capabilities are declared here, as class attributes, so that critics, judges and the
+    evaluation read them instead of guessing from a task's type.
+    """
 
     name: str = "task"
     source: str = ""
@@ -53,12 +58,18 @@ class Task(ABC):
     format_penalty: float = -0.1
     eval_fraction: float = 0.1
     max_new_tokens: int = 512  # default generation budget for an answer to this task
+    critic: str | None = None  # the programmatic critic (rltf.feedback.critics.CRITICS); None: the generic one
+    critique_may_state_answer: bool = False  # True when the answer is in the prompt (summaries): no leak guard
+    runs_tests: bool = False  # True for code: test_report() gives the failing test to critics and judges
+    scored_by_judge: bool = False  # True when grade() needs ``task.judge`` (open-ended tasks)
+    metric_names: tuple[str, ...] = ()  # the keys of metrics(); () when the task has none
 
     def __init__(self, few_shot: int = 0, **params: Any):
         if isinstance(few_shot, bool) or not isinstance(few_shot, int) or few_shot < 0:
             raise ConfigError(f"few_shot must be a non-negative integer, got {few_shot!r}")
         self.few_shot = few_shot
         self.params = params
+        self.reward_functions: list[tuple[Callable[..., float], float]] = []
         self._few_shot_cache: list[tuple[str, str]] | None = None
 
     # -- problems ---------------------------------------------------------------------------
@@ -143,7 +154,24 @@ class Task(ABC):
         """Score a completion against the hidden ground truth of ``problem``."""
 
     def score(self, problem: Problem, completion: str) -> Score:
-        return self.grade(problem, completion)
+        """:meth:`grade`, with the reward replaced by the weighted sum of :attr:`reward_functions` when
+        a user gave any (``add2?reward=my.py:brevity``); correctness stays the task's own verdict."""
+        score = self.grade(problem, completion)
+        if not self.reward_functions:
+            return score
+        total = 0.0
+        for fn, weight in self.reward_functions:
+            value = fn(problem.question, completion, reference=problem.answer, correct=score.correct,
+                       problem_id=problem.id)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"reward function {getattr(fn, '__name__', fn)!r} returned {value!r} for problem "
+                                  f"{problem.id}; a reward must be a finite number")
+            total += weight * float(value)
+        return replace(score, reward=total)
+
+    def metrics(self, problem: Problem, completion: str) -> dict[str, float]:
+        """Task-specific per-answer metrics (keys: :attr:`metric_names`); none by default."""
+        return {}
 
     def describe(self) -> dict[str, Any]:
         size = self.size()

@@ -69,6 +69,8 @@ def run_tests(problem: Problem, code: str, limits: SandboxLimits) -> TestReport:
 
 class CodeTask(ListTask):
     instruction = "Write the complete function in a single ```python code block."
+    critic = "code"
+    runs_tests = True
 
     def __init__(self, problems: list[Problem], name: str, source: str, few_shot: int = 0,
                  timeout: float = 10.0, **params: Any):

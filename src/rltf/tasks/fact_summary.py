@@ -78,9 +78,10 @@ class FactSummaryTask(Task):
 
     name = "fact_summary"
     source = "procedural (rltf)"
-    dataset = "fact_summary"  # selects the span critic in rltf.feedback.critics
+    critic = "fact_summary"  # the span critic: wrong facts negative, correct key facts positive
     instruction = ""
     critique_may_state_answer = True  # the facts are in the prompt: naming them gives nothing away
+    metric_names = ("fact_precision", "fact_recall", "fact_f1")
     max_new_tokens = 48
 
     def __init__(self, few_shot: int = 0, distractors: int = 2, **params: Any):

@@ -18,6 +18,7 @@ SUMMARY_PROMPT = "Write a concise TL;DR summary (one or two sentences) of this R
 class OpenEndedTask(ListTask):
     instruction = ""
     critique_may_state_answer = True  # the facts are in the prompt: naming them gives nothing away
+    scored_by_judge = True
     correct_threshold = 0.7  # a judge rating >= 7/10 counts as "correct" for accuracy figures
 
     def __init__(self, problems: list[Problem], name: str, source: str, few_shot: int = 0, **params: Any):

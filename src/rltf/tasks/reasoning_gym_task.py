@@ -8,6 +8,8 @@ from rltf.tasks.base import Problem, Score, Task
 from rltf.tasks.boxed import last_boxed
 
 _CHUNK = 512  # problems generated per reasoning-gym dataset object
+CRITIC_BY_DATASET = {"chain_sum": "arithmetic", "basic_arithmetic": "arithmetic", "shortest_path": "shortest_path",
+                     "binary_matrix": "binary_matrix", "knights_knaves": "knights_knaves"}
 
 
 def _plain(value: Any) -> Any:
@@ -32,6 +34,7 @@ class ReasoningGymTask(Task):
             raise ConfigError(f"unknown reasoning-gym dataset {dataset!r}; see `rltf tasks --all`")
         super().__init__(few_shot=few_shot, **params)
         self.dataset = dataset
+        self.critic = CRITIC_BY_DATASET.get(dataset)
         self.name = name or f"rg:{dataset}"
         self._probe = self._make(seed=0, size=1)
 

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 import yaml
 
 from rltf.errors import ConfigError, RltfError
+from rltf.plugins import is_plugin_spec, load_object, load_subclass
 from rltf.tasks.base import Task
 
 
@@ -69,6 +70,34 @@ def get_task(spec: str | Task) -> Task:
 def _build(spec: str) -> Task:
     _load_builtins()
     name, params = parse_spec(spec)
+    rewards = params.pop("reward", None)
+    weights = params.pop("reward_weights", None)
+    task = _construct(spec, name, params)
+    if rewards is not None:
+        task.reward_functions = _reward_functions(spec, rewards, weights)
+    return task
+
+
+def _reward_functions(spec: str, rewards: Any, weights: Any) -> list[tuple[Callable[..., float], float]]:
+    """``reward=file.py:fn`` or ``reward=[a.py:f, b.py:g]`` with optional ``reward_weights=[1, 0.5]``."""
+    specs = rewards if isinstance(rewards, list) else [rewards]
+    weights = [1.0] * len(specs) if weights is None else (weights if isinstance(weights, list) else [weights])
+    if len(weights) != len(specs) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+        raise ConfigError(f"task {spec!r}: reward_weights must be one number per reward function")
+    out = []
+    for item, weight in zip(specs, weights):
+        fn = load_object(str(item))
+        if not callable(fn):
+            raise ConfigError(f"task {spec!r}: {item} is not callable; a reward is fn(prompt, answer, **info) -> float")
+        out.append((fn, float(weight)))
+    return out
+
+
+def _construct(spec: str, name: str, params: dict[str, Any]) -> Task:
+    if is_plugin_spec(name):  # a Task subclass of the user's: path/to/file.py:MyTask
+        task = load_subclass(name, Task, "a task")(**params)
+        task.name = spec
+        return task
     if name in PRESETS:
         preset = PRESETS[name]
         task = preset.factory(**{**preset.params, **params})

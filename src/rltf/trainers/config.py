@@ -18,6 +18,7 @@ from rltf.algorithms.losses import AGGREGATIONS, SD_MODES
 from rltf.errors import ConfigError
 from rltf.feedback import KINDS as FEEDBACK_KINDS
 from rltf.feedback import SPAN_KINDS
+from rltf.plugins import is_plugin_spec
 
 
 SCHEDULERS = ("constant", "linear", "cosine")
@@ -27,10 +28,11 @@ SCALAR_SCORES = ("span_sum", "task")
 _BOUNDS = ("ge", "gt", "le", "lt")
 
 
-def arg(default, help: str, *, ge=None, gt=None, le=None, lt=None, choices=None, **kw):
+def arg(default, help: str, *, ge=None, gt=None, le=None, lt=None, choices=None, plugin: bool = False, **kw):
     """A config field: its help text, and the range (``ge``/``gt``/``le``/``lt``) or ``choices`` a
-    value must satisfy. The same metadata makes the CLI help, the YAML schema and the validation."""
-    meta = {"help": help, **kw}
+    value must satisfy (``plugin``: or a ``file.py:Name`` of the user's). The same metadata makes the
+    CLI help, the YAML schema and the validation."""
+    meta = {"help": help, **kw, **({"plugin": True} if plugin else {})}
     for key, value in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt), ("choices", choices)):
         if value is not None:
             meta[key] = value
@@ -47,14 +49,15 @@ def check_value(name: str, value: Any, meta: dict) -> None:
                            ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):
         if key in meta and not ok(value, meta[key]):
             raise ConfigError(f"{name} must be {words} {meta[key]:g}, got {value!r}")
-    if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if "choices" in meta and value not in meta["choices"] and not (meta.get("plugin") and is_plugin_spec(value)):
+        extra = " or path/to/file.py:Name" if meta.get("plugin") else ""
+        raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}{extra}, got {value!r}")
 
 
 def range_text(meta: dict) -> str:
     """The field's constraint for help text, e.g. ">= 0, < 1" or "one of: sum, token-mean"."""
     if "choices" in meta:
-        return "one of: " + ", ".join(meta["choices"])
+        return "one of: " + ", ".join(meta["choices"]) + (", or file.py:Name" if meta.get("plugin") else "")
     signs = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
     return ", ".join(f"{signs[k]} {meta[k]:g}" for k in _BOUNDS if k in meta)
 
@@ -71,8 +74,10 @@ class TrainConfig:
 
     method: str = arg("grpo", "training method (set by the command)")
     model: str = arg("smollm2-135m", "policy: smollm2-135m, tiny-random, a local directory or a hub id")
-    task: str = arg("add2", "task spec, e.g. add2, knights_knaves, rg:leg_counting?min_animals=2")
-    feedback: str = arg("critic", "critique provider: critic, correctness, judge, local, self", choices=FEEDBACK_KINDS)
+    task: str = arg("add2", "task spec, e.g. add2, knights_knaves, rg:leg_counting?min_animals=2, or "
+                            "path/to/file.py:MyTask (a Task of your own); ?reward=file.py:fn replaces the reward")
+    feedback: str = arg("critic", "critique provider: critic, correctness, judge, local, self, or path/to/file.py:Name "
+                                  "(a FeedbackProvider of your own)", choices=FEEDBACK_KINDS, plugin=True)
     judge_url: str | None = arg(None, "base URL of an OpenAI-compatible judge (feedback=judge)")
     judge_model: str | None = arg(None, "model name sent to the judge endpoint")
     judge_key_env: str = arg("OPENAI_API_KEY", "environment variable holding the judge API key")
@@ -184,7 +189,7 @@ class SpanPPOConfig(TrainConfig):
     method: str = arg("span-ppo", "training method (set by the command)")
     feedback: str = arg("critic", "who labels spans: critic (programmatic), judge (OpenAI-compatible endpoint), "
                                   "local (local judge model), reward-model (a trained span reward model)",
-                        choices=SPAN_KINDS)
+                        choices=SPAN_KINDS, plugin=True)
     reward_model: str | None = arg(None, "directory of a span reward model (feedback=reward-model)")
     prompts_per_step: int = arg(32, "prompts sampled per step (the reference: batch 32)", ge=1)
     group_size: int = arg(1, "answers sampled per prompt", ge=1)

@@ -1,6 +1,9 @@
 """Programmatic critics: they know the ground truth, say what is wrong and where, never the answer."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from rltf.feedback.base import Critique, FeedbackProvider
 from rltf.feedback.critics.arithmetic import critique_arithmetic
 from rltf.feedback.critics.code import critique_code
@@ -8,13 +11,19 @@ from rltf.feedback.critics.common import GENERIC_WRONG, MISSING_BOX, boxed_span,
 from rltf.feedback.critics.summary import critique_fact_summary
 from rltf.feedback.critics.puzzles import critique_binary_matrix, critique_knights_knaves, critique_shortest_path
 
-_BY_DATASET = {
-    "chain_sum": critique_arithmetic,
-    "basic_arithmetic": critique_arithmetic,
-    "shortest_path": critique_shortest_path,
-    "binary_matrix": critique_binary_matrix,
-    "knights_knaves": critique_knights_knaves,
-}
+
+
+@dataclass(frozen=True)
+class Critic:
+    """A programmatic critic: ``fn(task, problem, answer, score) -> Critique``. ``also_correct``:
+    it critiques correct answers too (span critics label what is right), not only wrong ones."""
+
+    fn: Callable[..., Critique]
+    also_correct: bool = False
+
+
+def _problem_only(fn: Callable[..., Critique]) -> Callable[..., Critique]:
+    return lambda task, problem, answer, score: fn(problem, answer, score)
 
 
 def critique_generic(problem, answer: str, score) -> Critique:
@@ -24,20 +33,30 @@ def critique_generic(problem, answer: str, score) -> Critique:
     return finish(GENERIC_WRONG, boxed_span(answer), problem.answer)
 
 
+CRITICS: dict[str | None, Critic] = {
+    None: Critic(_problem_only(critique_generic)),
+    "arithmetic": Critic(_problem_only(critique_arithmetic)),
+    "shortest_path": Critic(_problem_only(critique_shortest_path)),
+    "binary_matrix": Critic(_problem_only(critique_binary_matrix)),
+    "knights_knaves": Critic(_problem_only(critique_knights_knaves)),
+    "code": Critic(critique_code),
+    "fact_summary": Critic(critique_fact_summary, also_correct=True),
+}
+
+
+def register_critic(name: str, fn: Callable[..., Critique], also_correct: bool = False) -> None:
+    """Make ``fn(task, problem, answer, score)`` the critic of tasks whose ``critic`` is ``name``."""
+    CRITICS[name] = Critic(fn, also_correct)
+
+
 class ProgrammaticCritic(FeedbackProvider):
-    """Picks the critic for the task (by reasoning-gym dataset, code, or the generic one)."""
+    """The critic the task declares (``task.critic``), or the generic one."""
 
     name = "critic"
 
     def critique(self, task, problem, answer: str, score) -> Critique:
         self.stats.count(None)
-        if getattr(task, "dataset", None) == "fact_summary":
-            return critique_fact_summary(task, problem, answer, score)
-        if score.correct:
+        critic = CRITICS.get(task.critic, CRITICS[None])
+        if score.correct and not critic.also_correct:
             return Critique("Your previous attempt was correct.", boxed_span(answer, "positive"), source="critic")
-        from rltf.tasks.code_task import CodeTask
-
-        if isinstance(task, CodeTask):
-            return critique_code(task, problem, answer, score)
-        fn = _BY_DATASET.get(getattr(task, "dataset", None), critique_generic)
-        return fn(problem, answer, score)
+        return critic.fn(task, problem, answer, score)
