@@ -16,8 +16,8 @@ import time
 import torch
 
 from rltf.models import load_model_and_tokenizer
+from rltf.models.hf_backend import HFBackend
 from rltf.rollout import SamplingParams
-from rltf.rollout.hf_backend import HFBackend
 from rltf.tasks import get_task
 
 

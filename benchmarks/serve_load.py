@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_throughput import matmul_flops  # noqa: E402
 
 from rltf.models import load_model_and_tokenizer  # noqa: E402
-from rltf.rollout.hf_backend import HFBackend  # noqa: E402
+from rltf.models.hf_backend import HFBackend  # noqa: E402
 from rltf.serve.load import load_test  # noqa: E402
 from rltf.serve.server import make_server  # noqa: E402
 

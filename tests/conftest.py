@@ -22,7 +22,7 @@ def tiny():
 
 @pytest.fixture(scope="session")
 def tiny_backend(tiny):
-    from rltf.rollout.hf_backend import HFBackend
+    from rltf.models.hf_backend import HFBackend
 
     return HFBackend(*tiny, batch_size=4)
 

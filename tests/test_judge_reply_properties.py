@@ -18,9 +18,9 @@ from rltf.feedback.client import ChatClient, JudgeError, parse_chat_response
 from rltf.feedback.judge import LLMJudge
 from rltf.feedback.leaks import leaks_answer
 from rltf.feedback.span_judge import SpanJudge
+from rltf.feedback.span_parse import FeedbackParseError, parse_dual_feedback
 from rltf.models.tiny import build_tiny_tokenizer
 from rltf.rollout.episode import revision_prompt
-from rltf.spans.parse import FeedbackParseError, parse_dual_feedback
 from rltf.tasks import get_task
 from rltf.tasks.jsonl import json_line
 

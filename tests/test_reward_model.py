@@ -3,10 +3,11 @@ import json
 
 import pytest
 
+from rltf.eval.reward_model import evaluate_reward_model, match_spans
 from rltf.feedback.base import Span
-from rltf.reward_model import SpanRewardModel, rm_target
-from rltf.reward_model.evaluate import evaluate_reward_model, match_spans
-from rltf.spans.parse import parse_dual_feedback
+from rltf.feedback.reward_model import SpanRewardModel
+from rltf.feedback.span_parse import parse_dual_feedback
+from rltf.trainers.reward_model_trainer import rm_target
 
 
 def record(answer, spans, critique="c", prompt="Summarize: ..."):
@@ -90,7 +91,7 @@ def annotations(tmp_path_factory):
 
 
 def test_sft_lowers_loss_and_checkpoint_loads(annotations, tmp_path):
-    from rltf.reward_model.train import RewardModelTrainer, make_rm_config
+    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
 
     cfg = make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 6,
                                     "batch_size": 6, "learning_rate": 1e-2, "warmup_steps": 0,
@@ -127,9 +128,9 @@ def test_cli_train_reward_model_and_eval_rm(annotations, tmp_path, capsys):
 
 def test_reward_model_as_ppo_reward_source(annotations, tmp_path, monkeypatch):
     """The reward model's spans become exactly the token rewards PPO trains on; its garbage is a counted failure."""
-    from rltf.reward_model.train import RewardModelTrainer, make_rm_config
     from rltf.spans import token_rewards
     from rltf.trainers import build_trainer, make_config
+    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
 
     cfg = make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 1,
                                     "batch_size": 6, "output_dir": str(tmp_path / "rm")})
@@ -181,7 +182,7 @@ def test_word_score_list_records_are_read(tmp_path):
 
 
 def test_lora_reward_model_trains_adapters_only(annotations, tmp_path):
-    from rltf.reward_model.train import RewardModelTrainer, make_rm_config
+    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
 
     cfg = make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 1,
                                     "batch_size": 6, "use_lora": True, "lora_r": 4, "learning_rate": 1e-2,

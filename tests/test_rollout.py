@@ -82,7 +82,7 @@ def test_episodes_jsonl_records(tiny_backend, tmp_path):
 
 
 def test_shared_prefix_cache_gives_the_same_tokens_and_logprobs(tiny):
-    from rltf.rollout.hf_backend import HFBackend
+    from rltf.models.hf_backend import HFBackend
 
     prefix = [{"role": "user", "content": "Example question " * 12}, {"role": "assistant", "content": "Answer " * 10}]
     convs = [prefix + [{"role": "user", "content": q}] for q in ("What is 1 + 2?", "And 33 + 44, please?", "7+1")]

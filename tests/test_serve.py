@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from rltf.models import load_model_and_tokenizer
-from rltf.rollout.hf_backend import HFBackend
+from rltf.models.hf_backend import HFBackend
 from rltf.serve.server import make_server
 
 KEY = "sk-test-0123456789"
@@ -143,8 +143,8 @@ def test_bad_bodies_get_answers_and_the_server_keeps_serving(client, server):
 
 
 def test_a_full_queue_answers_503():
+    from rltf.models.backend import SamplingParams
     from rltf.serve.engine import BatchingEngine, Job, QueueFull
-    from rltf.rollout.backend import SamplingParams
 
     class Stuck:
         def __init__(self):

@@ -140,7 +140,7 @@ def test_every_config_field_has_help():
 @pytest.mark.parametrize("recipe", sorted(__import__("pathlib").Path(__file__).parents[1].glob("recipes/*.yaml")))
 def test_every_recipe_is_a_valid_config(recipe):
     if recipe.stem.endswith("reward-model"):
-        from rltf.reward_model.train import make_rm_config
+        from rltf.trainers.reward_model_trainer import make_rm_config
 
         assert make_rm_config(recipe).epochs >= 1
         return

@@ -78,7 +78,7 @@ def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans
 
 def load_backend(args):
     from rltf.models import load_model_and_tokenizer
-    from rltf.rollout.hf_backend import HFBackend
+    from rltf.models.hf_backend import HFBackend
 
     model, tok = load_model_and_tokenizer(args.model, dtype=args.dtype, device=args.device)
     return HFBackend(model, tok, batch_size=args.batch_size)
@@ -88,7 +88,7 @@ def _local_judge_backend(args):
     """The --judge-local-model backend for --feedback local, when it is not the policy itself."""
     if args.feedback == "local" and args.judge_local_model and args.judge_local_model != args.model:
         from rltf.models import load_model_and_tokenizer
-        from rltf.rollout.hf_backend import HFBackend
+        from rltf.models.hf_backend import HFBackend
 
         m, t = load_model_and_tokenizer(args.judge_local_model, dtype=args.dtype, device=args.device)
         return HFBackend(m, t, batch_size=args.batch_size)

@@ -4,8 +4,14 @@ from __future__ import annotations
 import json
 import sys
 
-from rltf.cli.common import (add_feedback_args, add_model_args, bounded, build_feedback_from_args, load_backend,
-                             write_json)
+from rltf.cli.common import (
+    add_feedback_args,
+    add_model_args,
+    bounded,
+    build_feedback_from_args,
+    load_backend,
+    write_json,
+)
 
 
 def register(sub) -> None:
@@ -27,7 +33,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from rltf.eval import evaluate
-    from rltf.rollout.backend import SamplingParams
+    from rltf.models.backend import SamplingParams
     from rltf.tasks import get_task
 
     task = get_task(args.task)

@@ -23,8 +23,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from rltf.cli.common import write_json
     from rltf.cli.train_cmd import print_rm_result
-    from rltf.reward_model import SpanRewardModel
-    from rltf.reward_model.evaluate import evaluate_reward_model
+    from rltf.eval.reward_model import evaluate_reward_model
+    from rltf.feedback.reward_model import SpanRewardModel
     from rltf.spans.annotate import read_annotations
 
     records = read_annotations(args.data)

@@ -74,7 +74,7 @@ def run(args) -> int:
 
 def run_reward_model(args, overrides) -> int:
     from rltf.cli.common import write_json
-    from rltf.reward_model.train import RewardModelTrainer, make_rm_config
+    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
 
     config = make_rm_config(args.config, overrides)
     trainer = RewardModelTrainer(config, resume=args.resume)
@@ -83,9 +83,9 @@ def run_reward_model(args, overrides) -> int:
     summary = trainer.train()
     print(f"done: step {summary['step']}; checkpoint {summary['checkpoint']}")
     if config.eval_data and summary["checkpoint"]:
-        from rltf.reward_model import SpanRewardModel
-        from rltf.reward_model.evaluate import evaluate_reward_model
-        from rltf.rollout.hf_backend import HFBackend
+        from rltf.eval.reward_model import evaluate_reward_model
+        from rltf.feedback.reward_model import SpanRewardModel
+        from rltf.models.hf_backend import HFBackend
         from rltf.spans.annotate import read_annotations
 
         records = read_annotations(config.eval_data)

@@ -6,6 +6,7 @@ from rltf.feedback.base import Critique, FeedbackProvider, Span, leaks_answer
 from rltf.feedback.correctness import CorrectnessFeedback
 from rltf.feedback.critics import ProgrammaticCritic
 from rltf.feedback.judge import LLMJudge, SelfCritic
+from rltf.feedback.reward_model import SpanRewardModel
 from rltf.plugins import is_plugin_spec, load_subclass
 
 KINDS = ("critic", "correctness", "judge", "local", "self")
@@ -83,8 +84,6 @@ def build_span_feedback(kind: str, backend=None, judge_url: str | None = None, j
     if kind == "reward-model":
         if not reward_model:
             raise ConfigError("span feedback from a reward model needs its directory (reward_model=DIR)")
-        from rltf.reward_model import SpanRewardModel
-
         return SpanRewardModel.from_pretrained(reward_model, dtype=dtype, device=device)
     raise ConfigError(f"unknown span feedback {kind!r}; choose one of {', '.join(SPAN_KINDS)}, {PLUGIN_HELP}")
 

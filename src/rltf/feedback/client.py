@@ -6,18 +6,17 @@ and connection errors, and runs up to ``concurrency`` requests at once.
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
 import os
 import random
 import socket
 import time
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from rltf.rollout.backend import Messages, SamplingParams
-
+from rltf.models.backend import Messages, SamplingParams
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 

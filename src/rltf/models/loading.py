@@ -1,6 +1,7 @@
 """Load a policy or judge model and its tokenizer by name, Hugging Face id or local path."""
 from __future__ import annotations
 
+import re
 import socket
 import urllib.parse
 from pathlib import Path
@@ -125,6 +126,15 @@ def load_model(name: str = DEFAULT_MODEL, dtype: str | torch.dtype | None = "aut
 def load_model_and_tokenizer(name: str = DEFAULT_MODEL, dtype="auto", device="auto", seed: int = 0):
     tok = load_tokenizer(name)
     return load_model(name, dtype=dtype, device=device, seed=seed, tokenizer=tok), tok
+
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    found = [(int(m.group(1)), p) for p in Path(output_dir).glob("checkpoint-*")
+             if (m := CHECKPOINT_RE.match(p.name)) and (p / "trainer_state.pt").exists()]
+    return [p for _, p in sorted(found)]
 
 
 def _first_line(err: BaseException) -> str:

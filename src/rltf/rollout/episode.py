@@ -14,7 +14,7 @@ from typing import Sequence
 
 from rltf.feedback.base import Critique, FeedbackProvider
 from rltf.feedback.prompts import REVISION_TEMPLATE
-from rltf.rollout.backend import Generation, GenerationBackend, SamplingParams
+from rltf.models.backend import Generation, GenerationBackend, SamplingParams
 from rltf.tasks.base import Problem, Score, Task
 
 

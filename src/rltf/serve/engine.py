@@ -15,7 +15,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from rltf.rollout.backend import Generation, GenerationBackend, SamplingParams
+from rltf.models.backend import Generation, GenerationBackend, SamplingParams
 
 
 class QueueFull(Exception):

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from rltf.rollout.backend import Generation, SamplingParams
+from rltf.models.backend import Generation, SamplingParams
 
 MAX_N = 16
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit for chat; completions allow 5

@@ -1,4 +1,11 @@
 """Spans: where a critique points in the answer, and the per-token rewards that follow (Text2Grad)."""
-from rltf.spans.align import AlignmentReport, SpanError, SpanMatch, locate, token_offsets, token_rewards, words_to_spans
+from rltf.spans.align import (
+    AlignmentReport,
+    SpanError,
+    SpanMatch,
+    locate,
+    token_offsets,
+    token_rewards,
+)
 
-__all__ = ["AlignmentReport", "SpanError", "SpanMatch", "locate", "token_offsets", "token_rewards", "words_to_spans"]
+__all__ = ["AlignmentReport", "SpanError", "SpanMatch", "locate", "token_offsets", "token_rewards"]

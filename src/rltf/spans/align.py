@@ -20,7 +20,6 @@ Example::
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -209,28 +208,3 @@ def token_rewards(answer: str, spans: Iterable[Any], tokenizer, token_ids: Seque
         rewards[t] = -1.0 if "negative" in hit else (1.0 if "positive" in hit else 0.0)
     report = AlignmentReport(matches, len(ids), int((rewards != 0).sum()))
     return rewards, report
-
-
-def words_to_spans(word_scores: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
-    """The reference's ``word_score_list`` ([[word, 1|0|-1], ...]) -> (quote, label) spans:
-    each run of consecutive words with the same non-zero score becomes one span."""
-    spans, run, run_label = [], [], None
-    for item in list(word_scores) + [("", 0)]:
-        if not isinstance(item, (list, tuple)) or len(item) != 2:
-            raise SpanError(f"word_score_list item {item!r} is not a [word, score] pair")
-        word, raw = item
-        if not isinstance(word, str):
-            raise SpanError(f"word_score_list word {word!r} is not a string")
-        score = raw.strip() if isinstance(raw, str) else raw
-        score = {"-1": -1, "0": 0, "1": 1, "+1": 1}.get(score, score) if isinstance(score, str) else score
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or score not in (-1, 0, 1):
-            raise SpanError(f"word_score_list score {raw!r} of {word!r} is not -1, 0 or 1")
-        score = int(score)
-        label = {1: "positive", -1: "negative"}.get(score)
-        if label != run_label and run:
-            spans.append((" ".join(run), run_label))
-            run = []
-        run_label = label
-        if label is not None:
-            run.append(word)
-    return [s for s in spans if s[0].strip() and not re.fullmatch(r"\W+", s[0])]

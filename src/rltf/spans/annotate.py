@@ -104,7 +104,7 @@ def read_annotations(path: str | Path) -> list[dict]:
         critique = require(r, ("critique", "textual_feedback", "feedback"), where)
         spans = r.get("spans")
         if spans is None:  # the reference's good/poor lists or word_score_list
-            from rltf.spans.parse import parse_dual_feedback
+            from rltf.feedback.span_parse import parse_dual_feedback
 
             try:
                 spans = parse_dual_feedback(json.dumps({**r, "textual_feedback": critique})).spans

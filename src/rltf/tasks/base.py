@@ -180,6 +180,14 @@ class Task(ABC):
                 "size": "procedural" if size is None else size}
 
 
+def mean_task_metrics(task: Task, problems, answers) -> dict[str, float]:
+    """Mean of the task's per-answer metrics (``task.metrics``); {} for tasks without them."""
+    if not task.metric_names or not answers:
+        return {}
+    values = [task.metrics(p, a) for p, a in zip(problems, answers)]
+    return {k: sum(v[k] for v in values) / len(values) for k in values[0]}
+
+
 class ListTask(Task):
     """A task over a fixed list of problems (files, shipped samples): shuffled per seed."""
 

@@ -17,6 +17,9 @@ from typing import Any, Callable
 import torch
 
 from rltf.errors import ConfigError, RltfError
+from rltf.feedback import build_feedback
+from rltf.models.backend import SamplingParams
+from rltf.rollout.evaluation import evaluate
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import TrainConfig, config_to_dict
 from rltf.trainers.data import ProblemStream
@@ -83,8 +86,8 @@ def wrap_lora(model, config, adapter_dir: Path | None = None):
 class Trainer(ABC):
     def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
         from rltf.models import load_model, load_tokenizer
+        from rltf.models.hf_backend import HFBackend
         from rltf.models.loading import resolve_device
-        from rltf.rollout.hf_backend import HFBackend
         from rltf.tasks import get_task
 
         self.config, self.console = config, console
@@ -264,9 +267,7 @@ class Trainer(ABC):
         return metrics
 
     def evaluate(self) -> dict[str, float]:
-        from rltf.eval import evaluate
-        from rltf.feedback import build_feedback
-        from rltf.rollout import SamplingParams
+        """Greedy single-turn accuracy on a fixed held-out set (and K-round self-critique when asked)."""
 
         c = self.config
         self.model.eval()

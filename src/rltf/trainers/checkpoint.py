@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,7 +23,8 @@ import numpy as np
 import torch
 import yaml
 
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+from rltf.models.loading import CHECKPOINT_RE, list_checkpoints  # noqa: F401 - re-exported
+
 
 def rng_state() -> dict[str, Any]:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
@@ -103,10 +103,6 @@ def _merged_copy(peft_model):
     return clone.merge_and_unload()
 
 
-def list_checkpoints(output_dir: Path) -> list[Path]:
-    found = [(int(m.group(1)), p) for p in Path(output_dir).glob("checkpoint-*")
-             if (m := CHECKPOINT_RE.match(p.name)) and (p / "trainer_state.pt").exists()]
-    return [p for _, p in sorted(found)]
 
 
 def resolve_resume(path: str | Path) -> Path:

@@ -14,9 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from rltf.errors import ConfigError
-from rltf.reward_model.train import RewardModelConfig
-from rltf.trainers.config import (GRPOConfig, MultiTurnGRPOConfig, RLTFFMConfig, RLTFSDConfig, RLTFSDFMConfig,
-                                  ScalarPPOConfig, SpanPPOConfig, config_from_values, read_yaml_mapping)
+from rltf.trainers.config import (
+    GRPOConfig,
+    MultiTurnGRPOConfig,
+    RLTFFMConfig,
+    RLTFSDConfig,
+    RLTFSDFMConfig,
+    ScalarPPOConfig,
+    SpanPPOConfig,
+    config_from_values,
+    read_yaml_mapping,
+)
+from rltf.trainers.reward_model_trainer import RewardModelConfig
 
 RLTF_PAPER = "RL from Text Feedback (RLTF): two-turn episodes with self-distillation (SD) or feedback modelling (FM)."
 TEXT2GRAD_PAPER = "Text2Grad: critiques aligned to token spans become per-token rewards for span-level PPO."
@@ -76,7 +85,7 @@ for _m in (
     Method("rltf-sd+fm", RLTFSDFMConfig, _RLTF, 2, ("rl", "sd", "fm"), RLTF_PAPER),
     Method("span-ppo", SpanPPOConfig, _PPO, 1, ("ppo",), TEXT2GRAD_PAPER, reward="spans"),
     Method("scalar-ppo", ScalarPPOConfig, _PPO, 1, ("ppo",), PPO_PAPER, reward="last_token"),
-    Method("reward-model", RewardModelConfig, "rltf.reward_model.train:RewardModelTrainer", 0, ("sft",),
+    Method("reward-model", RewardModelConfig, "rltf.trainers.reward_model_trainer:RewardModelTrainer", 0, ("sft",),
            TEXT2GRAD_PAPER, policy=False),
 ):
     register_method(_m)

@@ -19,11 +19,21 @@ import time
 
 import torch
 
-from rltf.algorithms import (AdaptiveKLController, dense_rewards, full_kl, gae, gather_logprobs, last_token_rewards,
-                             length_weights, policy_gradient_loss, value_loss, whiten)
-from rltf.eval.evaluate import mean_task_metrics
+from rltf.algorithms import (
+    AdaptiveKLController,
+    dense_rewards,
+    full_kl,
+    gae,
+    gather_logprobs,
+    last_token_rewards,
+    length_weights,
+    policy_gradient_loss,
+    value_loss,
+    whiten,
+)
 from rltf.rollout import SamplingParams
 from rltf.spans import SpanError, token_rewards
+from rltf.tasks.base import mean_task_metrics
 from rltf.trainers.base import Trainer
 from rltf.trainers.sequences import Sequence, collate, completion_forward
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from rltf.algorithms import gather_logprobs
-from rltf.rollout.hf_backend import shared_prefix_len
+from rltf.models.hf_backend import shared_prefix_len
 
 
 @dataclass

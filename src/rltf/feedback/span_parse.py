@@ -18,10 +18,9 @@ import ast
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from rltf.errors import RltfError
-from rltf.spans.align import words_to_spans
 
 FEEDBACK_KEYS = ("textual_feedback", "feedback", "critique")
 POSITIVE_KEYS = ("good_spans",)
@@ -155,10 +154,7 @@ def parse_dual_feedback(text: str) -> DualFeedback:
     if "word_score_list" in data:
         if not isinstance(data["word_score_list"], list):
             raise FeedbackParseError("bad_spans", "word_score_list must be a list of [word, score] pairs")
-        try:
-            spans += words_to_spans(data["word_score_list"])
-        except RltfError as err:
-            raise FeedbackParseError("bad_spans", str(err)) from None
+        spans += words_to_spans(data["word_score_list"])
     neutral = [q for k in NEUTRAL_KEYS for q in _strings(data.get(k), k)]
     return DualFeedback(critique.strip(), spans, neutral, lenient)
 
@@ -168,3 +164,28 @@ def format_dual_feedback(critique: str, spans: list[tuple[str, str]]) -> str:
     return json.dumps({"textual_feedback": critique,
                        "good_spans": [q for q, label in spans if label == "positive"],
                        "poor_spans": [q for q, label in spans if label == "negative"]}, ensure_ascii=False)
+
+
+def words_to_spans(word_scores: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
+    """The reference's ``word_score_list`` ([[word, 1|0|-1], ...]) -> (quote, label) spans:
+    each run of consecutive words with the same non-zero score becomes one span."""
+    spans, run, run_label = [], [], None
+    for item in list(word_scores) + [("", 0)]:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise FeedbackParseError("bad_spans", f"word_score_list item {item!r} is not a [word, score] pair")
+        word, raw = item
+        if not isinstance(word, str):
+            raise FeedbackParseError("bad_spans", f"word_score_list word {word!r} is not a string")
+        score = raw.strip() if isinstance(raw, str) else raw
+        score = {"-1": -1, "0": 0, "1": 1, "+1": 1}.get(score, score) if isinstance(score, str) else score
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or score not in (-1, 0, 1):
+            raise FeedbackParseError("bad_spans", f"word_score_list score {raw!r} of {word!r} is not -1, 0 or 1")
+        score = int(score)
+        label = {1: "positive", -1: "negative"}.get(score)
+        if label != run_label and run:
+            spans.append((" ".join(run), run_label))
+            run = []
+        run_label = label
+        if label is not None:
+            run.append(word)
+    return [s for s in spans if s[0].strip() and not re.fullmatch(r"\W+", s[0])]

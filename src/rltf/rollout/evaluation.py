@@ -4,11 +4,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rltf.eval.stats import wilson_interval
 from rltf.feedback.base import FeedbackProvider
-from rltf.rollout.backend import GenerationBackend, SamplingParams
+from rltf.models.backend import GenerationBackend, SamplingParams
 from rltf.rollout.episode import run_episodes
-from rltf.tasks.base import Task
+from rltf.stats import wilson_interval
+from rltf.tasks.base import Task, mean_task_metrics
 
 
 def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, rounds: int = 1,
@@ -63,14 +63,6 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
     if feedback is not None:
         result["feedback"] = {"provider": feedback.name, **feedback.stats.to_dict()}
     return result
-
-
-def mean_task_metrics(task: Task, problems, answers) -> dict[str, float]:
-    """Mean of the task's per-answer metrics (``task.metrics``); {} for tasks without them."""
-    if not task.metric_names or not answers:
-        return {}
-    values = [task.metrics(p, a) for p, a in zip(problems, answers)]
-    return {k: sum(v[k] for v in values) / len(values) for k in values[0]}
 
 
 def _compact(episode) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from typing import Sequence
 
 import torch
 
-from rltf.rollout.backend import Generation, GenerationBackend, Messages, SamplingParams
+from rltf.models.backend import Generation, GenerationBackend, Messages, SamplingParams
 
 
 class HFBackend(GenerationBackend):

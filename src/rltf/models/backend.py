@@ -32,7 +32,7 @@ class Generation:
 
 
 class GenerationBackend(ABC):
-    """Implementations: :class:`rltf.rollout.hf_backend.HFBackend` (transformers)."""
+    """Implementations: :class:`rltf.models.hf_backend.HFBackend` (transformers)."""
 
     def generate(self, conversations: Sequence[Messages], params: SamplingParams, seed: int = 0) -> list[Generation]:
         """One continuation per conversation (the assistant's next turn), reproducible under ``seed``."""

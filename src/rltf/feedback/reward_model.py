@@ -6,15 +6,24 @@ from pathlib import Path
 from typing import Sequence
 
 from rltf.feedback.base import Critique, FeedbackProvider, Span
-from rltf.reward_model.data import rm_messages
-from rltf.rollout.backend import SamplingParams
-from rltf.spans.parse import FeedbackParseError, parse_dual_feedback
+from rltf.feedback.span_parse import FeedbackParseError, parse_dual_feedback
+from rltf.models.backend import SamplingParams
+
+RM_SYSTEM = ("You are a feedback model. Read the task and the response. Reply with JSON only: "
+             '{"textual_feedback": "<critique>", "good_spans": ["<exact phrase of the response>", ...], '
+             '"poor_spans": ["<exact phrase of the response>", ...]}')
+RM_USER = "Task:\n{prompt}\n\nResponse:\n{answer}"
+
+
+def rm_messages(prompt: str, answer: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": RM_SYSTEM},
+            {"role": "user", "content": RM_USER.format(prompt=prompt.strip(), answer=answer.strip())}]
 
 
 def resolve_model_dir(path: str | Path) -> Path:
     """A model directory, or a checkpoint / run directory holding one (latest checkpoint's model/)."""
     from rltf.errors import ModelLoadError
-    from rltf.trainers.checkpoint import list_checkpoints
+    from rltf.models.loading import list_checkpoints
 
     path = Path(path)
     if (path / "config.json").exists():
@@ -40,7 +49,7 @@ class SpanRewardModel(FeedbackProvider):
     def from_pretrained(cls, path: str | Path, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
                         max_new_tokens: int = 256) -> "SpanRewardModel":
         from rltf.models import load_model_and_tokenizer
-        from rltf.rollout.hf_backend import HFBackend
+        from rltf.models.hf_backend import HFBackend
 
         model_dir = resolve_model_dir(path)
         model, tok = load_model_and_tokenizer(str(model_dir), dtype=dtype, device=device)

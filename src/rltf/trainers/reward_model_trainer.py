@@ -17,7 +17,20 @@ from typing import Any, Callable
 import torch
 
 from rltf.errors import DataError
+from rltf.feedback.span_parse import format_dual_feedback
+from rltf.spans.align import read_span
 from rltf.trainers.config import SCHEDULERS, arg, config_from_values, read_yaml_mapping
+
+
+def rm_target(record: dict) -> str:
+    """The JSON the model learns to write: the critique, then each labelled quote once, in order."""
+    seen, spans = set(), []
+    for span in record["spans"]:
+        quote, label, _ = read_span(span)
+        if (quote, label) not in seen:
+            seen.add((quote, label))
+            spans.append((quote, label))
+    return format_dual_feedback(record["critique"], spans)
 
 
 @dataclass
@@ -68,10 +81,10 @@ def make_rm_config(recipe: str | None = None, overrides: dict[str, Any] | None =
 
 class RewardModelTrainer:
     def __init__(self, config: RewardModelConfig, console: Callable[[str], None] = print, resume: str | None = None):
+        from rltf.feedback.reward_model import rm_messages
         from rltf.models import load_model, load_tokenizer
+        from rltf.models.hf_backend import HFBackend
         from rltf.models.loading import resolve_device
-        from rltf.rollout.hf_backend import HFBackend
-        from rltf.reward_model.data import rm_messages, rm_target
         from rltf.spans.annotate import read_annotations
         from rltf.trainers import checkpoint as ckpt
         from rltf.trainers.base import lr_lambda, wrap_lora
