@@ -7,12 +7,7 @@ from hypothesis import strategies as st
 
 from rltf.errors import DataError
 from rltf.feedback import ProgrammaticCritic
-from rltf.feedback.span_parse import (
-    FeedbackParseError,
-    format_dual_feedback,
-    parse_dual_feedback,
-    words_to_spans,
-)
+from rltf.feedback.span_parse import FeedbackParseError, format_dual_feedback, parse_dual_feedback, words_to_spans
 from rltf.spans import SpanError, locate, token_offsets, token_rewards
 from rltf.spans.annotate import AnnotationWriter, annotate, read_annotations
 from rltf.tasks import get_task

@@ -275,3 +275,16 @@ def test_generated_tokens_count_every_rollout_of_a_step(tmp_path, monkeypatch):
     assert len(counts) == 2 and tr.generated_tokens == sum(counts)
     with pytest.raises(ConfigError, match="unknown config key.*gradient_accumulation_steps"):
         make_config("span-ppo", overrides={"gradient_accumulation_steps": 2})  # PPO steps once per minibatch
+
+
+def test_lr_schedule_by_hand():
+    import math
+
+    from rltf.trainers.base import lr_lambda
+
+    f = lr_lambda(2, 6, "linear")  # warm-up 0.5, 1.0, then decay over 4 steps
+    assert [f(s) for s in range(7)] == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
+    g = lr_lambda(0, 4, "cosine")
+    assert [round(g(s), 6) for s in range(5)] == [1.0, round(0.5 * (1 + math.cos(math.pi / 4)), 6), 0.5,
+                                                  round(0.5 * (1 + math.cos(3 * math.pi / 4)), 6), 0.0]
+    assert lr_lambda(3, 10, "constant")(7) == 1.0

@@ -4,14 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
-from rltf.cli.common import (
-    add_feedback_args,
-    add_model_args,
-    bounded,
-    build_feedback_from_args,
-    load_backend,
-    write_json,
-)
+from rltf.cli.common import (add_feedback_args, add_model_args, bounded, build_feedback_from_args, load_backend,
+                             write_json)
 
 
 def register(sub) -> None:

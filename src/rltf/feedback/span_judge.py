@@ -10,21 +10,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rltf.feedback.base import (
-    Critique,
-    FeedbackProvider,
-    Span,
-    correctness_text,
-    leaks_answer,
-)
+from rltf.feedback.base import Critique, FeedbackProvider, Span, correctness_text, leaks_answer
 from rltf.feedback.cache import ReplyCache
 from rltf.feedback.client import ChatClient, JudgeError
-from rltf.feedback.prompts import (
-    CODE_SPAN_JUDGE_SYSTEM,
-    CODE_SPAN_JUDGE_USER,
-    SPAN_JUDGE_SYSTEM,
-    SPAN_JUDGE_USER,
-)
+from rltf.feedback.prompts import CODE_SPAN_JUDGE_SYSTEM, CODE_SPAN_JUDGE_USER, SPAN_JUDGE_SYSTEM, SPAN_JUDGE_USER
 from rltf.feedback.span_parse import FeedbackParseError, parse_dual_feedback
 from rltf.feedback.validate import has_bad_characters
 

@@ -6,84 +6,31 @@ Subclasses implement :meth:`Trainer.make_batch` (rollout -> training sequences +
 """
 from __future__ import annotations
 
-import math
-import os
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from rltf.errors import ConfigError, RltfError
+from rltf.errors import ConfigError
 from rltf.feedback import build_feedback
 from rltf.models.backend import SamplingParams
 from rltf.rollout.evaluation import evaluate
 from rltf.trainers import checkpoint as ckpt
-from rltf.trainers.config import TrainConfig, config_to_dict
+from rltf.trainers.config import TrainConfig
 from rltf.trainers.data import ProblemStream
+from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step, lr_lambda  # noqa: F401 - re-exported
+from rltf.trainers.lora import wrap_lora
 from rltf.trainers.methods import get_method
 from rltf.trainers.metrics_logger import MetricsLogger
 from rltf.trainers.sequences import Sequence, collate
 
 
-class NonFiniteError(RltfError):
-    """A NaN or inf loss or gradient: the step is not applied and the last checkpoint stays intact."""
+class Trainer(TrainingRun):
+    """The RL trainers' shared part: policy, reference, rollout backend, feedback, micro-batched losses, evaluation."""
 
-
-def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if config.warmup_steps and step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        rest = max(1, config.max_steps - config.warmup_steps)
-        progress = min(1.0, (step - config.warmup_steps) / rest)
-        if config.lr_scheduler == "linear":
-            return 1.0 - progress
-        if config.lr_scheduler == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * progress))
-        return 1.0
-
-    return factor
-
-
-def guarded_step(optimizer, max_grad_norm: float, where: str) -> float:
-    """Clip the accumulated gradients by their global norm and take one optimizer step -> the norm.
-    A non-finite norm zeroes the gradients and raises NonFiniteError (``where`` says which step)."""
-    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
-    grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.tensor(0.0)
-    if not torch.isfinite(norm):
-        optimizer.zero_grad(set_to_none=True)
-        raise NonFiniteError(f"non-finite gradient norm {where}")
-    if max_grad_norm:
-        torch.nn.utils.clip_grads_with_norm_(params, max_grad_norm, norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(norm)
-
-
-def wrap_lora(model, config, adapter_dir: Path | None = None):
-    """PEFT LoRA adapters on ``config.lora_target_modules`` (initialised under ``config.seed``),
-    loaded from ``adapter_dir`` when resuming."""
-    try:
-        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    except ImportError:
-        raise ConfigError("use_lora needs the peft package: pip install 'rltf[train]'") from None
-    c = config
-    lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, task_type="CAUSAL_LM",
-                      target_modules=[m.strip() for m in c.lora_target_modules.split(",") if m.strip()])
-    with torch.random.fork_rng():
-        torch.manual_seed(c.seed)
-        model = get_peft_model(model, lora)
-    if adapter_dir is not None:
-        from safetensors.torch import load_file
-
-        set_peft_model_state_dict(model, load_file(str(adapter_dir / "adapter_model.safetensors")))
-    return model
-
-
-class Trainer(ABC):
     def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
         from rltf.models import load_model, load_tokenizer
         from rltf.models.hf_backend import HFBackend
@@ -92,6 +39,7 @@ class Trainer(ABC):
 
         self.config, self.console = config, console
         self.method = get_method(config.method)
+        self.citation = self.method.citation
         self.output_dir = Path(config.output_dir)
         torch.manual_seed(config.seed)
         self.resume_from = ckpt.resolve_resume(resume) if resume else None
@@ -122,10 +70,7 @@ class Trainer(ABC):
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         groups += [{"params": list(m.parameters()), **self.extra_param_group_options(name)}
                    for name, m in self.extra_modules.items()]
-        self.optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
-                                           eps=config.adam_epsilon, weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config))
-        self.step = 0
+        self.setup_optimization(groups, config.max_steps)
         self.generated_tokens = 0
         self.last_accuracy: float | None = None
         self.history: list[dict[str, Any]] = []
@@ -139,18 +84,13 @@ class Trainer(ABC):
         return wrap_lora(model, self.config, self.resume_from / "adapter" if self.resume_from else None)
 
     def _restore(self, checkpoint: Path) -> int:
-        state = ckpt.load_trainer_state(checkpoint)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
+        state = self.restore_common(checkpoint)
         for name, module in self.extra_modules.items():
             module.load_state_dict(state["extra_modules"][name])
         self.load_state_extras(state)
-        self.step = state["step"]
         self.generated_tokens = state.get("generated_tokens", 0)
         self.last_accuracy = state.get("last_accuracy")
         self.history = state.get("history", [])
-        self.console(f"resumed from {checkpoint} at step {self.step}")
         return state["position"]
 
     # -- subclass hooks ---------------------------------------------------------------------
@@ -285,71 +225,44 @@ class Trainer(ABC):
             out.update({f"eval/self_critique_round{k + 1}": a for k, a in enumerate(result["per_round_accuracy"])})
         return out
 
-    def save(self) -> Path:
-        state = {"step": self.step, "position": self.stream.position, "generated_tokens": self.generated_tokens,
-                 "last_accuracy": self.last_accuracy, "history": self.history,
-                 "extra_modules": {name: m.state_dict() for name, m in self.extra_modules.items()},
-                 **self.state_extras()}
-        return ckpt.save_checkpoint(self.output_dir, self.step, self.model, self.tokenizer, self.optimizer,
-                                    self.scheduler, config_to_dict(self.config), state, self.last_accuracy,
-                                    keep=self.config.save_total_limit, citation=self.method.citation)
+    # -- the loop's hooks --------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        return self.config.max_steps
 
-    def _budget_spent(self) -> bool:
-        return bool(self.config.max_generated_tokens) and self.generated_tokens >= self.config.max_generated_tokens
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"position": self.stream.position, "generated_tokens": self.generated_tokens,
+                "last_accuracy": self.last_accuracy, "history": self.history,
+                "extra_modules": {name: m.state_dict() for name, m in self.extra_modules.items()},
+                **self.state_extras()}
 
-    def train(self) -> dict[str, Any]:
-        from tqdm.auto import tqdm
+    def card_accuracy(self) -> float | None:
+        return self.last_accuracy
 
+    def done(self) -> bool:
+        budget = self.config.max_generated_tokens
+        return self.step >= self.config.max_steps or bool(budget and self.generated_tokens >= budget)
+
+    def on_start(self, logger: MetricsLogger) -> None:
+        self._tokens_seen = self.generated_tokens
+        if self.config.eval_at_start and self.step == 0:
+            ev = self.evaluate()
+            self.history.append({"step": 0, "tokens": 0, **ev})
+            logger.log(0, ev, console=self.console)
+            self.console(f"step 0: held-out accuracy {ev['eval/accuracy']:.3f}")
+
+    def after_step(self, metrics: dict[str, float], last: bool) -> None:
+        """Held-out evaluation every ``eval_every`` steps, at the last step, and at the first step
+        whose cumulative generated tokens reach each of ``eval_at_tokens`` (rltf compare)."""
         c = self.config
-        resumed = self.resume_from is not None
-        if resumed:
-            _truncate_metrics(self.output_dir / "metrics.jsonl", self.step)
-        logger = MetricsLogger(self.output_dir, c.report_to, c.run_name, config_to_dict(c), resume=resumed)
-        try:
-            if c.eval_at_start and self.step == 0:
-                ev = self.evaluate()
-                self.history.append({"step": 0, "tokens": 0, **ev})
-                logger.log(0, ev, console=self.console)
-                self.console(f"step 0: held-out accuracy {ev['eval/accuracy']:.3f}")
-            bar = tqdm(total=c.max_steps, initial=self.step, desc=c.method, unit="step", leave=False)
-            points = [int(float(x)) for x in str(c.eval_at_tokens or "").replace(" ", "").split(",") if x]
-            while self.step < c.max_steps and not self._budget_spent():
-                before = self.generated_tokens
-                metrics = self.train_step()
-                bar.update(1)
-                last = self.step == c.max_steps or self._budget_spent()
-                crossed = any(before < p <= self.generated_tokens for p in points)
-                if (c.eval_every and self.step % c.eval_every == 0) or last or crossed:
-                    metrics.update(self.evaluate())
-                    self.history.append({"step": self.step, "tokens": self.generated_tokens,
-                                         **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
-                logger.log(self.step, metrics, console=self.console)
-                if (c.save_every and self.step % c.save_every == 0) or last:
-                    path = self.save()
-                    self.console(f"saved {path}")
-            bar.close()
-        finally:
-            logger.close()
+        points = [int(float(x)) for x in str(c.eval_at_tokens or "").replace(" ", "").split(",") if x]
+        crossed = any(self._tokens_seen < p <= self.generated_tokens for p in points)
+        self._tokens_seen = self.generated_tokens
+        if (c.eval_every and self.step % c.eval_every == 0) or last or crossed:
+            metrics.update(self.evaluate())
+            self.history.append({"step": self.step, "tokens": self.generated_tokens,
+                                 **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
+
+    def summary(self) -> dict[str, Any]:
         return {"step": self.step, "final_accuracy": self.last_accuracy, "history": self.history,
-                "generated_tokens": self.generated_tokens,
-                "checkpoint": self._last_checkpoint()}
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Keep the metric lines up to the checkpoint we resume from: a killed run may have logged later
-    steps (which the resumed run logs again) and a last line cut off mid-write. Replaced atomically."""
-    import json
-
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by the kill
-        if isinstance(record, dict) and record.get("step", step + 1) <= step:
-            keep.append(line)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
-    os.replace(tmp, path)
+                "generated_tokens": self.generated_tokens, "checkpoint": self._last_checkpoint()}

@@ -20,7 +20,6 @@ from rltf.feedback import KINDS as FEEDBACK_KINDS
 from rltf.feedback import SPAN_KINDS
 from rltf.plugins import is_plugin_spec
 
-
 SCHEDULERS = ("constant", "linear", "cosine")
 SD_BASELINES = ("first", "second")
 KL_ESTIMATORS = ("full", "kl")
@@ -280,3 +279,49 @@ def config_from_values(cls: type, values: dict[str, Any], name: str) -> Any:
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+@dataclass
+class RewardModelConfig:
+    """Supervised fine-tuning of a generative span-level reward model on annotation records."""
+
+    method: str = arg("reward-model", "training method (set by the command)")
+    model: str = arg("smollm2-135m", "base model: smollm2-135m, tiny-random, a local directory or a hub id")
+    train_data: str = arg("annotations.jsonl", "annotation records (rltf annotate output, or prompt/answer/critique/"
+                                               "spans JSONL; good_spans/poor_spans or word_score_list also read)")
+    eval_data: str | None = arg(None, "held-out records scored at the end (span F1, parse failures)")
+    eval_n: int = arg(64, "held-out records scored at the end (0 = all)", ge=0)
+    output_dir: str = arg("runs/reward-model", "where checkpoints and metrics.jsonl go")
+    seed: int = arg(0, "seed of the data order and of LoRA init", ge=0)
+    epochs: int = arg(3, "passes over the data (the reference: 3)", ge=1)
+    batch_size: int = arg(8, "records per optimizer step", ge=1)
+    micro_batch_size: int = arg(8, "records per forward/backward", ge=1)
+    learning_rate: float = arg(5e-5, "peak learning rate (the reference, with LoRA on 8B: 1e-5)", ge=0)
+    lr_scheduler: str = arg("linear", "constant, linear or cosine decay after warm-up", choices=SCHEDULERS)
+    warmup_steps: int = arg(5, "linear warm-up steps", ge=0)
+    weight_decay: float = arg(0.0, "decoupled weight decay (AdamW)", ge=0)
+    adam_beta1: float = arg(0.9, "Adam beta1", ge=0, lt=1)
+    adam_beta2: float = arg(0.999, "Adam beta2", ge=0, lt=1)
+    adam_epsilon: float = arg(1e-8, "Adam epsilon", gt=0)
+    max_grad_norm: float = arg(1.0, "gradient clipping by global norm (0 = off)", ge=0)
+    max_target_tokens: int = arg(256, "longest JSON target kept, in tokens", ge=1)
+    max_new_tokens: int = arg(256, "generation budget when scoring held-out records", ge=1)
+    dtype: str = arg("auto", "weights dtype: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16")
+    bf16_autocast: bool = arg(False, "bf16 autocast for forward passes with fp32 master weights")
+    device: str = arg("auto", "auto, cpu, cuda, cuda:N")
+    use_lora: bool = arg(False, "train LoRA adapters (PEFT) instead of all weights")
+    lora_r: int = arg(16, "LoRA rank (the reference: 16)", ge=1)
+    lora_alpha: int = arg(32, "LoRA alpha (the reference: 32)", gt=0)
+    lora_dropout: float = arg(0.0, "LoRA dropout", ge=0, lt=1)
+    lora_target_modules: str = arg("q_proj,v_proj", "comma-separated module names with adapters (the reference: q, v)")
+    save_every: int = arg(0, "checkpoint every this many optimizer steps (0 = at the end of each epoch)", ge=0)
+    save_total_limit: int = arg(2, "checkpoints kept", ge=1)
+    report_to: str = arg("none", "extra loggers, comma-separated: tensorboard, wandb, trackio")
+    run_name: str | None = arg(None, "name shown by W&B/trackio")
+
+
+def make_rm_config(recipe: str | None = None, overrides: dict[str, Any] | None = None) -> RewardModelConfig:
+    """Defaults < YAML recipe < overrides; unknown keys and out-of-range values are errors."""
+    values: dict[str, Any] = dict(read_yaml_mapping(recipe)) if recipe else {}
+    values.update(overrides or {})
+    return config_from_values(RewardModelConfig, values, "reward-model")

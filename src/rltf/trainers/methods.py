@@ -14,18 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from rltf.errors import ConfigError
-from rltf.trainers.config import (
-    GRPOConfig,
-    MultiTurnGRPOConfig,
-    RLTFFMConfig,
-    RLTFSDConfig,
-    RLTFSDFMConfig,
-    ScalarPPOConfig,
-    SpanPPOConfig,
-    config_from_values,
-    read_yaml_mapping,
-)
-from rltf.trainers.reward_model_trainer import RewardModelConfig
+from rltf.trainers.config import (GRPOConfig, MultiTurnGRPOConfig, RewardModelConfig, RLTFFMConfig, RLTFSDConfig,
+                                  RLTFSDFMConfig, ScalarPPOConfig, SpanPPOConfig, config_from_values,
+                                  read_yaml_mapping)
 
 RLTF_PAPER = "RL from Text Feedback (RLTF): two-turn episodes with self-distillation (SD) or feedback modelling (FM)."
 TEXT2GRAD_PAPER = "Text2Grad: critiques aligned to token spans become per-token rewards for span-level PPO."

@@ -19,18 +19,8 @@ import time
 
 import torch
 
-from rltf.algorithms import (
-    AdaptiveKLController,
-    dense_rewards,
-    full_kl,
-    gae,
-    gather_logprobs,
-    last_token_rewards,
-    length_weights,
-    policy_gradient_loss,
-    value_loss,
-    whiten,
-)
+from rltf.algorithms import (AdaptiveKLController, dense_rewards, full_kl, gae, gather_logprobs, last_token_rewards,
+                             length_weights, policy_gradient_loss, value_loss, whiten)
 from rltf.rollout import SamplingParams
 from rltf.spans import SpanError, token_rewards
 from rltf.tasks.base import mean_task_metrics

@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from rltf.algorithms import (fm_loss, group_centered_advantages, multiturn_returns, policy_gradient_loss,
-                             sd_advantages, sd_loss, sd_token_mask, zero_advantage_skip_is_exact)
+from rltf.algorithms import (fm_loss, group_centered_advantages, multiturn_returns, policy_gradient_loss, sd_advantages,
+                             sd_loss, sd_token_mask, zero_advantage_skip_is_exact)
 from rltf.feedback.prompts import FM_TEMPLATE
 from rltf.rollout import SamplingParams, run_episodes
 from rltf.trainers.base import Trainer

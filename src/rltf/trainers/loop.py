@@ -1,0 +1,178 @@
+"""The core every rltf training run shares: optimizer and schedule, guards, checkpoints and exact
+resume, and the loop with metrics logging, a progress bar and periodic saves.
+
+:class:`TrainingRun` is the base of the RL trainers (:class:`rltf.trainers.base.Trainer`) and of
+the span-reward-model SFT (:class:`rltf.trainers.reward_model_trainer.RewardModelTrainer`). A
+subclass loads its model, calls :meth:`TrainingRun.setup_optimization` and, when resuming,
+:meth:`TrainingRun.restore_common`, and implements :meth:`train_step` and :meth:`checkpoint_state`;
+the other hooks have defaults.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from rltf.errors import RltfError
+from rltf.trainers import checkpoint as ckpt
+from rltf.trainers.config import config_to_dict
+from rltf.trainers.metrics_logger import MetricsLogger
+
+
+class NonFiniteError(RltfError):
+    """A NaN or inf loss or gradient: the step is not applied and the last checkpoint stays intact."""
+
+
+def lr_lambda(warmup: int, total: int, kind: str) -> Callable[[int], float]:
+    """The learning-rate factor at each optimizer step: linear warm-up over ``warmup`` steps, then
+    ``kind`` (constant, linear or cosine decay) over the rest of ``total`` steps."""
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if kind == "linear":
+            return 1.0 - progress
+        if kind == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+def guarded_step(optimizer, max_grad_norm: float, where: str) -> float:
+    """Clip the accumulated gradients by their global norm and take one optimizer step -> the norm.
+    A non-finite norm zeroes the gradients and raises NonFiniteError (``where`` says which step)."""
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.tensor(0.0)
+    if not torch.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        raise NonFiniteError(f"non-finite gradient norm {where}")
+    if max_grad_norm:
+        torch.nn.utils.clip_grads_with_norm_(params, max_grad_norm, norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm)
+
+
+class TrainingRun(ABC):
+    """Set by the subclass before :meth:`train`: ``config`` (with the optimizer, schedule, saving and
+    logging fields), ``console``, ``output_dir``, ``resume_from``, ``model``, ``tokenizer``, ``citation``."""
+
+    config: Any
+    console: Callable[[str], None]
+    output_dir: Path
+    resume_from: Path | None
+    citation: str = ""
+
+    def setup_optimization(self, groups: list[dict[str, Any]], total_steps: int) -> None:
+        """AdamW over ``groups`` and the warm-up + decay schedule over ``total_steps``; step 0."""
+        c = self.config
+        self.optimizer = torch.optim.AdamW(groups, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2),
+                                           eps=c.adam_epsilon, weight_decay=c.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lr_lambda(c.warmup_steps, total_steps, c.lr_scheduler))
+        self.step = 0
+        self.last_saved: Path | None = None
+
+    def restore_common(self, checkpoint: Path) -> dict[str, Any]:
+        """Optimizer, schedule, every RNG and the step from ``checkpoint``; the rest of its state is returned."""
+        state = ckpt.load_trainer_state(checkpoint)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        self.step = state["step"]
+        self.console(f"resumed from {checkpoint} at step {self.step}")
+        return state
+
+    # -- hooks ----------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def total_steps(self) -> int:
+        """Optimizer steps of the whole run."""
+
+    @abstractmethod
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step (or PPO's several): returns its metrics; advances ``self.step``."""
+
+    @abstractmethod
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a checkpoint must hold besides the optimizer, the schedule, the RNGs and the step."""
+
+    def card_config(self) -> dict[str, Any]:
+        """The config as the model card reports it."""
+        return config_to_dict(self.config)
+
+    def card_accuracy(self) -> float | None:
+        return None
+
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    def on_start(self, logger: MetricsLogger) -> None:
+        """Before the first step of this process (e.g. the evaluation of the initial policy)."""
+
+    def after_step(self, metrics: dict[str, float], last: bool) -> None:
+        """Add to a step's metrics before they are logged (e.g. a held-out evaluation)."""
+
+    def save_due(self, last: bool) -> bool:
+        every = self.config.save_every
+        return bool(every and self.step % every == 0) or last
+
+    def summary(self) -> dict[str, Any]:
+        return {"step": self.step, "checkpoint": str(self.last_saved) if self.last_saved else None}
+
+    # -- the loop -------------------------------------------------------------------------
+    def save(self) -> Path:
+        self.last_saved = ckpt.save_checkpoint(
+            self.output_dir, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
+            self.card_config(), {"step": self.step, **self.checkpoint_state()}, self.card_accuracy(),
+            keep=self.config.save_total_limit, citation=self.citation)
+        return self.last_saved
+
+    def train(self) -> dict[str, Any]:
+        c = self.config
+        resumed = self.resume_from is not None
+        if resumed:
+            _truncate_metrics(self.output_dir / "metrics.jsonl", self.step)
+        logger = MetricsLogger(self.output_dir, c.report_to, c.run_name, config_to_dict(c), resume=resumed)
+        try:
+            self.on_start(logger)
+            bar = tqdm(total=self.total_steps, initial=self.step, desc=c.method, unit="step", leave=False)
+            while not self.done():
+                metrics = self.train_step()
+                bar.update(1)
+                last = self.done()
+                self.after_step(metrics, last)
+                logger.log(self.step, metrics, console=self.console)
+                if self.save_due(last):
+                    self.console(f"saved {self.save()}")
+            bar.close()
+        finally:
+            logger.close()
+        return self.summary()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the metric lines up to the checkpoint we resume from: a killed run may have logged later
+    steps (which the resumed run logs again) and a last line cut off mid-write. Replaced atomically."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the kill
+        if isinstance(record, dict) and record.get("step", step + 1) <= step:
+            keep.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    os.replace(tmp, path)
