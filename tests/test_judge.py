@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from faulty_server import FaultyServer
-from rltf.feedback import build_feedback
+from rltf.feedback import JudgeConfig, build_feedback
 from rltf.feedback.client import OpenAIChatClient
 from rltf.feedback.judge import LLMJudge
 from rltf.feedback.validate import extract_critique, extract_score
@@ -72,8 +72,8 @@ def test_eval_completes_against_faulty_server_and_reports_fallbacks(tiny_backend
 
     task = get_task("add2")
     with FaultyServer(["500", "good", "garbage", "good"]) as server:
-        fb = build_feedback("judge", judge_url=server.url, judge_model="scripted", judge_timeout=1.0,
-                            judge_retries=0, judge_concurrency=2)
+        fb = build_feedback("judge", judge=JudgeConfig(server.url, "scripted", timeout=1.0, retries=0,
+                                                       concurrency=2))
         result = evaluate(task, tiny_backend, n=8, rounds=2, feedback=fb,
                           params=SamplingParams(max_new_tokens=8, temperature=1.0))
     assert result["feedback"]["requested"] == 8  # the random model is wrong on every prompt

@@ -96,24 +96,16 @@ def _local_judge_backend(args):
 
 
 def build_feedback_from_args(args, backend):
-    from rltf.feedback import build_feedback
+    from rltf.feedback import JudgeConfig, build_feedback
 
-    local = _local_judge_backend(args)
-    return build_feedback(args.feedback, backend=backend, judge_url=args.judge_url, judge_model=args.judge_model,
-                          judge_key_env=args.judge_key_env, judge_timeout=args.judge_timeout,
-                          judge_concurrency=args.judge_concurrency, judge_retries=args.judge_retries,
-                          cache=args.judge_cache, local_backend=local)
+    return build_feedback(args.feedback, backend, JudgeConfig.from_options(args, _local_judge_backend(args)))
 
 
 def build_span_feedback_from_args(args, backend):
-    from rltf.feedback import build_span_feedback
+    from rltf.feedback import JudgeConfig, build_span_feedback
 
-    local = _local_judge_backend(args)
-    return build_span_feedback(args.feedback, backend=backend, judge_url=args.judge_url, judge_model=args.judge_model,
-                               judge_key_env=args.judge_key_env, judge_timeout=args.judge_timeout,
-                               judge_concurrency=args.judge_concurrency, judge_retries=args.judge_retries,
-                               cache=args.judge_cache, local_backend=local, reward_model=args.reward_model,
-                               dtype=args.dtype, device=args.device)
+    return build_span_feedback(args.feedback, backend, JudgeConfig.from_options(args, _local_judge_backend(args)),
+                               reward_model=args.reward_model, dtype=args.dtype, device=args.device)
 
 
 def write_json(path: str | Path, data) -> None:

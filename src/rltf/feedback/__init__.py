@@ -1,92 +1,118 @@
-"""Feedback providers: programmatic critics, correctness-only, LLM judges (remote or local), self-critique."""
+"""Feedback providers: programmatic critics, correctness-only, LLM judges (remote or local), self-critique.
+
+Providers are built by name from two registries, :data:`PROVIDERS` (critiques, for RLTF) and
+:data:`SPAN_PROVIDERS` (critiques with labelled spans, for Text2Grad); a ``path/to/file.py:Name``
+is a provider of the user's own. Everything about reaching an LLM judge travels in one
+:class:`JudgeConfig`.
+"""
 from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from rltf.errors import ConfigError
 from rltf.feedback.base import Critique, FeedbackProvider, Span, leaks_answer
+from rltf.feedback.client import LocalChatClient, OpenAIChatClient
 from rltf.feedback.correctness import CorrectnessFeedback
 from rltf.feedback.critics import ProgrammaticCritic
 from rltf.feedback.judge import LLMJudge, SelfCritic
 from rltf.feedback.reward_model import SpanRewardModel
+from rltf.feedback.span_judge import SpanJudge
 from rltf.plugins import is_plugin_spec, load_subclass
 
-KINDS = ("critic", "correctness", "judge", "local", "self")
 PLUGIN_HELP = "or path/to/file.py:ClassName, a FeedbackProvider subclass of your own"
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Where and how to reach an OpenAI-compatible judge, and the local judge model if any."""
+
+    url: str | None = None
+    model: str | None = None
+    key_env: str = "OPENAI_API_KEY"  # environment variable holding the API key
+    timeout: float = 60.0  # seconds per request
+    concurrency: int = 8  # requests in flight at once
+    retries: int = 3  # on 429, 5xx, timeouts and connection errors, with backoff
+    cache: str | None = None  # SQLite file caching accepted replies
+    local_backend: Any = None  # generation backend of --judge-local-model (default: the policy's)
+
+    @classmethod
+    def from_options(cls, options: Any, local_backend: Any = None) -> "JudgeConfig":
+        """From anything with the ``judge_*`` fields: a training config, or the CLI's parsed arguments."""
+        return cls(options.judge_url, options.judge_model, options.judge_key_env, options.judge_timeout,
+                   options.judge_concurrency, options.judge_retries, options.judge_cache, local_backend)
+
+    def client(self) -> OpenAIChatClient:
+        if not self.url or not self.model:
+            raise ConfigError("--feedback judge needs --judge-url and --judge-model (an OpenAI-compatible endpoint)")
+        return OpenAIChatClient(self.url, self.model, api_key_env=self.key_env, timeout=self.timeout,
+                                concurrency=self.concurrency, max_retries=self.retries)
+
+
+def _self_critic(judge: JudgeConfig, backend: Any, **_: Any) -> FeedbackProvider:
+    if backend is None:
+        raise ConfigError("self-critique needs the policy's generation backend")
+    return SelfCritic(backend)
+
+
+def _span_reward_model(judge: JudgeConfig, backend: Any, reward_model: str | None = None, dtype: str = "auto",
+                       device: str = "auto", **_: Any) -> FeedbackProvider:
+    if not reward_model:
+        raise ConfigError("span feedback from a reward model needs its directory (reward_model=DIR)")
+    return SpanRewardModel.from_pretrained(reward_model, dtype=dtype, device=device)
+
+
+Builder = Callable[..., FeedbackProvider]  # (judge: JudgeConfig, backend, **options) -> provider
+PROVIDERS: dict[str, Builder] = {
+    "critic": lambda judge, backend, **_: ProgrammaticCritic(),
+    "correctness": lambda judge, backend, **_: CorrectnessFeedback(),
+    "judge": lambda judge, backend, **_: LLMJudge(judge.client(), cache=judge.cache),
+    "local": lambda judge, backend, **_: LLMJudge(LocalChatClient(judge.local_backend or backend, "local")),
+    "self": _self_critic,
+}
+SPAN_PROVIDERS: dict[str, Builder] = {
+    "critic": lambda judge, backend, **_: ProgrammaticCritic(),
+    "judge": lambda judge, backend, **_: SpanJudge(judge.client(), cache=judge.cache),
+    "local": lambda judge, backend, **_: SpanJudge(LocalChatClient(judge.local_backend or backend, "local",
+                                                                   max_new_tokens=256)),
+    "reward-model": _span_reward_model,
+}
+KINDS = tuple(PROVIDERS)
+SPAN_KINDS = tuple(SPAN_PROVIDERS)
 
 
 def load_provider(spec: str, backend=None) -> FeedbackProvider:
     """A user's FeedbackProvider from ``file.py:Name``; built with ``backend=`` when it takes one."""
-    import inspect
-
     cls = load_subclass(spec, FeedbackProvider, "a feedback provider")
     takes_backend = "backend" in inspect.signature(cls).parameters
     return cls(backend=backend) if takes_backend else cls()
 
 
-def _http_judge_client(url, model, key_env, timeout, concurrency, retries):
-    if not url or not model:
-        raise ConfigError("--feedback judge needs --judge-url and --judge-model (an OpenAI-compatible endpoint)")
-    from rltf.feedback.client import OpenAIChatClient
-
-    return OpenAIChatClient(url, model, api_key_env=key_env, timeout=timeout, concurrency=concurrency,
-                            max_retries=retries)
-
-
-def build_feedback(kind: str, backend=None, judge_url: str | None = None, judge_model: str | None = None,
-                   judge_key_env: str = "OPENAI_API_KEY", judge_timeout: float = 60.0, judge_concurrency: int = 8,
-                   judge_retries: int = 3, cache: str | None = None, local_backend=None) -> FeedbackProvider:
-    """Make a provider by name. ``judge`` needs ``judge_url`` and ``judge_model``; ``local`` uses
-    ``local_backend`` (a judge model, by default the policy's backend); ``self`` uses the policy;
-    ``file.py:Name`` is a provider of your own (:func:`load_provider`)."""
+def _build(registry: dict[str, Builder], what: str, kind: str, backend, judge: JudgeConfig | None,
+           **options: Any) -> FeedbackProvider:
     if is_plugin_spec(kind):
         return load_provider(kind, backend)
-    if kind == "critic":
-        return ProgrammaticCritic()
-    if kind == "correctness":
-        return CorrectnessFeedback()
-    if kind == "judge":
-        client = _http_judge_client(judge_url, judge_model, judge_key_env, judge_timeout, judge_concurrency,
-                                    judge_retries)
-        return LLMJudge(client, cache=cache)
-    if kind == "local":
-        from rltf.feedback.client import LocalChatClient
-
-        return LLMJudge(LocalChatClient(local_backend or backend, "local"), cache=None)
-    if kind == "self":
-        if backend is None:
-            raise ConfigError("self-critique needs the policy's generation backend")
-        return SelfCritic(backend)
-    raise ConfigError(f"unknown feedback {kind!r}; choose one of {', '.join(KINDS)}, {PLUGIN_HELP}")
+    if kind not in registry:
+        raise ConfigError(f"unknown {what} {kind!r}; choose one of {', '.join(registry)}, {PLUGIN_HELP}")
+    return registry[kind](judge or JudgeConfig(), backend, **options)
 
 
-SPAN_KINDS = ("critic", "judge", "local", "reward-model")
+def build_feedback(kind: str, backend=None, judge: JudgeConfig | None = None) -> FeedbackProvider:
+    """A critique provider by name (:data:`PROVIDERS`): ``judge`` needs ``judge.url`` and ``judge.model``;
+    ``local`` uses ``judge.local_backend`` (default: ``backend``); ``self`` is the policy (``backend``)."""
+    return _build(PROVIDERS, "feedback", kind, backend, judge)
 
 
-def build_span_feedback(kind: str, backend=None, judge_url: str | None = None, judge_model: str | None = None,
-                        judge_key_env: str = "OPENAI_API_KEY", judge_timeout: float = 60.0, judge_concurrency: int = 8,
-                        judge_retries: int = 3, cache: str | None = None, local_backend=None,
-                        reward_model: str | None = None, dtype: str = "auto", device: str = "auto") -> FeedbackProvider:
-    """A provider of dual feedback (critique + labelled spans): the programmatic critic, an LLM
-    judge with the span prompts (remote or local), or a trained span reward model (a directory)."""
-    from rltf.feedback.span_judge import SpanJudge
-
-    if is_plugin_spec(kind):
-        return load_provider(kind, backend)
-    if kind == "critic":
-        return ProgrammaticCritic()
-    if kind == "judge":
-        client = _http_judge_client(judge_url, judge_model, judge_key_env, judge_timeout, judge_concurrency,
-                                    judge_retries)
-        return SpanJudge(client, cache=cache)
-    if kind == "local":
-        from rltf.feedback.client import LocalChatClient
-
-        return SpanJudge(LocalChatClient(local_backend or backend, "local", max_new_tokens=256))
-    if kind == "reward-model":
-        if not reward_model:
-            raise ConfigError("span feedback from a reward model needs its directory (reward_model=DIR)")
-        return SpanRewardModel.from_pretrained(reward_model, dtype=dtype, device=device)
-    raise ConfigError(f"unknown span feedback {kind!r}; choose one of {', '.join(SPAN_KINDS)}, {PLUGIN_HELP}")
+def build_span_feedback(kind: str, backend=None, judge: JudgeConfig | None = None, reward_model: str | None = None,
+                        dtype: str = "auto", device: str = "auto") -> FeedbackProvider:
+    """A provider of dual feedback (critique + labelled spans) by name (:data:`SPAN_PROVIDERS`): the
+    programmatic critic, an LLM judge with the span prompts (remote or local), or a trained span
+    reward model (``reward_model``, a directory)."""
+    return _build(SPAN_PROVIDERS, "span feedback", kind, backend, judge, reward_model=reward_model, dtype=dtype,
+                  device=device)
 
 
 __all__ = ["Critique", "Span", "FeedbackProvider", "ProgrammaticCritic", "CorrectnessFeedback", "LLMJudge",
-           "SelfCritic", "build_feedback", "build_span_feedback", "SPAN_KINDS", "leaks_answer", "KINDS", "load_provider"]
+           "SelfCritic", "JudgeConfig", "PROVIDERS", "SPAN_PROVIDERS", "build_feedback", "build_span_feedback",
+           "SPAN_KINDS", "leaks_answer", "KINDS", "load_provider"]

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 
 from rltf.errors import ConfigError
-from rltf.feedback import build_feedback
+from rltf.feedback import JudgeConfig, build_feedback
 from rltf.models.backend import SamplingParams
 from rltf.rollout.evaluation import evaluate
 from rltf.trainers import checkpoint as ckpt
@@ -96,12 +96,7 @@ class Trainer(TrainingRun):
     # -- subclass hooks ---------------------------------------------------------------------
     def make_feedback(self):
         """The critique provider of the rollouts (``config.feedback``)."""
-        from rltf.feedback import build_feedback
-
-        c = self.config
-        return build_feedback(c.feedback, backend=self.backend, judge_url=c.judge_url, judge_model=c.judge_model,
-                              judge_key_env=c.judge_key_env, judge_timeout=c.judge_timeout,
-                              judge_concurrency=c.judge_concurrency, cache=c.judge_cache)
+        return build_feedback(self.config.feedback, self.backend, JudgeConfig.from_options(self.config))
 
     def build_extra_modules(self, model) -> dict[str, torch.nn.Module]:
         """Trainable modules besides the policy (e.g. a value head): optimised, checkpointed, resumed.

@@ -83,6 +83,7 @@ class TrainConfig:
     judge_cache: str | None = arg(None, "SQLite file caching judge replies")
     judge_timeout: float = arg(60.0, "seconds per judge request", gt=0)
     judge_concurrency: int = arg(8, "judge requests in flight at once", ge=1)
+    judge_retries: int = arg(3, "judge retries on 429/5xx/timeouts, with backoff", ge=0)
     output_dir: str = arg("runs/train", "where checkpoints, metrics.jsonl and TensorBoard logs go")
     seed: int = arg(0, "seed of problem order, sampling and model init (tiny-random)", ge=0)
     max_steps: int = arg(100, "optimizer steps", ge=1)

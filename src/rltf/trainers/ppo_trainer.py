@@ -22,6 +22,7 @@ import torch
 from rltf.algorithms import (AdaptiveKLController, dense_rewards, full_kl, gae, gather_logprobs, last_token_rewards,
                              length_weights, policy_gradient_loss, value_loss, whiten)
 from rltf.rollout import SamplingParams
+from rltf.feedback import JudgeConfig, build_span_feedback
 from rltf.spans import SpanError, token_rewards
 from rltf.tasks.base import mean_task_metrics
 from rltf.trainers.base import Trainer
@@ -40,13 +41,9 @@ class PPOTrainer(Trainer):
 
     # -- hooks ---------------------------------------------------------------------------------
     def make_feedback(self):
-        from rltf.feedback import build_span_feedback
-
         c = self.config
-        return build_span_feedback(c.feedback, backend=self.backend, judge_url=c.judge_url, judge_model=c.judge_model,
-                                   judge_key_env=c.judge_key_env, judge_timeout=c.judge_timeout,
-                                   judge_concurrency=c.judge_concurrency, cache=c.judge_cache,
-                                   reward_model=c.reward_model, device=c.device)
+        return build_span_feedback(c.feedback, self.backend, JudgeConfig.from_options(c), reward_model=c.reward_model,
+                                   device=c.device)
 
     def build_extra_modules(self, model):
         head = torch.nn.Linear(model.config.hidden_size, 1)
