@@ -10,9 +10,10 @@ from rltf.models import DEFAULT_MODEL
 from rltf.trainers.config import check_value
 
 
-def bounded(kind: type, **bounds):
-    """An argparse ``type`` reading ``kind`` and checking it against ``bounds`` (ge/gt/le/lt) with the same
-    rule as config fields (:func:`rltf.trainers.config.check_value`): a bad value is argparse's exit 2."""
+def _checked(kind: type, meta: dict, name: str):
+    """An argparse ``type`` reading ``kind`` and checking it against ``meta`` (ge/gt/le/lt, choices, plugin)
+    with the same rule as config fields (:func:`rltf.trainers.config.check_value`): a bad value is
+    argparse's exit 2."""
 
     def convert(text: str):
         try:
@@ -20,28 +21,25 @@ def bounded(kind: type, **bounds):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
         try:
-            check_value("value", value, bounds)
+            check_value("value", value, meta)
         except ConfigError as err:
             raise argparse.ArgumentTypeError(str(err).removeprefix("value ")) from None
         return value
 
-    convert.__name__ = kind.__name__  # argparse names the type in its messages
+    convert.__name__ = name  # argparse names the type in its messages
+    return convert
+
+
+def bounded(kind: type, **bounds):
+    """A number flag within ``bounds`` (ge/gt/le/lt)."""
+    convert = _checked(kind, bounds, kind.__name__)
     convert.bounds = bounds
     return convert
 
 
 def one_of(choices: tuple[str, ...], plugin: bool = False):
-    """An argparse ``type`` accepting one of ``choices`` (or, with ``plugin``, a ``file.py:Name``)."""
-
-    def convert(text: str) -> str:
-        try:
-            check_value("value", text, {"choices": choices, "plugin": plugin})
-        except ConfigError as err:
-            raise argparse.ArgumentTypeError(str(err).removeprefix("value ")) from None
-        return text
-
-    convert.__name__ = "choice"
-    return convert
+    """A flag that is one of ``choices`` (or, with ``plugin``, a ``file.py:Name``)."""
+    return _checked(str, {"choices": choices, "plugin": plugin}, "choice")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

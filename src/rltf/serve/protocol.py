@@ -12,7 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from rltf.errors import ConfigError
 from rltf.models.backend import Generation, SamplingParams
+from rltf.trainers.config import check_value
 
 MAX_N = 16
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit for chat; completions allow 5
@@ -66,10 +68,11 @@ def _number(req: dict, name: str, default, kind=float, lo=None, hi=None, lo_open
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
         raise ServeError(400, f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}", name)
-    if (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi):
-        bound = f"{'>' if lo_open else '>='} {lo}" if lo is not None else ""
-        bound += (", " if bound and hi is not None else "") + (f"<= {hi}" if hi is not None else "")
-        raise ServeError(400, f"{name} must be {bound}, got {value!r}", name)
+    bounds = {"gt" if lo_open else "ge": lo, "le": hi}
+    try:
+        check_value(name, value, {k: v for k, v in bounds.items() if v is not None})
+    except ConfigError as err:
+        raise ServeError(400, str(err), name) from None
     return kind(value)
 
 

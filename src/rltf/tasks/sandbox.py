@@ -34,7 +34,6 @@ NOBODY = 65534
 CLONE_NEWNET = 0x40000000
 
 
-
 @dataclass
 class SandboxResult:
     status: str  # "ok", "error" (non-zero exit), "timeout", "killed" (by a signal, e.g. a limit)

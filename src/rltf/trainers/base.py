@@ -179,11 +179,6 @@ class Trainer(TrainingRun):
         found = ckpt.list_checkpoints(self.output_dir)
         return str(found[-1]) if found else "none yet"
 
-    @abstractmethod
-    def train_step(self) -> dict[str, float]:
-        """One optimizer step (or several, for PPO's minibatches): rollout, losses, update -> metrics.
-        Ends with :meth:`_finish_step`."""
-
     def _apply_gradients(self) -> float:
         """Guard, clip and apply the accumulated gradients (one optimizer step) -> gradient norm."""
         return guarded_step(self.optimizer, self.config.max_grad_norm,
@@ -240,6 +235,8 @@ class Trainer(TrainingRun):
 
     def on_start(self, logger: MetricsLogger) -> None:
         self._tokens_seen = self.generated_tokens
+        self._eval_points = [int(float(x)) for x in str(self.config.eval_at_tokens or "").replace(" ", "").split(",")
+                             if x]
         if self.config.eval_at_start and self.step == 0:
             ev = self.evaluate()
             self.history.append({"step": 0, "tokens": 0, **ev})
@@ -250,8 +247,7 @@ class Trainer(TrainingRun):
         """Held-out evaluation every ``eval_every`` steps, at the last step, and at the first step
         whose cumulative generated tokens reach each of ``eval_at_tokens`` (rltf compare)."""
         c = self.config
-        points = [int(float(x)) for x in str(c.eval_at_tokens or "").replace(" ", "").split(",") if x]
-        crossed = any(self._tokens_seen < p <= self.generated_tokens for p in points)
+        crossed = any(self._tokens_seen < p <= self.generated_tokens for p in self._eval_points)
         self._tokens_seen = self.generated_tokens
         if (c.eval_every and self.step % c.eval_every == 0) or last or crossed:
             metrics.update(self.evaluate())

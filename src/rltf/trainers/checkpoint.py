@@ -103,8 +103,6 @@ def _merged_copy(peft_model):
     return clone.merge_and_unload()
 
 
-
-
 def resolve_resume(path: str | Path) -> Path:
     """A checkpoint directory, or a run directory (its latest checkpoint)."""
     from rltf.errors import ConfigError

@@ -68,11 +68,42 @@ def validate_config(config) -> None:
 
 
 @dataclass
-class TrainConfig:
-    """Fields shared by every trainer."""
+class RunConfig:
+    """Fields every training run has (what :class:`rltf.trainers.loop.TrainingRun` reads): the model,
+    the optimizer and its schedule, LoRA, checkpoints and logging."""
 
     method: str = arg("grpo", "training method (set by the command)")
-    model: str = arg("smollm2-135m", "policy: smollm2-135m, tiny-random, a local directory or a hub id")
+    model: str = arg("smollm2-135m", "the model to train: smollm2-135m, tiny-random, a local directory or a hub id")
+    output_dir: str = arg("runs/train", "where checkpoints, metrics.jsonl and TensorBoard logs go")
+    seed: int = arg(0, "seed of the data order, sampling, LoRA init and model init (tiny-random)", ge=0)
+    learning_rate: float = arg(2e-5, "peak learning rate (Adam)", ge=0)
+    adam_beta1: float = arg(0.9, "Adam beta1", ge=0, lt=1)
+    adam_beta2: float = arg(0.95, "Adam beta2", ge=0, lt=1)
+    adam_epsilon: float = arg(1e-8, "Adam epsilon", gt=0)
+    weight_decay: float = arg(0.0, "decoupled weight decay (AdamW)", ge=0)
+    lr_scheduler: str = arg("constant", "constant, linear or cosine decay after warm-up", choices=SCHEDULERS)
+    warmup_steps: int = arg(0, "linear warm-up steps", ge=0)
+    max_grad_norm: float = arg(1.0, "gradient clipping by global norm (0 = off)", ge=0)
+    micro_batch_size: int = arg(16, "sequences per forward/backward; gradients accumulate over micro-batches", ge=1)
+    dtype: str = arg("auto", "weights dtype: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16")
+    bf16_autocast: bool = arg(False, "bf16 autocast for forward passes with fp32 master weights")
+    device: str = arg("auto", "auto, cpu, cuda, cuda:N")
+    use_lora: bool = arg(False, "train LoRA adapters (PEFT) instead of all weights")
+    lora_r: int = arg(32, "LoRA rank (the paper: 32)", ge=1)
+    lora_alpha: int = arg(64, "LoRA alpha", gt=0)
+    lora_dropout: float = arg(0.0, "LoRA dropout", ge=0, lt=1)
+    lora_target_modules: str = arg("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+                                   "comma-separated module names that get adapters")
+    save_every: int = arg(10, "checkpoint every this many steps (0 = only at the end)", ge=0)
+    save_total_limit: int = arg(2, "checkpoints kept (older ones are deleted)", ge=1)
+    report_to: str = arg("none", "extra loggers, comma-separated: tensorboard, wandb, trackio")
+    run_name: str | None = arg(None, "name shown by W&B/trackio (default: output_dir's name)")
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """Fields shared by every RL trainer."""
+
     task: str = arg("add2", "task spec, e.g. add2, knights_knaves, rg:leg_counting?min_animals=2, or "
                             "path/to/file.py:MyTask (a Task of your own); ?reward=file.py:fn replaces the reward")
     feedback: str = arg("critic", "critique provider: critic, correctness, judge, local, self, or path/to/file.py:Name "
@@ -84,8 +115,6 @@ class TrainConfig:
     judge_timeout: float = arg(60.0, "seconds per judge request", gt=0)
     judge_concurrency: int = arg(8, "judge requests in flight at once", ge=1)
     judge_retries: int = arg(3, "judge retries on 429/5xx/timeouts, with backoff", ge=0)
-    output_dir: str = arg("runs/train", "where checkpoints, metrics.jsonl and TensorBoard logs go")
-    seed: int = arg(0, "seed of problem order, sampling and model init (tiny-random)", ge=0)
     max_steps: int = arg(100, "optimizer steps", ge=1)
     max_generated_tokens: int = arg(0, "also stop once this many tokens were generated (0 = off): "
                                        "the fair budget when comparing one- and two-turn methods", ge=0)
@@ -94,38 +123,16 @@ class TrainConfig:
     temperature: float = arg(1.0, "sampling temperature of both turns", ge=0)
     top_p: float = arg(1.0, "nucleus sampling", gt=0, le=1)
     max_new_tokens: int | None = arg(None, "generation budget per turn (default: the task's)", ge=1)
-    learning_rate: float = arg(2e-5, "peak learning rate (Adam)", ge=0)
-    adam_beta1: float = arg(0.9, "Adam beta1", ge=0, lt=1)
-    adam_beta2: float = arg(0.95, "Adam beta2", ge=0, lt=1)
-    adam_epsilon: float = arg(1e-8, "Adam epsilon", gt=0)
-    weight_decay: float = arg(0.0, "decoupled weight decay (AdamW)", ge=0)
-    lr_scheduler: str = arg("constant", "constant, linear or cosine decay after warm-up", choices=SCHEDULERS)
-    warmup_steps: int = arg(0, "linear warm-up steps", ge=0)
-    max_grad_norm: float = arg(1.0, "gradient clipping by global norm (0 = off)", ge=0)
-    micro_batch_size: int = arg(16, "sequences per forward/backward; gradients accumulate over micro-batches", ge=1)
     loss_aggregation: str = arg("sum", "sum (METHODS), token-mean, or seq-mean-token-mean", choices=AGGREGATIONS)
     kl_coef: float = arg(0.0, "KL penalty to the initial policy (METHODS: 0)", ge=0)
-    dtype: str = arg("auto", "weights dtype: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16")
-    bf16_autocast: bool = arg(False, "bf16 autocast for forward passes with fp32 master weights")
-    device: str = arg("auto", "auto, cpu, cuda, cuda:N")
     gradient_checkpointing: bool = arg(False, "recompute activations in backward to save memory")
     generation_batch_size: int = arg(64, "conversations generated together", ge=1)
-    use_lora: bool = arg(False, "train LoRA adapters (PEFT) instead of all weights")
-    lora_r: int = arg(32, "LoRA rank (the paper: 32)", ge=1)
-    lora_alpha: int = arg(64, "LoRA alpha", gt=0)
-    lora_dropout: float = arg(0.0, "LoRA dropout", ge=0, lt=1)
-    lora_target_modules: str = arg("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-                                   "comma-separated module names that get adapters")
     eval_every: int = arg(10, "held-out evaluation every this many steps (0 = only at the end)", ge=0)
     eval_at_tokens: str = arg("", "also evaluate at the first step whose cumulative generated tokens reach each of "
                                   "these comma-separated budget points (rltf compare)")
     eval_n: int = arg(64, "held-out prompts per evaluation", ge=1)
     eval_rounds: int = arg(1, "K > 1 also measures K-round self-critique accuracy (FM use)", ge=1)
     eval_at_start: bool = arg(True, "evaluate the initial policy before step 1")
-    save_every: int = arg(10, "checkpoint every this many steps (0 = only at the end)", ge=0)
-    save_total_limit: int = arg(2, "checkpoints kept (older ones are deleted)", ge=1)
-    report_to: str = arg("none", "extra loggers, comma-separated: tensorboard, wandb, trackio")
-    run_name: str | None = arg(None, "name shown by W&B/trackio (default: output_dir's name)")
 
 
 @dataclass
@@ -222,6 +229,7 @@ class SpanPPOConfig(TrainConfig):
     lora_r: int = arg(16, "LoRA rank (the reference: 16)", ge=1)
     lora_alpha: int = arg(32, "LoRA alpha (the reference: 32)", gt=0)
 
+
 @dataclass
 class ScalarPPOConfig(SpanPPOConfig):
     """The scalar-reward PPO baseline: the same PPO, with the sequence score on the last token only."""
@@ -278,51 +286,43 @@ def config_from_values(cls: type, values: dict[str, Any], name: str) -> Any:
     return config
 
 
+def config_from_recipe(cls: type, name: str, recipe: str | Path | None = None,
+                       overrides: dict[str, Any] | None = None) -> Any:
+    """Defaults < YAML recipe < overrides (CLI flags and --set), through :func:`config_from_values`."""
+    values: dict[str, Any] = dict(read_yaml_mapping(recipe)) if recipe else {}
+    values.update(overrides or {})
+    return config_from_values(cls, values, name)
+
+
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
 @dataclass
-class RewardModelConfig:
+class RewardModelConfig(RunConfig):
     """Supervised fine-tuning of a generative span-level reward model on annotation records."""
 
     method: str = arg("reward-model", "training method (set by the command)")
-    model: str = arg("smollm2-135m", "base model: smollm2-135m, tiny-random, a local directory or a hub id")
     train_data: str = arg("annotations.jsonl", "annotation records (rltf annotate output, or prompt/answer/critique/"
                                                "spans JSONL; good_spans/poor_spans or word_score_list also read)")
     eval_data: str | None = arg(None, "held-out records scored at the end (span F1, parse failures)")
     eval_n: int = arg(64, "held-out records scored at the end (0 = all)", ge=0)
     output_dir: str = arg("runs/reward-model", "where checkpoints and metrics.jsonl go")
-    seed: int = arg(0, "seed of the data order and of LoRA init", ge=0)
     epochs: int = arg(3, "passes over the data (the reference: 3)", ge=1)
     batch_size: int = arg(8, "records per optimizer step", ge=1)
     micro_batch_size: int = arg(8, "records per forward/backward", ge=1)
     learning_rate: float = arg(5e-5, "peak learning rate (the reference, with LoRA on 8B: 1e-5)", ge=0)
     lr_scheduler: str = arg("linear", "constant, linear or cosine decay after warm-up", choices=SCHEDULERS)
     warmup_steps: int = arg(5, "linear warm-up steps", ge=0)
-    weight_decay: float = arg(0.0, "decoupled weight decay (AdamW)", ge=0)
-    adam_beta1: float = arg(0.9, "Adam beta1", ge=0, lt=1)
     adam_beta2: float = arg(0.999, "Adam beta2", ge=0, lt=1)
-    adam_epsilon: float = arg(1e-8, "Adam epsilon", gt=0)
-    max_grad_norm: float = arg(1.0, "gradient clipping by global norm (0 = off)", ge=0)
     max_target_tokens: int = arg(256, "longest JSON target kept, in tokens", ge=1)
     max_new_tokens: int = arg(256, "generation budget when scoring held-out records", ge=1)
-    dtype: str = arg("auto", "weights dtype: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16")
-    bf16_autocast: bool = arg(False, "bf16 autocast for forward passes with fp32 master weights")
-    device: str = arg("auto", "auto, cpu, cuda, cuda:N")
-    use_lora: bool = arg(False, "train LoRA adapters (PEFT) instead of all weights")
     lora_r: int = arg(16, "LoRA rank (the reference: 16)", ge=1)
     lora_alpha: int = arg(32, "LoRA alpha (the reference: 32)", gt=0)
-    lora_dropout: float = arg(0.0, "LoRA dropout", ge=0, lt=1)
     lora_target_modules: str = arg("q_proj,v_proj", "comma-separated module names with adapters (the reference: q, v)")
     save_every: int = arg(0, "checkpoint every this many optimizer steps (0 = at the end of each epoch)", ge=0)
-    save_total_limit: int = arg(2, "checkpoints kept", ge=1)
-    report_to: str = arg("none", "extra loggers, comma-separated: tensorboard, wandb, trackio")
-    run_name: str | None = arg(None, "name shown by W&B/trackio")
 
 
 def make_rm_config(recipe: str | None = None, overrides: dict[str, Any] | None = None) -> RewardModelConfig:
-    """Defaults < YAML recipe < overrides; unknown keys and out-of-range values are errors."""
-    values: dict[str, Any] = dict(read_yaml_mapping(recipe)) if recipe else {}
-    values.update(overrides or {})
-    return config_from_values(RewardModelConfig, values, "reward-model")
+    """The reward model's config (defaults < YAML recipe < overrides)."""
+    return config_from_recipe(RewardModelConfig, "reward-model", recipe, overrides)

@@ -15,8 +15,7 @@ from typing import Any
 
 from rltf.errors import ConfigError
 from rltf.trainers.config import (GRPOConfig, MultiTurnGRPOConfig, RewardModelConfig, RLTFFMConfig, RLTFSDConfig,
-                                  RLTFSDFMConfig, ScalarPPOConfig, SpanPPOConfig, config_from_values,
-                                  read_yaml_mapping)
+                                  RLTFSDFMConfig, ScalarPPOConfig, SpanPPOConfig, config_from_recipe)
 
 RLTF_PAPER = "RL from Text Feedback (RLTF): two-turn episodes with self-distillation (SD) or feedback modelling (FM)."
 TEXT2GRAD_PAPER = "Text2Grad: critiques aligned to token spans become per-token rewards for span-level PPO."
@@ -35,10 +34,6 @@ class Method:
     citation: str  # written on the model card of every checkpoint
     reward: str = "sequence"  # where the reward sits: sequence (group advantages), spans or last_token (PPO)
     policy: bool = True  # False for the reward model (trained by SFT, not evaluated as a policy)
-
-    @property
-    def summary(self) -> str:
-        return (self.config.__doc__ or "").strip().splitlines()[0]
 
     def trainer_class(self) -> type:
         module, _, name = self.trainer.partition(":")
@@ -85,7 +80,4 @@ for _m in (
 def make_config(method: str, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None):
     """The method's config: defaults < YAML recipe < overrides (CLI flags and --set). Unknown keys and
     out-of-range values are one-line ConfigErrors."""
-    cls = get_method(method).config
-    values: dict[str, Any] = dict(read_yaml_mapping(recipe)) if recipe else {}
-    values.update(overrides or {})
-    return config_from_values(cls, values, method)
+    return config_from_recipe(get_method(method).config, method, recipe, overrides)

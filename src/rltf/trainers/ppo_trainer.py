@@ -200,4 +200,3 @@ class PPOTrainer(Trainer):
                                             aggregation=c.loss_aggregation)
         vl, v_stats = value_loss(values, pad("old_values"), pad("returns"), batch.mask, c.value_clip, c.loss_aggregation)
         return pg + c.vf_coef * vl, {**pg_stats, **v_stats, "policy_loss": pg.item(), "value_loss": vl.item()}
-

@@ -12,7 +12,6 @@ from rltf.feedback.critics.summary import critique_fact_summary
 from rltf.feedback.critics.puzzles import critique_binary_matrix, critique_knights_knaves, critique_shortest_path
 
 
-
 @dataclass(frozen=True)
 class Critic:
     """A programmatic critic: ``fn(task, problem, answer, score) -> Critique``. ``also_correct``:
