@@ -47,19 +47,21 @@ def test_span_and_scalar_rewards_differ_only_in_placement(tmp_path):
     problems = span.task.problems("train", 4)
     a, _, _ = span.make_batch(problems, seed=7)
     b, _, _ = scalar.make_batch(problems, seed=7)
-    assert len(a["ppo"]) == len(b["ppo"]) == 4
-    for sa, sb in zip(a["ppo"], b["ppo"]):
-        assert sa.completion_ids == sb.completion_ids  # same samples
-        text = span.tokenizer.decode(sa.completion_ids, skip_special_tokens=True)
+    assert len(a) == len(b) == 4
+    assert torch.equal(a.completion_ids, b.completion_ids)  # same samples
+    for k in range(4):
+        ids = a.completion_ids[k][a.completion_mask[k]].tolist()
+        text = span.tokenizer.decode(ids, skip_special_tokens=True)
         expected, report = token_rewards(text, FirstCharsCritic().critique(None, None, text, None).spans,
-                                         span.tokenizer, token_ids=sa.completion_ids)
-        assert sa.extra["delta"] == expected.tolist()
+                                         span.tokenizer, token_ids=ids)
+        assert a.token_rewards[k, :len(ids)].tolist() == expected.tolist()
         n_spans = sum(len(m.ranges) * (1 if m.label == "positive" else -1) for m in report.matches)
-        assert sb.extra["delta"][:-1] == [0.0] * (len(sb.completion_ids) - 1)
-        assert sb.extra["delta"][-1] == n_spans
-        # whitened advantages over the batch: mean 0 over response tokens
-    adv = torch.tensor([x for s in a["ppo"] for x in s.extra["adv"]])
-    assert abs(adv.mean().item()) < 1e-5
+        assert b.token_rewards[k, :len(ids) - 1].tolist() == [0.0] * (len(ids) - 1)
+        assert b.token_rewards[k, len(ids) - 1] == n_spans
+        assert not a.token_rewards[k, len(ids):].any() and not b.token_rewards[k, len(ids):].any()
+    # whitened advantages over the batch: mean 0 over response tokens, 0 off them
+    assert abs(a.advantages[a.completion_mask].mean().item()) < 1e-5
+    assert not a.advantages[~a.completion_mask].any()
 
 
 @pytest.mark.parametrize("method", ["span-ppo", "scalar-ppo"])
@@ -86,8 +88,8 @@ def test_kl_is_positive_after_updates_and_beta_adapts(tmp_path):
 def test_failed_feedback_is_left_out_and_too_many_failures_skip_the_update(tmp_path):
     tr = ppo("span-ppo", tmp_path, prompts_per_step=4)
     tr.feedback = FirstCharsCritic(fail_every=2)  # half fail: 2 of 4 kept (>= 0.5)
-    seqs, metrics, _ = tr.make_batch(tr.task.problems("train", 4), seed=1)
-    assert len(seqs["ppo"]) == 2 and metrics["feedback/failed"] == 2
+    batch, metrics, _ = tr.make_batch(tr.task.problems("train", 4), seed=1)
+    assert len(batch) == 2 and metrics["feedback/failed"] == 2 and batch.group.tolist() == [0, 2]
     tr.feedback = FirstCharsCritic(fail_every=1)  # all fail
     before = [p.detach().clone() for p in tr.model.parameters()]
     metrics = tr.train_step()

@@ -156,16 +156,18 @@ def test_reward_model_as_ppo_reward_source(annotations, tmp_path, monkeypatch):
         return replies
 
     monkeypatch.setattr(ppo.feedback, "generate", scripted)
-    seqs, metrics, n = ppo.make_batch(ppo.task.problems("train", 2), seed=0)
+    batch, metrics, n = ppo.make_batch(ppo.task.problems("train", 2), seed=0)
     assert n == 4 and metrics["feedback/failed"] == sum(r == "not json at all" for r in outputs.values()) >= 1
-    assert len(seqs["ppo"]) == 4 - metrics["feedback/failed"] >= 2
-    for s in seqs["ppo"]:
-        text = ppo.tokenizer.decode(s.completion_ids, skip_special_tokens=True)
+    assert len(batch) == 4 - metrics["feedback/failed"] >= 2
+    for b in range(len(batch)):
+        ids = batch.completion_ids[b][batch.completion_mask[b]].tolist()
+        text = ppo.tokenizer.decode(ids, skip_special_tokens=True)
         reply = json.loads(next(r for a, r in outputs.items() if a.strip() and a.strip() in text))
         label, quote = ("negative", reply["poor_spans"][0]) if "poor_spans" in reply else ("positive", reply["good_spans"][0])
-        expected, _ = token_rewards(text, [Span(quote, label)], ppo.tokenizer, token_ids=s.completion_ids)
-        assert s.extra["delta"] == expected.tolist()
-        total = sum(s.extra["delta"])
+        expected, _ = token_rewards(text, [Span(quote, label)], ppo.tokenizer, token_ids=ids)
+        delta = batch.token_rewards[b, :len(ids)]
+        assert delta.tolist() == expected.tolist() and not batch.token_rewards[b, len(ids):].any()
+        total = delta.sum().item()
         assert (total < 0) if label == "negative" else (total > 0)
 
 

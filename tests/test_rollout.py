@@ -48,7 +48,7 @@ def test_two_turn_episode_structure(tiny_backend):
             continue
         assert len(e.turns) == 2 and len(e.critiques) == 1
         revision = e.turns[1].messages[-1]["content"]
-        assert e.critiques[0]["text"] in revision and "Your previous solution" in revision
+        assert e.critiques[0].text in revision and "Your previous solution" in revision
         assert e.turns[1].messages[:-1] == e.turns[0].messages[:-1]  # a new user message, same few-shot context
         assert e.to_dict()["rewards"] == [t.reward for t in e.turns]
 

@@ -9,7 +9,7 @@ import torch
 from rltf.errors import ConfigError
 from rltf.trainers import METHODS, build_trainer, make_config
 from rltf.trainers.base import NonFiniteError
-from rltf.trainers.sequences import Sequence
+from rltf.rollout import RolloutBatch
 
 BASE = dict(model="tiny-random", task="add2", prompts_per_step=2, group_size=3, max_new_tokens=8, eval_n=4,
             eval_every=0, eval_at_start=False, save_every=0, learning_rate=1e-2, micro_batch_size=4)
@@ -49,11 +49,12 @@ def test_repeated_steps_on_a_fixed_batch_lower_the_loss(tmp_path):
     tok = tr.tokenizer
     target = tok("Check the carry in the tens digit.", add_special_tokens=False)["input_ids"]
     prompt = tr.backend.chat_prompt_ids([{"role": "user", "content": "Critique 12 + 35 = 46."}])
-    seqs = {"fm": [Sequence(prompt, target + [tok.eos_token_id], 1.0, "fm")] * 2}
+    batch = RolloutBatch.from_sequences([prompt] * 2, [target + [tok.eos_token_id]] * 2, kind=["fm"] * 2, turn=[0, 0],
+                                        group=[0, 1], pad_id=tok.pad_token_id, advantages=[1.0, 1.0])
     losses = []
     for _ in range(8):
         tr.optimizer.zero_grad()
-        losses.append(tr._accumulate(seqs, n_episodes=2, scale=1.0)["loss/fm"])
+        losses.append(tr._accumulate(batch, n_episodes=2, scale=1.0)["loss/fm"])
         tr.optimizer.step()
     assert losses[-1] < losses[0] * 0.8
     assert all(b < a for a, b in zip(losses, losses[1:]))
@@ -89,7 +90,7 @@ def test_non_finite_loss_stops_the_step_and_keeps_the_checkpoint(tmp_path, monke
     good = tr.save()
     stamp = (good / "trainer_state.pt").stat().st_mtime_ns
     before = [p.detach().clone() for p in tr.model.parameters()]
-    monkeypatch.setattr(tr, "sequence_loss", lambda kind, seqs, batch: (torch.tensor(float("nan"), requires_grad=True), {}))
+    monkeypatch.setattr(tr, "sequence_loss", lambda kind, batch: (torch.tensor(float("nan"), requires_grad=True), {}))
     with pytest.raises(NonFiniteError, match="checkpoint-1"):
         tr.train_step()
     assert all(torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
@@ -149,21 +150,23 @@ def test_every_recipe_is_a_valid_config(recipe):
     assert cfg.method == method and cfg.max_steps >= 1
 
 
-def test_shared_prefix_forward_matches_plain_forward_in_value_and_gradient(tiny):
-    from rltf.trainers.sequences import collate, completion_logprobs
+def test_shared_prefix_forward_matches_plain_forward_in_value_and_gradient(tiny, monkeypatch):
+    from rltf.trainers.forward import completion_logprobs
 
     model, tok = tiny
     prefix = list(range(5, 45))
-    seqs = [Sequence(prefix + [50, 51, 52], [60, 61, 62, 63], 1.0), Sequence(prefix + [70], [80, 81], -0.5),
-            Sequence(prefix + [90, 91], [92], 2.0)]
+    batch = RolloutBatch.from_sequences([prefix + [50, 51, 52], prefix + [70], prefix + [90, 91]],
+                                        [[60, 61, 62, 63], [80, 81], [92]], kind=["rl"] * 3, turn=[0] * 3,
+                                        group=[0, 1, 2], pad_id=tok.pad_token_id, advantages=[1.0, -0.5, 2.0])
     results = []
     for min_prefix in (8, 10_000):  # with and without the shared-prefix path
-        batch = collate(seqs, tok.pad_token_id, min_prefix=min_prefix)
-        assert (batch.prefix_ids is not None) == (min_prefix == 8)
+        assert (batch.model_inputs(min_prefix).prefix_ids is not None) == (min_prefix == 8)
         model.zero_grad()
+        monkeypatch.setattr(RolloutBatch, "model_inputs", lambda self, m=min_prefix, f=RolloutBatch.model_inputs: f(self, m))
         logp = completion_logprobs(model, batch)
-        (-(logp * batch.mask).sum()).backward()
-        results.append((logp.detach()[batch.mask], [p.grad.clone() for p in model.parameters()]))
+        monkeypatch.undo()
+        (-(logp * batch.completion_mask).sum()).backward()
+        results.append((logp.detach()[batch.completion_mask], [p.grad.clone() for p in model.parameters()]))
     (a, ga), (b, gb) = results
     assert torch.allclose(a, b, atol=1e-5)
     assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(ga, gb))
@@ -217,18 +220,18 @@ class FailingJudge:
 def test_fm_leaves_fallback_critiques_out_unless_asked(tmp_path, keep):
     tr = trainer("rltf-fm", tmp_path, fm_train_on_fallback=keep)
     tr.feedback = FailingJudge()
-    seqs, metrics, n = tr.make_batch(tr.task.problems("train", 2), seed=0)
+    batch, metrics, n = tr.make_batch(tr.task.problems("train", 2), seed=0)
     revised = round(metrics["episodes/reached_turn1"] * n)
     assert revised > 0
     if keep:
-        assert len(seqs["fm"]) == revised and metrics["fm/fallback_critiques"] == 0
+        assert batch.kind.count("fm") == revised and metrics["fm/fallback_critiques"] == 0
     else:
-        assert seqs["fm"] == [] and metrics["fm/fallback_critiques"] == revised
+        assert "fm" not in batch.kind and metrics["fm/fallback_critiques"] == revised
 
 
-def _grads(tr, seqs, n_episodes):
+def _grads(tr, batch, n_episodes):
     tr.optimizer.zero_grad(set_to_none=True)
-    tr._accumulate(seqs, n_episodes, 1.0)
+    tr._accumulate(batch, n_episodes, 1.0)
     return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in tr.model.parameters()]
 
 
@@ -243,9 +246,12 @@ def test_zero_advantage_skip_is_exact_in_every_mode(tmp_path, monkeypatch, aggre
     monkeypatch.setattr(tr, "drop_zero_advantage", lambda s: s)
     full, _, n = tr.make_batch(tr.task.problems("train", 2), seed=3)
     for kind in ("rl", "sd"):  # every other sequence gets an advantage of exactly 0, the rest a non-zero one
-        for k, s in enumerate(full[kind]):
-            s.advantage = 0.0 if k % 2 else (s.advantage or 0.5)
-    assert sum(s.advantage == 0.0 for s in full["rl"]) >= 2
+        rows = [b for b, k in enumerate(full.kind) if k == kind]
+        for k, b in enumerate(rows):
+            seq_adv = full.advantages[b, 0].item()
+            full.advantages[b] = full.completion_mask[b] * (0.0 if k % 2 else (seq_adv or 0.5))
+    nonzero = (full.advantages != 0).any(dim=1)
+    assert sum(1 for b, k in enumerate(full.kind) if k == "rl" and not nonzero[b]) >= 2
     monkeypatch.undo()
     with torch.no_grad():  # move the policy off the reference, or the KL term has no gradient at all
         gen = torch.Generator().manual_seed(0)
@@ -255,7 +261,7 @@ def test_zero_advantage_skip_is_exact_in_every_mode(tmp_path, monkeypatch, aggre
     reference, applied = _grads(tr, full, n), _grads(tr, kept, n)
     for a, b in zip(reference, applied):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
-    forced = {k: [s for s in v if s.advantage != 0.0] if k in ("rl", "sd") else v for k, v in full.items()}
+    forced = full.select([b for b, k in enumerate(full.kind) if nonzero[b] or k not in ("rl", "sd")])
     changed = any(not torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(reference, _grads(tr, forced, n)))
     assert changed == (not zero_advantage_skip_is_exact(aggregation, kl_coef))  # the rule is needed exactly there
 
@@ -266,9 +272,9 @@ def test_generated_tokens_count_every_rollout_of_a_step(tmp_path, monkeypatch):
     original = tr.make_batch
 
     def counting(problems, seed):
-        seqs, metrics, n = original(problems, seed)
+        batch, metrics, n = original(problems, seed)
         counts.append(metrics["tokens/generated"])
-        return seqs, metrics, n
+        return batch, metrics, n
 
     monkeypatch.setattr(tr, "make_batch", counting)
     tr.train_step()

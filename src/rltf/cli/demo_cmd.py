@@ -40,7 +40,7 @@ def _show_episodes(trainer, n_show: int, seed: int) -> None:
         print("=" * 72)
         print(f"[{e.problem_id}] {e.turns[0].messages[-1]['content'].splitlines()[0][:200]}")
         print(f"answer   (reward {e.turns[0].reward:+.1f}): {e.turns[0].text.strip()[:200]}")
-        print(f"critique : {e.critiques[0]['text']}")
+        print(f"critique : {e.critiques[0].text}")
         print(f"revision (reward {e.turns[1].reward:+.1f}): {e.turns[1].text.strip()[:200]}")
     print("=" * 72)
 

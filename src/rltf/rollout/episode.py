@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -26,15 +26,19 @@ class Turn:
     logprobs: list[float]
     prompt_ids: list[int]
     finish_reason: str
-    score: dict
+    score: Score
 
     @property
     def reward(self) -> float:
-        return self.score["reward"]
+        return self.score.reward
 
     @property
     def correct(self) -> bool:
-        return self.score["correct"]
+        return self.score.correct
+
+    def to_dict(self) -> dict:
+        return {"messages": self.messages, "text": self.text, "token_ids": self.token_ids, "logprobs": self.logprobs,
+                "prompt_ids": self.prompt_ids, "finish_reason": self.finish_reason, "score": self.score.to_dict()}
 
 
 @dataclass
@@ -42,7 +46,7 @@ class Episode:
     problem_id: str
     sample: int  # index within the prompt's group
     turns: list[Turn] = field(default_factory=list)
-    critiques: list[dict] = field(default_factory=list)  # critique i sits between turn i and turn i+1
+    critiques: list[Critique] = field(default_factory=list)  # critique i sits between turn i and turn i+1
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -51,7 +55,8 @@ class Episode:
 
     def to_dict(self) -> dict:
         return {"problem_id": self.problem_id, "sample": self.sample, "rewards": self.rewards,
-                "turns": [asdict(t) for t in self.turns], "critiques": self.critiques, "timings": self.timings}
+                "turns": [t.to_dict() for t in self.turns], "critiques": [c.to_dict() for c in self.critiques],
+                "timings": self.timings}
 
 
 def revision_prompt(task: Task, problem: Problem, answer: str, critique: str) -> str:
@@ -59,7 +64,7 @@ def revision_prompt(task: Task, problem: Problem, answer: str, critique: str) ->
 
 
 def _turn(task: Task, problem: Problem, messages, gen: Generation) -> Turn:
-    score = task.score(problem, gen.text).to_dict()
+    score = task.score(problem, gen.text)
     return Turn(messages, gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids, gen.finish_reason, score)
 
 
@@ -88,11 +93,11 @@ def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBac
         need = [i for i in active if not (stop_when_correct and episodes[i].turns[-1].correct)]
         if not need:
             break
-        items = [(task, owners[i], episodes[i].turns[-1].text, Score(**episodes[i].turns[-1].score)) for i in need]
+        items = [(task, owners[i], episodes[i].turns[-1].text, episodes[i].turns[-1].score) for i in need]
         critiques: list[Critique] = feedback.critique_many(items)
         t3 = time.perf_counter()
         for i, c in zip(need, critiques):
-            episodes[i].critiques.append(c.to_dict())
+            episodes[i].critiques.append(c)
             episodes[i].timings[f"score_{r}"] = t2 - t1
             episodes[i].timings[f"critique_{r}"] = t3 - t2
             messages[i] = task.messages(owners[i], revision_prompt(task, owners[i], episodes[i].turns[-1].text, c.text))

@@ -48,7 +48,7 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         "task": task.name, "split": split, "n": len(first), "seed": seed,
         "accuracy": k / len(first), "ci95": [lo, hi],
         "mean_reward": sum(t.reward for t in first) / len(first),
-        "format_rate": sum(t.score["format_ok"] for t in first) / len(first),
+        "format_rate": sum(t.score.format_ok for t in first) / len(first),
         "rounds": rounds, "per_round_accuracy": per_round,
         "tokens_generated": tokens,
         "sampling": {"temperature": params.temperature, "top_p": params.top_p, "max_new_tokens": params.max_new_tokens},
@@ -69,7 +69,7 @@ def _compact(episode) -> dict[str, Any]:
     return {"problem_id": episode.problem_id,
             "question": episode.turns[0].messages[-1]["content"],
             "answers": [{"text": t.text, "reward": t.reward, "correct": t.correct} for t in episode.turns],
-            "critiques": [c["text"] for c in episode.critiques]}
+            "critiques": [c.text for c in episode.critiques]}
 
 
 def _bar(total: int, enabled: bool):

@@ -1,8 +1,8 @@
 """The training loop shared by every trainer: model set-up (full or LoRA), optimizer and schedule,
 micro-batched loss accumulation, guards, evaluation, logging, checkpoints and exact resume.
 
-Subclasses implement :meth:`Trainer.make_batch` (rollout -> training sequences + metrics) and
-:meth:`Trainer.sequence_loss` (one micro-batch of one kind of sequence -> loss).
+Subclasses implement :meth:`Trainer.make_batch` (rollout -> one :class:`~rltf.rollout.RolloutBatch`
++ metrics) and :meth:`Trainer.sequence_loss` (one micro-batch of one loss term -> loss).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import torch
 from rltf.errors import ConfigError
 from rltf.feedback import JudgeConfig, build_feedback
 from rltf.models.backend import SamplingParams
+from rltf.rollout import KINDS, RolloutBatch
 from rltf.rollout.evaluation import evaluate
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import TrainConfig
@@ -25,7 +26,6 @@ from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step, lr_lam
 from rltf.trainers.lora import wrap_lora
 from rltf.trainers.methods import get_method
 from rltf.trainers.metrics_logger import MetricsLogger
-from rltf.trainers.sequences import Sequence, collate
 
 
 class Trainer(TrainingRun):
@@ -130,49 +130,48 @@ class Trainer(TrainingRun):
             raise ConfigError("this run has no reference model (set kl_coef > 0)")
 
     @abstractmethod
-    def make_batch(self, problems, seed: int) -> tuple[dict[str, list[Sequence]], dict[str, float], int]:
-        """Roll out ``problems`` and return (sequences by kind, metrics, number of episodes)."""
+    def make_batch(self, problems, seed: int) -> tuple[RolloutBatch, dict[str, float], int]:
+        """Roll out ``problems`` and return (the step's training sequences, metrics, number of episodes)."""
 
     @abstractmethod
-    def sequence_loss(self, kind: str, seqs: list[Sequence], batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss of one collated micro-batch of sequences of one kind (already weighted by the
+    def sequence_loss(self, kind: str, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one micro-batch of the sequences of loss term ``kind`` (already weighted by the
         term's coefficient), aggregated as :func:`rltf.algorithms.aggregate` does."""
 
     # -- the loop ---------------------------------------------------------------------------
-    def _accumulate(self, seqs_by_kind: dict[str, list[Sequence]], n_episodes: int, scale: float) -> dict[str, float]:
-        """Forward/backward every micro-batch. Each micro-batch's loss is re-weighted so that the
-        sum over micro-batches equals the loss of the whole batch (see ``_share``)."""
+    def _accumulate(self, batch: RolloutBatch, n_episodes: int, scale: float) -> dict[str, float]:
+        """Forward/backward every micro-batch of every loss term. Each micro-batch's loss is
+        re-weighted so that the sum over micro-batches equals the loss of the whole batch (``_share``)."""
         c = self.config
         totals: dict[str, float] = {}
         self.model.train()
-        for kind, seqs in seqs_by_kind.items():
-            if not seqs:
+        device = self.model.device if hasattr(self.model, "device") else self.device
+        for kind in KINDS:
+            rows = batch.of_kind(kind)
+            if not len(rows):
                 continue
-            all_tokens = sum(len(s.completion_ids) for s in seqs)
+            all_tokens = int(rows.completion_mask.sum())
             loss_sum = 0.0
-            for lo in range(0, len(seqs), c.micro_batch_size):
-                part = seqs[lo:lo + c.micro_batch_size]
-                batch = collate(part, self.tokenizer.pad_token_id, self.model.device if hasattr(self.model, "device") else self.device)
-                loss, stats = self.sequence_loss(kind, part, batch)
-                trained = batch.input_ids.numel() + (batch.prefix_ids.numel() if batch.prefix_ids is not None else 0)
-                totals["tokens/trained"] = totals.get("tokens/trained", 0.0) + trained
-                share = self._share(part, n_episodes, all_tokens)
-                loss = loss * share * scale
+            for part in rows.split(c.micro_batch_size):
+                part = part.to(device)
+                loss, stats = self.sequence_loss(kind, part)
+                totals["tokens/trained"] = totals.get("tokens/trained", 0.0) + part.model_inputs().n_tokens
+                loss = loss * self._share(part, n_episodes, all_tokens) * scale
                 if not torch.isfinite(loss):
                     raise NonFiniteError(f"non-finite {kind} loss ({loss.item()}) at step {self.step + 1}; the step was "
                                          f"not applied; last good checkpoint: {self._last_checkpoint()}")
                 loss.backward()
                 loss_sum += loss.item()
                 for k, v in stats.items():
-                    totals[f"{kind}/{k}"] = totals.get(f"{kind}/{k}", 0.0) + v * len(part) / len(seqs)
+                    totals[f"{kind}/{k}"] = totals.get(f"{kind}/{k}", 0.0) + v * len(part) / len(rows)
             totals[f"loss/{kind}"] = totals.get(f"loss/{kind}", 0.0) + loss_sum
         return totals
 
-    def _share(self, part: list[Sequence], n_episodes: int, all_tokens: int) -> float:
+    def _share(self, part: RolloutBatch, n_episodes: int, all_tokens: int) -> float:
         """token-mean: the micro-batch's share of the term's tokens; otherwise its share of the
         episodes (sum and seq-mean-token-mean are normalised by the number of episodes)."""
         if self.config.loss_aggregation == "token-mean":
-            return sum(len(s.completion_ids) for s in part) / max(all_tokens, 1)
+            return int(part.completion_mask.sum()) / max(all_tokens, 1)
         return len(part) / max(n_episodes, 1)
 
     def _last_checkpoint(self) -> str:

@@ -21,12 +21,12 @@ import torch
 
 from rltf.algorithms import (AdaptiveKLController, dense_rewards, full_kl, gae, gather_logprobs, last_token_rewards,
                              length_weights, policy_gradient_loss, value_loss, whiten)
-from rltf.rollout import SamplingParams
+from rltf.rollout import RolloutBatch, SamplingParams
 from rltf.feedback import JudgeConfig, build_span_feedback
 from rltf.spans import SpanError, token_rewards
 from rltf.tasks.base import mean_task_metrics
 from rltf.trainers.base import Trainer
-from rltf.trainers.sequences import Sequence, collate, completion_forward
+from rltf.trainers.forward import completion_forward
 
 
 def span_label_sum(report) -> float:
@@ -75,8 +75,8 @@ class PPOTrainer(Trainer):
         t1 = time.perf_counter()
         scores = [task.score(p, g.text) for p, g in zip(owners, gens)]
         critiques = self.feedback.critique_many([(task, p, g.text, s) for p, g, s in zip(owners, gens, scores)])
-        seqs, failures, not_found, labelled = [], 0, 0, []
-        for g, s, crit in zip(gens, scores, critiques):
+        kept, rewards, span_sums, failures, not_found, labelled = [], [], [], 0, 0, []
+        for k, (g, s, crit) in enumerate(zip(gens, scores, critiques)):
             if crit.fallback or not g.token_ids:
                 failures += 1
                 continue
@@ -90,8 +90,9 @@ class PPOTrainer(Trainer):
             if self.method.reward == "last_token":  # scalar PPO: the sequence score on the last token
                 score = span_label_sum(report) if c.scalar_score == "span_sum" else s.reward
                 delta = last_token_rewards(torch.tensor([score]), torch.ones(1, len(g.token_ids), dtype=torch.bool))[0]
-            seqs.append(Sequence(g.prompt_ids, g.token_ids, 0.0, "ppo", g.logprobs,
-                                 extra={"delta": delta.tolist(), "span_sum": span_label_sum(report)}))
+            kept.append(k)
+            rewards.append(delta)
+            span_sums.append(span_label_sum(report))
         t2 = time.perf_counter()
         metrics = {
             "reward/task": sum(s.reward for s in scores) / len(scores),
@@ -100,58 +101,52 @@ class PPOTrainer(Trainer):
             "time/feedback": t2 - t1, "feedback/failed": float(failures), "spans/not_found": float(not_found),
         }
         metrics.update({f"task/{k}": v for k, v in mean_task_metrics(task, owners, [g.text for g in gens]).items()})
-        if seqs:
-            metrics["reward/span_sum"] = sum(s.extra["span_sum"] for s in seqs) / len(seqs)
+        if kept:
+            metrics["reward/span_sum"] = sum(span_sums) / len(span_sums)
             metrics["spans/labelled_fraction"] = sum(labelled) / len(labelled)
-        if len(seqs) < c.min_parsed_fraction * len(gens):
+        if len(kept) < c.min_parsed_fraction * len(gens):
+            kept, rewards = [], []
             metrics["ppo/skipped"] = 1.0
-            return {"ppo": []}, metrics, len(gens)
-        metrics.update(self._advantages(seqs))
-        metrics["time/old_forward"] = time.perf_counter() - t2
-        return {"ppo": seqs}, metrics, len(gens)
+        batch = RolloutBatch.from_sequences(
+            [gens[k].prompt_ids for k in kept], [gens[k].token_ids for k in kept], kind=["ppo"] * len(kept),
+            turn=[0] * len(kept), group=[k // N for k in kept], pad_id=self.tokenizer.pad_token_id,
+            sampler_logprobs=[gens[k].logprobs for k in kept], token_rewards=rewards)
+        if kept:
+            metrics.update(self._advantages(batch))
+            metrics["time/old_forward"] = time.perf_counter() - t2
+        return batch, metrics, len(gens)
 
     @torch.no_grad()
-    def _advantages(self, seqs: list[Sequence]) -> dict[str, float]:
-        """Old log-probs, values and KL in one no-grad pass; then rewards, GAE and whitening."""
+    def _advantages(self, batch: RolloutBatch) -> dict[str, float]:
+        """Fill the batch's old log-probs, values and KL in one no-grad pass; then its rewards, GAE
+        advantages and returns (whitened advantages if asked)."""
         c = self.config
         device = next(self.model.parameters()).device
-        logp_rows, value_rows, kl_rows = [], [], []
-        for lo in range(0, len(seqs), c.micro_batch_size):
-            part = seqs[lo:lo + c.micro_batch_size]
-            batch = collate(part, self.tokenizer.pad_token_id, device)
-            logits, hidden = completion_forward(self.model, batch, c.bf16_autocast, hidden=True)
-            logp = gather_logprobs(logits, batch.labels)
-            values = self.value_head(hidden.float()).squeeze(-1)
-            kl = torch.zeros_like(logp)
+        logp, values, kl = (torch.zeros(batch.completion_ids.shape) for _ in range(3))
+        for lo in range(0, len(batch), c.micro_batch_size):
+            part = batch.select(range(lo, min(lo + c.micro_batch_size, len(batch)))).to(device)
+            logits, hidden = completion_forward(self.model, part, c.bf16_autocast, hidden=True)
+            part_logp = gather_logprobs(logits, part.completion_ids)
+            part_kl = torch.zeros_like(part_logp)
             if c.kl_coef:
                 with self.reference_model() as ref:
-                    ref_logits, _ = completion_forward(ref, batch, c.bf16_autocast)
-                kl = full_kl(logits, ref_logits) if c.kl_estimator == "full" else logp - gather_logprobs(ref_logits, batch.labels)
-            for k, s in enumerate(part):
-                n = len(s.completion_ids)
-                logp_rows.append(logp[k, :n].float().cpu())
-                value_rows.append(values[k, :n].float().cpu())
-                kl_rows.append(kl[k, :n].float().cpu())
-        T = max(len(s.completion_ids) for s in seqs)
-
-        def pad(rows):
-            return torch.stack([torch.nn.functional.pad(r, (0, T - len(r))) for r in rows])
-
-        mask = pad([torch.ones(len(s.completion_ids)) for s in seqs]).bool()
-        delta = pad([torch.tensor(s.extra["delta"]) for s in seqs])
-        kl, values = pad(kl_rows), pad(value_rows)
-        weights = length_weights(T, c.length_alpha, c.length_l0) if c.length_weight else None
-        rewards = dense_rewards(delta, mask, kl, self.kl_ctl.value, weights)
+                    ref_logits, _ = completion_forward(ref, part, c.bf16_autocast)
+                part_kl = (full_kl(logits, ref_logits) if c.kl_estimator == "full"
+                           else part_logp - gather_logprobs(ref_logits, part.completion_ids))
+            rows, T = slice(lo, lo + len(part)), part.completion_ids.shape[1]
+            on = part.completion_mask.cpu()
+            logp[rows, :T] = part_logp.float().cpu() * on
+            values[rows, :T] = self.value_head(hidden.float()).squeeze(-1).float().cpu() * on
+            kl[rows, :T] = part_kl.float().cpu() * on
+        mask = batch.completion_mask
+        weights = length_weights(mask.shape[1], c.length_alpha, c.length_l0) if c.length_weight else None
+        rewards = dense_rewards(batch.token_rewards, mask, kl, self.kl_ctl.value, weights)
         adv, returns = gae(rewards, values, mask, c.gamma, c.lam)
         if c.whiten_advantages:
             adv = whiten(adv, mask)
-        for k, s in enumerate(seqs):
-            n = len(s.completion_ids)
-            s.extra.update(adv=adv[k, :n].tolist(), returns=returns[k, :n].tolist(),
-                           old_values=values[k, :n].tolist(), old_logp=logp_rows[k].tolist())
-        kl_per_seq = (kl * mask).sum(dim=1).mean().item()
-        return {"kl/per_sequence": kl_per_seq, "kl/beta": self.kl_ctl.value, "reward/dense_mean": float(rewards.sum(1).mean()),
-                "values/mean": float((values * mask).sum() / mask.sum())}
+        batch.old_logprobs, batch.values, batch.kl, batch.advantages, batch.returns = logp, values, kl, adv, returns
+        return {"kl/per_sequence": (kl * mask).sum(dim=1).mean().item(), "kl/beta": self.kl_ctl.value,
+                "reward/dense_mean": float(rewards.sum(1).mean()), "values/mean": float((values * mask).sum() / mask.sum())}
 
     # -- update --------------------------------------------------------------------------------
     def train_step(self):
@@ -161,20 +156,19 @@ class PPOTrainer(Trainer):
         problems = self.stream.take(c.prompts_per_step)
         seed = c.seed * 1_000_003 + (self.step + 1) * 101
         t0 = time.perf_counter()
-        seqs_by_kind, metrics, _ = self.make_batch(problems, seed)
+        batch, metrics, _ = self.make_batch(problems, seed)
         metrics["time/rollout"] = time.perf_counter() - t0
-        seqs = seqs_by_kind["ppo"]
-        if seqs:  # the adaptive KL coefficient follows this rollout's KL, for the next rollout's rewards
-            self.kl_ctl.update(metrics["kl/per_sequence"], len(seqs))
+        if len(batch):  # the adaptive KL coefficient follows this rollout's KL, for the next rollout's rewards
+            self.kl_ctl.update(metrics["kl/per_sequence"], len(batch))
         t1 = time.perf_counter()
         sums: dict[str, float] = {}
         n_updates, norms = 0, []
         order_rng = torch.Generator().manual_seed(seed)
-        for _ in range(c.ppo_epochs if seqs else 0):
-            order = torch.randperm(len(seqs), generator=order_rng).tolist()
+        for _ in range(c.ppo_epochs if len(batch) else 0):
+            order = torch.randperm(len(batch), generator=order_rng)
             for lo in range(0, len(order), c.mini_batch_size):
-                minibatch = [seqs[i] for i in order[lo:lo + c.mini_batch_size]]
-                stats = self._accumulate({"ppo": minibatch}, len(minibatch), 1.0)
+                minibatch = batch.select(order[lo:lo + c.mini_batch_size])
+                stats = self._accumulate(minibatch, len(minibatch), 1.0)
                 norms.append(self._apply_gradients())
                 n_updates += 1
                 for k, v in stats.items():
@@ -185,18 +179,13 @@ class PPOTrainer(Trainer):
         self.scheduler.step()
         return self._finish_step(metrics, t_start, int(metrics["tokens/generated"]))
 
-    def sequence_loss(self, kind, seqs, batch):
+    def sequence_loss(self, kind, batch):
         c = self.config
-        T = batch.completion_len
-
-        def pad(key):
-            return torch.tensor([s.extra[key] + [0.0] * (T - len(s.extra[key])) for s in seqs],
-                                dtype=torch.float32, device=batch.input_ids.device)
-
         logits, hidden = completion_forward(self.model, batch, c.bf16_autocast, hidden=True)
-        logp = gather_logprobs(logits, batch.labels)
+        logp = gather_logprobs(logits, batch.completion_ids)
         values = self.value_head(hidden.float()).squeeze(-1)
-        pg, pg_stats = policy_gradient_loss(logp, pad("adv"), batch.mask, old_logp=pad("old_logp"), clip_eps=c.clip_eps,
-                                            aggregation=c.loss_aggregation)
-        vl, v_stats = value_loss(values, pad("old_values"), pad("returns"), batch.mask, c.value_clip, c.loss_aggregation)
+        mask = batch.completion_mask
+        pg, pg_stats = policy_gradient_loss(logp, batch.advantages, mask, old_logp=batch.old_logprobs,
+                                            clip_eps=c.clip_eps, aggregation=c.loss_aggregation)
+        vl, v_stats = value_loss(values, batch.values, batch.returns, mask, c.value_clip, c.loss_aggregation)
         return pg + c.vf_coef * vl, {**pg_stats, **v_stats, "policy_loss": pg.item(), "value_loss": vl.item()}

@@ -21,6 +21,7 @@ from rltf.feedback.span_parse import format_dual_feedback
 from rltf.models import load_model, load_tokenizer
 from rltf.models.hf_backend import HFBackend
 from rltf.models.loading import resolve_device
+from rltf.rollout import RolloutBatch
 from rltf.spans.align import read_span
 from rltf.spans.annotate import read_annotations
 from rltf.trainers import checkpoint as ckpt
@@ -28,7 +29,7 @@ from rltf.trainers.config import RewardModelConfig, make_rm_config  # noqa: F401
 from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step
 from rltf.trainers.lora import wrap_lora
 from rltf.trainers.methods import get_method
-from rltf.trainers.sequences import Sequence, collate, completion_logprobs
+from rltf.trainers.forward import completion_logprobs
 
 
 def rm_target(record: dict) -> str:
@@ -87,16 +88,17 @@ class RewardModelTrainer(TrainingRun):
         t0 = time.perf_counter()
         epoch, index = divmod(self.step, self.steps_per_epoch)
         order = self._order(epoch)[index * c.batch_size:(index + 1) * c.batch_size]
-        seqs = [Sequence(*self.examples[i], 1.0, "sft") for i in order]
-        n_tokens = sum(len(s.completion_ids) for s in seqs)
+        batch = RolloutBatch.from_sequences([self.examples[i][0] for i in order], [self.examples[i][1] for i in order],
+                                            kind=["sft"] * len(order), turn=[0] * len(order), group=order,
+                                            pad_id=self.tokenizer.pad_token_id)
+        n_tokens = int(batch.completion_mask.sum())
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for lo in range(0, len(seqs), c.micro_batch_size):
-            part = seqs[lo:lo + c.micro_batch_size]
-            batch = collate(part, self.tokenizer.pad_token_id, self.device)
-            logp = completion_logprobs(self.model, batch, c.bf16_autocast)
-            loss = fm_loss(logp, batch.mask, "sum") * len(part) / n_tokens  # token mean over the batch
+        for part in batch.split(c.micro_batch_size):
+            part = part.to(self.device)
+            logp = completion_logprobs(self.model, part, c.bf16_autocast)
+            loss = fm_loss(logp, part.completion_mask, "sum") * len(part) / n_tokens  # token mean over the batch
             if not torch.isfinite(loss):
                 raise NonFiniteError(f"non-finite loss at step {self.step + 1}; the step was not applied")
             loss.backward()

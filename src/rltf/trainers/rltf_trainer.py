@@ -1,7 +1,7 @@
 """The RLTF family: single-turn GRPO, multi-turn GRPO, RLTF-SD, RLTF-FM and RLTF-SD+FM (METHODS §1).
 
 One rollout per step: N episodes per prompt, two turns except for ``grpo``. The trainer builds
-three kinds of training sequences and sums their losses:
+one :class:`~rltf.rollout.RolloutBatch` whose rows feed three loss terms (``kind``), and sums them:
 
 - ``rl``: (x0, y0) with the group-centred advantage of G0 (of r0 for ``grpo``) and, for the
   two-turn methods, (x1, y1) with the group-centred advantage of G1 over the episodes that reached
@@ -21,9 +21,9 @@ import torch
 from rltf.algorithms import (fm_loss, group_centered_advantages, multiturn_returns, policy_gradient_loss, sd_advantages,
                              sd_loss, sd_token_mask, zero_advantage_skip_is_exact)
 from rltf.feedback.prompts import FM_TEMPLATE
-from rltf.rollout import SamplingParams, run_episodes
+from rltf.rollout import RolloutBatch, SamplingParams, run_episodes
 from rltf.trainers.base import Trainer
-from rltf.trainers.sequences import Sequence, completion_logprobs
+from rltf.trainers.forward import completion_logprobs
 
 
 class RLTFTrainer(Trainer):
@@ -45,10 +45,10 @@ class RLTFTrainer(Trainer):
             problems = self.stream.take(c.prompts_per_step)
             seed = c.seed * 1_000_003 + (self.step + 1) * 101 + micro
             t0 = time.perf_counter()
-            seqs, rollout_metrics, n_episodes = self.make_batch(problems, seed)
+            batch, rollout_metrics, n_episodes = self.make_batch(problems, seed)
             generated += int(rollout_metrics.get("tokens/generated", 0))
             t1 = time.perf_counter()
-            losses = self._accumulate(seqs, n_episodes, 1.0 / c.gradient_accumulation_steps)
+            losses = self._accumulate(batch, n_episodes, 1.0 / c.gradient_accumulation_steps)
             t2 = time.perf_counter()
             for k, v in {**rollout_metrics, **losses, "time/rollout": t1 - t0, "time/backward": t2 - t1}.items():
                 metrics[k] = metrics.get(k, 0.0) + v / c.gradient_accumulation_steps
@@ -78,7 +78,6 @@ class RLTFTrainer(Trainer):
         r0 = torch.tensor([e.turns[0].reward for e in episodes]).view(G, N)
         reached = torch.tensor([len(e.turns) > 1 for e in episodes]).view(G, N)
         r1 = torch.tensor([e.turns[1].reward if len(e.turns) > 1 else 0.0 for e in episodes]).view(G, N)
-        seqs: dict[str, list[Sequence]] = {"rl": [], "sd": [], "fm": []}
         if self.method.turns == 1:
             a0 = group_centered_advantages(r0, std_normalize=c.std_normalize)
             a1 = torch.zeros_like(r0)
@@ -87,21 +86,24 @@ class RLTFTrainer(Trainer):
             a0 = group_centered_advantages(g0, std_normalize=c.std_normalize)
             a1 = group_centered_advantages(g1, reached, std_normalize=c.std_normalize)
         a_sd = sd_advantages(r0, r1, reached, c.sd_baseline) if self.uses_sd else None
+        rows = _Rows()
         fm_fallbacks = 0
         for k, e in enumerate(episodes):
             g, i = divmod(k, N)
-            t0_, = e.turns[:1]
-            seqs["rl"].append(Sequence(t0_.prompt_ids, t0_.token_ids, float(a0[g, i]), "rl", t0_.logprobs))
+            first = e.turns[0]
+            rows.add("rl", first.prompt_ids, first.token_ids, 0, g, float(a0[g, i]), first.logprobs)
             if len(e.turns) > 1:
-                t1_ = e.turns[1]
-                seqs["rl"].append(Sequence(t1_.prompt_ids, t1_.token_ids, float(a1[g, i]), "rl", t1_.logprobs))
-                if a_sd is not None:
-                    seqs["sd"].append(Sequence(t0_.prompt_ids, t1_.token_ids, float(a_sd[g, i]), "sd", t1_.logprobs))
+                second = e.turns[1]
+                rows.add("rl", second.prompt_ids, second.token_ids, 1, g, float(a1[g, i]), second.logprobs)
+                if a_sd is not None:  # the revision as a target of the single-turn prompt
+                    rows.add("sd", first.prompt_ids, second.token_ids, 1, g, float(a_sd[g, i]), second.logprobs)
             if self.uses_fm and e.critiques:
-                if e.critiques[0].get("fallback") and not c.fm_train_on_fallback:
+                if e.critiques[0].fallback and not c.fm_train_on_fallback:
                     fm_fallbacks += 1  # a judge failure's stand-in text is not the judge's critique: no target
                 else:
-                    seqs["fm"].append(self._fm_sequence(problems[g], t0_.text, e.critiques[0]["text"]))
+                    prompt, target = self._fm_target(problems[g], first.text, e.critiques[0].text)
+                    rows.add("fm", prompt, target, 0, g, 1.0, None)
+        batch = rows.batch(self.tokenizer.pad_token_id)
         tokens = sum(len(t.token_ids) for e in episodes for t in e.turns)
         correct1 = [e.turns[1].correct for e in episodes if len(e.turns) > 1]
         metrics = {
@@ -116,40 +118,57 @@ class RLTFTrainer(Trainer):
             metrics["sd/lambda"] = self.lambda_sd()
         if self.uses_fm:
             metrics["fm/fallback_critiques"] = float(fm_fallbacks)
-        return self.drop_zero_advantage(seqs), metrics, len(episodes)
+        return self.drop_zero_advantage(batch), metrics, len(episodes)
 
-    def drop_zero_advantage(self, seqs: dict[str, list[Sequence]]) -> dict[str, list[Sequence]]:
+    def drop_zero_advantage(self, batch: RolloutBatch) -> RolloutBatch:
         """Leave out the forward pass of sequences whose advantage is exactly 0, where that is exact
         (:func:`rltf.algorithms.zero_advantage_skip_is_exact`); rejection-mode SD keeps every sequence."""
         c = self.config
-        out = dict(seqs)
-        if zero_advantage_skip_is_exact(c.loss_aggregation, c.kl_coef):
-            out["rl"] = [s for s in seqs["rl"] if s.advantage != 0.0]
-        if self.uses_sd and c.sd_mode != "rejection" and zero_advantage_skip_is_exact(c.loss_aggregation):
-            out["sd"] = [s for s in seqs["sd"] if s.advantage != 0.0]
-        return out
+        skip = {"rl": zero_advantage_skip_is_exact(c.loss_aggregation, c.kl_coef),
+                "sd": self.uses_sd and c.sd_mode != "rejection" and zero_advantage_skip_is_exact(c.loss_aggregation)}
+        nonzero = (batch.advantages != 0).any(dim=1).tolist()
+        return batch.select([b for b, kind in enumerate(batch.kind) if nonzero[b] or not skip.get(kind, False)])
 
-    def _fm_sequence(self, problem, answer: str, critique: str) -> Sequence:
+    def _fm_target(self, problem, answer: str, critique: str) -> tuple[list[int], list[int]]:
+        """(prompt, target) token ids of the FM sequence: f_FM(x0, y0) -> the critique (capped) + EOS."""
         prompt = FM_TEMPLATE.format(question=self.task.format_question(problem), answer=answer.strip())
         prompt_ids = self.backend.chat_prompt_ids([{"role": "user", "content": prompt}])
         target = self.tokenizer(critique.strip(), add_special_tokens=False)["input_ids"][: self.config.critique_max_tokens]
-        return Sequence(prompt_ids, list(target) + [self.tokenizer.eos_token_id], 1.0, "fm")
+        return prompt_ids, list(target) + [self.tokenizer.eos_token_id]
 
-    def sequence_loss(self, kind, seqs, batch):
+    def sequence_loss(self, kind, batch):
         c = self.config
         logp = completion_logprobs(self.model, batch, c.bf16_autocast)
         if kind == "rl":
-            ref = None
             if c.kl_coef:
                 with torch.no_grad(), self.reference_model() as ref_model:
-                    ref = completion_logprobs(ref_model, batch, c.bf16_autocast)
-            return policy_gradient_loss(logp, batch.advantages, batch.mask, aggregation=c.loss_aggregation,
-                                        ref_logp=ref, kl_coef=c.kl_coef)
+                    batch.ref_logprobs = completion_logprobs(ref_model, batch, c.bf16_autocast)
+            return policy_gradient_loss(logp, batch.advantages, batch.completion_mask, aggregation=c.loss_aggregation,
+                                        ref_logp=batch.ref_logprobs, kl_coef=c.kl_coef)
         if kind == "sd":
-            keep, masked = sd_token_mask(logp, batch.mask, c.sd_mask_threshold)
+            keep, masked = sd_token_mask(logp, batch.completion_mask, c.sd_mask_threshold)
             loss = sd_loss(logp, batch.advantages, keep, c.sd_mode, logp_x1=batch.sampler_logprobs,
                            aggregation=c.loss_aggregation)
             return self.lambda_sd() * loss, {"masked_fraction": float(masked)}
         if kind == "fm":
-            return c.lambda_fm * fm_loss(logp, batch.mask, c.loss_aggregation), {}
-        raise ValueError(kind)
+            return c.lambda_fm * fm_loss(logp, batch.completion_mask, c.loss_aggregation), {}
+        raise ValueError(f"{self.method.name} has no {kind!r} loss term")
+
+
+class _Rows:
+    """The rows of a step's batch, collected in order, then padded once into a RolloutBatch."""
+
+    def __init__(self):
+        self.columns: dict[str, list] = {k: [] for k in ("kind", "prompt", "completion", "turn", "group", "adv", "logp")}
+
+    def add(self, kind: str, prompt: list[int], completion: list[int], turn: int, group: int, advantage: float,
+            sampler_logprobs: list[float] | None) -> None:
+        for column, value in zip(self.columns.values(), (kind, prompt, completion, turn, group, advantage,
+                                                         sampler_logprobs)):
+            column.append(value)
+
+    def batch(self, pad_id: int) -> RolloutBatch:
+        col = self.columns
+        return RolloutBatch.from_sequences(col["prompt"], col["completion"], kind=col["kind"], turn=col["turn"],
+                                           group=col["group"], pad_id=pad_id, advantages=col["adv"],
+                                           sampler_logprobs=col["logp"])

@@ -1,0 +1,125 @@
+"""Time of one training step of each method on its CPU recipe (not a test).
+
+    python benchmarks/step_time.py [--methods grpo,rltf-fm,...] [--steps 2] [--output FILE.json]
+
+Each method runs its recipe (``recipes/cpu-add2-*.yaml``, ``recipes/cpu-fact-summary-*-ppo.yaml``)
+on the embedded default model in its own subprocess: one warm-up step (not timed), then ``--steps``
+timed steps, with no evaluation and no checkpoint. The rollouts are seeded, so two versions of the
+code that train the same way sample the same answers and do the same work: the script also records
+each step's losses, so a before/after comparison can check that the numbers did not change.
+
+To compare two versions of the code, run the script once per version (``PYTHONPATH=OLD/src`` for
+the old one) and pass both JSON files to ``--compare BEFORE.json AFTER.json``.
+
+The machine's fp32 matmul peak is measured in the same run (figures differ across CPUs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = {
+    "grpo": "cpu-add2-grpo.yaml", "multiturn-grpo": "cpu-add2-multiturn-grpo.yaml", "rltf-sd": "cpu-add2-rltf-sd.yaml",
+    "rltf-fm": "cpu-add2-rltf-fm.yaml", "rltf-sd+fm": "cpu-add2-rltf-sd+fm.yaml",
+    "span-ppo": "cpu-fact-summary-span-ppo.yaml", "scalar-ppo": "cpu-fact-summary-scalar-ppo.yaml",
+}
+PHASES = ("time/step", "time/rollout", "time/generate", "time/backward")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def matmul_tflops(n: int = 1024, reps: int = 10) -> float:
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e12
+
+
+def run_method(method: str, steps: int, model: str) -> dict:
+    """One method in this process: warm-up step, then ``steps`` timed steps."""
+    import tempfile
+
+    from rltf.trainers import build_trainer, make_config
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = make_config(method, ROOT / "recipes" / RECIPES[method], overrides=dict(
+            model=model, output_dir=out, eval_at_start=False, eval_every=0, save_every=0, max_steps=steps + 1))
+        trainer = build_trainer(cfg, console=lambda s: None)
+        rows = []
+        for i in range(steps + 1):
+            m = trainer.train_step()
+            if i:
+                rows.append({k: float(v) for k, v in m.items()})
+    return {"steps": rows,
+            "mean": {k: sum(r.get(k, 0.0) for r in rows) / len(rows) for k in PHASES}}
+
+
+def compare(before_path: str, after_path: str) -> None:
+    before, after = (json.loads(Path(p).read_text()) for p in (before_path, after_path))
+    print(f"before: {before['machine']}, matmul {before['matmul_tflops']:.3f} TFLOP/s")
+    print(f"after:  {after['machine']}, matmul {after['matmul_tflops']:.3f} TFLOP/s")
+    print(f"{'method':14} {'before s/step':>14} {'after s/step':>13} {'after/before':>13}  losses equal")
+    for method, b in before["methods"].items():
+        a = after["methods"].get(method)
+        if a is None:
+            continue
+        tb, ta = b["mean"]["time/step"], a["mean"]["time/step"]
+        same = all(
+            all(abs(rb.get(k, 0.0) - ra.get(k, 0.0)) <= 1e-6 * max(1.0, abs(rb.get(k, 0.0)))
+                for k in rb if k.startswith(("loss/", "reward/", "tokens/generated")))
+            for rb, ra in zip(b["steps"], a["steps"]))
+        print(f"{method:14} {tb:14.2f} {ta:13.2f} {ta / tb:13.3f}  {'yes' if same else 'NO'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--methods", default=",".join(RECIPES))
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--output", default=str(ROOT / "benchmarks" / "step_time.json"))
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one method, print JSON
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"))
+    args = ap.parse_args()
+    if args.compare:
+        return compare(*args.compare)
+    if args.one:
+        print("RESULT " + json.dumps(run_method(args.one, args.steps, args.model)))
+        return
+    result = {"machine": cpu_name(), "cores": os.cpu_count(), "matmul_tflops": matmul_tflops(), "steps": args.steps,
+              "methods": {}}
+    print(f"{result['machine']}, {result['cores']} cores, fp32 matmul {result['matmul_tflops']:.3f} TFLOP/s")
+    for method in args.methods.split(","):
+        proc = subprocess.run([sys.executable, __file__, "--one", method, "--steps", str(args.steps),
+                               "--model", args.model], capture_output=True, text=True, env=os.environ.copy())
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            sys.exit(f"{method} failed:\n{proc.stderr[-3000:]}")
+        result["methods"][method] = json.loads(line[len("RESULT "):])
+        mean = result["methods"][method]["mean"]
+        print(f"{method:14} " + "  ".join(f"{k[5:]} {v:7.2f} s" for k, v in mean.items()), flush=True)
+    Path(args.output).write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
