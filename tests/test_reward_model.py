@@ -11,7 +11,7 @@ from rltf.trainers.reward_model_trainer import rm_target
 
 
 def record(answer, spans, critique="c", prompt="Summarize: ..."):
-    return {"prompt": prompt, "answer": answer, "critique": critique, "spans": spans}
+    return {"prompt": prompt, "answer": answer, "critique": critique, "spans": [Span.coerce(s) for s in spans]}
 
 
 def test_target_lists_each_quote_once_and_round_trips():
@@ -20,7 +20,7 @@ def test_target_lists_each_quote_once_and_round_trips():
                                           {"quote": "Boston", "label": "negative", "start": 15, "end": 21}])
     target = rm_target(r)
     assert json.loads(target) == {"textual_feedback": "c", "good_spans": ["Tom"], "poor_spans": ["Boston"]}
-    assert parse_dual_feedback(target).spans == [("Tom", "positive"), ("Boston", "negative")]
+    assert parse_dual_feedback(target).spans == [Span("Tom", "positive"), Span("Boston", "negative")]
 
 
 def test_match_spans_iou():
@@ -178,7 +178,7 @@ def test_word_score_list_records_are_read(tmp_path):
     f.write_text(json.dumps({"prompt": "p", "answer": "Tom lives in Boston", "textual_feedback": "wrong city",
                              "word_score_list": [["Tom", 1], ["lives", 0], ["in", 0], ["Boston", -1]]}) + "\n")
     (r,) = read_annotations(f)
-    assert r["critique"] == "wrong city" and r["spans"] == [("Tom", "positive"), ("Boston", "negative")]
+    assert r["critique"] == "wrong city" and r["spans"] == [Span("Tom", "positive"), Span("Boston", "negative")]
     assert json.loads(rm_target(r)) == {"textual_feedback": "wrong city", "good_spans": ["Tom"],
                                         "poor_spans": ["Boston"]}
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from rltf.errors import DataError
 from rltf.feedback import ProgrammaticCritic
+from rltf.feedback.base import Span
 from rltf.feedback.span_parse import FeedbackParseError, format_dual_feedback, parse_dual_feedback, words_to_spans
 from rltf.spans import SpanError, locate, token_offsets, token_rewards
 from rltf.spans.annotate import AnnotationWriter, annotate, read_annotations
@@ -164,18 +165,18 @@ def test_property_spans_land_on_covering_tokens(tok_name, request, pieces, data,
 # -- parsing dual feedback ----------------------------------------------------------------------
 def test_parse_strict_lenient_code_and_word_lists():
     d = parse_dual_feedback('{"textual_feedback": "Wrong city.", "good_spans": ["Tom"], "poor_spans": ["Boston"]}')
-    assert d.critique == "Wrong city." and d.spans == [("Tom", "positive"), ("Boston", "negative")] and not d.lenient
+    assert d.critique == "Wrong city." and d.spans == [Span("Tom", "positive"), Span("Boston", "negative")] and not d.lenient
     d = parse_dual_feedback("Sure! Here it is:\n{'textual_feedback': 'ok', 'poor_spans': ['x',],}\nThanks")
-    assert d.lenient and d.spans == [("x", "negative")]
+    assert d.lenient and d.spans == [Span("x", "negative")]
     d = parse_dual_feedback('```json\n{"feedback": "fails", "wrong_code": ["return a-b"], "improvement_code": ["x=1"]}\n```')
-    assert d.spans == [("return a-b", "negative")] and d.neutral == ["x=1"]
+    assert d.spans == [Span("return a-b", "negative")] and d.neutral == ["x=1"]
     d = parse_dual_feedback(json.dumps({"textual_feedback": "f", "word_score_list": [["Tom", 1], ["is", 0], ["from", -1],
                                                                                      ["Boston", -1], [".", 0]]}))
-    assert d.spans == [("Tom", "positive"), ("from Boston", "negative")]
+    assert d.spans == [Span("Tom", "positive"), Span("from Boston", "negative")]
     d = parse_dual_feedback('{"textual_feedback": "cut off here", "good_spans": ["Tom"], "poor_spans": ["Bos')
-    assert d.critique == "cut off here" and d.spans == [("Tom", "positive")]
-    text = format_dual_feedback("c", [("a", "positive"), ("b", "negative")])
-    assert parse_dual_feedback(text).spans == [("a", "positive"), ("b", "negative")]
+    assert d.critique == "cut off here" and d.spans == [Span("Tom", "positive")]
+    text = format_dual_feedback("c", [Span("a", "positive"), Span("b", "negative")])
+    assert parse_dual_feedback(text).spans == [Span("a", "positive"), Span("b", "negative")]
 
 
 @pytest.mark.parametrize("reply,reason", [("", "empty"), ("no json at all", "not_json"),
@@ -189,7 +190,7 @@ def test_parse_failures_have_reasons(reply, reason):
 
 
 def test_words_to_spans():
-    assert words_to_spans([["a", 1], ["b", 1], ["c", 0], ["d", -1]]) == [("a b", "positive"), ("d", "negative")]
+    assert words_to_spans([["a", 1], ["b", 1], ["c", 0], ["d", -1]]) == [Span("a b", "positive"), Span("d", "negative")]
 
 
 # -- annotation ---------------------------------------------------------------------------------

@@ -15,3 +15,7 @@ class DataError(RltfError):
 
 class ModelLoadError(RltfError):
     """A model or tokenizer that cannot be found or loaded."""
+
+
+class SpanError(RltfError):
+    """A span that cannot be read (no text, unknown label, wrong type) or placed."""

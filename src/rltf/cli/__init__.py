@@ -5,15 +5,17 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 
+from transformers.utils import logging as hf_logging
+
+from rltf.cli import annotate_cmd, compare_cmd, demo_cmd, eval_cmd, eval_rm_cmd, serve_cmd, tasks_cmd, train_cmd
 from rltf.errors import RltfError
 
 COMMANDS = ("tasks", "eval", "annotate", "train", "eval-rm", "compare", "serve", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rltf.cli import annotate_cmd, compare_cmd, demo_cmd, eval_cmd, eval_rm_cmd, serve_cmd, tasks_cmd, train_cmd
-
     parser = argparse.ArgumentParser(prog="rltf", description="Train language models from natural-language feedback.")
     parser.add_argument("--verbose", "-v", action="store_true", help="show library warnings and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -39,13 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _quiet_libraries() -> None:
-    import warnings
-
     warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
-        from transformers.utils import logging as hf_logging
-
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
     except ImportError:

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import sys
 
-from rltf.cli.common import add_feedback_args, add_model_args, bounded, build_span_feedback_from_args
+from rltf.cli.common import add_feedback_args, add_model_args, bounded, build_span_feedback_from_args, load_backend
+from rltf.errors import DataError
+from rltf.rollout import SamplingParams
+from rltf.spans.annotate import AnnotationWriter, annotate
+from rltf.tasks import get_task
+from rltf.tasks.base import Problem, Score
+from rltf.tasks.jsonl import read_records, require
+from rltf.tasks.open_ended import OpenEndedTask
 
 
 def register(sub) -> None:
@@ -29,11 +36,6 @@ def register(sub) -> None:
 
 
 def _own_answers(path: str):
-    from rltf.errors import DataError
-    from rltf.tasks.base import Problem
-    from rltf.tasks.jsonl import read_records, require
-    from rltf.tasks.open_ended import OpenEndedTask
-
     problems, answers, ids = [], [], []
     for where, r in read_records(path):
         prompt, answer = require(r, ("prompt", "question"), where), require(r, ("answer", "response"), where)
@@ -47,11 +49,6 @@ def _own_answers(path: str):
 
 
 def run(args) -> int:
-    from rltf.rollout import SamplingParams
-    from rltf.spans.annotate import AnnotationWriter, annotate
-    from rltf.tasks import get_task
-    from rltf.tasks.base import Score
-
     writer = AnnotationWriter(args.output)
     failures: dict[str, int] = {}
     written = skipped = 0
@@ -100,8 +97,6 @@ def run(args) -> int:
 
 
 def _backend(args):
-    from rltf.cli.common import load_backend
-
     return load_backend(args)
 
 

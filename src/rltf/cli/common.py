@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 from rltf.errors import ConfigError
-from rltf.models import DEFAULT_MODEL
+from rltf.feedback import KINDS, SPAN_KINDS, JudgeConfig, build_feedback, build_span_feedback
+from rltf.models import DEFAULT_MODEL, load_model_and_tokenizer
+from rltf.models.hf_backend import HFBackend
 from rltf.trainers.config import check_value
 
 
@@ -51,8 +53,6 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans: bool = False) -> None:
-    from rltf.feedback import KINDS, SPAN_KINDS
-
     if spans:
         p.add_argument("--feedback", default=default, type=one_of(SPAN_KINDS, plugin=True),
                        help="who writes the critique and its spans: critic (programmatic), judge (OpenAI-compatible "
@@ -75,9 +75,6 @@ def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans
 
 
 def load_backend(args):
-    from rltf.models import load_model_and_tokenizer
-    from rltf.models.hf_backend import HFBackend
-
     model, tok = load_model_and_tokenizer(args.model, dtype=args.dtype, device=args.device)
     return HFBackend(model, tok, batch_size=args.batch_size)
 
@@ -85,23 +82,16 @@ def load_backend(args):
 def _local_judge_backend(args):
     """The --judge-local-model backend for --feedback local, when it is not the policy itself."""
     if args.feedback == "local" and args.judge_local_model and args.judge_local_model != args.model:
-        from rltf.models import load_model_and_tokenizer
-        from rltf.models.hf_backend import HFBackend
-
         m, t = load_model_and_tokenizer(args.judge_local_model, dtype=args.dtype, device=args.device)
         return HFBackend(m, t, batch_size=args.batch_size)
     return None
 
 
 def build_feedback_from_args(args, backend):
-    from rltf.feedback import JudgeConfig, build_feedback
-
     return build_feedback(args.feedback, backend, JudgeConfig.from_options(args, _local_judge_backend(args)))
 
 
 def build_span_feedback_from_args(args, backend):
-    from rltf.feedback import JudgeConfig, build_span_feedback
-
     return build_span_feedback(args.feedback, backend, JudgeConfig.from_options(args, _local_judge_backend(args)),
                                reward_model=args.reward_model, dtype=args.dtype, device=args.device)
 

@@ -1,12 +1,18 @@
 """``rltf compare --config compare.yaml [--set key=value]``: methods side by side at equal token budgets."""
 from __future__ import annotations
 
+import argparse
+
+import yaml
+
+from rltf.cli.train_cmd import parse_sets
+from rltf.eval import compare as compare_module
+from rltf.eval.compare import compare, load_compare_config, markdown
+
 
 def register(sub) -> None:
-    from rltf.eval import compare
-
     p = sub.add_parser("compare", help="compare methods at equal generated-token budgets over seeds",
-                       description=compare.__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                       description=compare_module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="compare file (YAML), e.g. recipes/compare-cpu-add2.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key (repeatable); dotted keys reach into common/methods, e.g. common.eval_n=16")
@@ -14,11 +20,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import yaml
-
-    from rltf.cli.train_cmd import parse_sets
-    from rltf.eval.compare import compare, load_compare_config
-
     overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
@@ -26,8 +27,6 @@ def run(args) -> int:
         overrides[key.strip()] = yaml.safe_load(value) if value != "" else ""
     cfg = load_compare_config(args.config, overrides)
     summary = compare(cfg, console=lambda s: print(s, flush=True))
-    from rltf.eval.compare import markdown
-
     print(markdown(summary))
     print(f"wrote {cfg.output_dir}/results.md, results.json, curves.png")
     return 0

@@ -9,7 +9,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
+
 from rltf.cli.common import bounded, write_json
+from rltf.cli.train_cmd import parse_sets
+from rltf.rollout import SamplingParams, run_episodes
+from rltf.trainers import build_trainer, make_config
+from rltf.trainers.plots import plot_learning_curve
 
 DEMO = dict(task="add2", feedback="critic", prompts_per_step=4, group_size=4, temperature=1.0,
             learning_rate=2e-5, eval_n=64, micro_batch_size=16, generation_batch_size=64, save_total_limit=1)
@@ -30,8 +36,6 @@ def register(sub) -> None:
 
 
 def _show_episodes(trainer, n_show: int, seed: int) -> None:
-    from rltf.rollout import SamplingParams, run_episodes
-
     task = trainer.task
     problems = task.problems("eval", 8, seed=seed + 99)
     params = SamplingParams(max_new_tokens=task.max_new_tokens, temperature=1.0)
@@ -46,11 +50,6 @@ def _show_episodes(trainer, n_show: int, seed: int) -> None:
 
 
 def run(args) -> int:
-    import yaml
-
-    from rltf.cli.train_cmd import parse_sets
-    from rltf.trainers import build_trainer, make_config
-    from rltf.trainers.plots import plot_learning_curve
 
     t0 = time.perf_counter()
     overrides = {**DEMO, "model": args.model, "task": args.task, "seed": args.seed, "eval_n": args.eval_n,

@@ -6,6 +6,9 @@ import sys
 
 from rltf.cli.common import (add_feedback_args, add_model_args, bounded, build_feedback_from_args, load_backend,
                              write_json)
+from rltf.eval import evaluate
+from rltf.models.backend import SamplingParams
+from rltf.tasks import get_task
 
 
 def register(sub) -> None:
@@ -26,10 +29,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from rltf.eval import evaluate
-    from rltf.models.backend import SamplingParams
-    from rltf.tasks import get_task
-
     task = get_task(args.task)
     backend = load_backend(args)
     feedback = build_feedback_from_args(args, backend) if (args.rounds > 1 or args.feedback == "judge") else None

@@ -2,7 +2,11 @@
 model against held-out annotations, and how often its output fails to parse."""
 from __future__ import annotations
 
-from rltf.cli.common import bounded
+from rltf.cli.common import bounded, write_json
+from rltf.cli.train_cmd import print_rm_result
+from rltf.eval.reward_model import evaluate_reward_model
+from rltf.feedback.reward_model import SpanRewardModel
+from rltf.spans.annotate import read_annotations
 
 
 def register(sub) -> None:
@@ -21,12 +25,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from rltf.cli.common import write_json
-    from rltf.cli.train_cmd import print_rm_result
-    from rltf.eval.reward_model import evaluate_reward_model
-    from rltf.feedback.reward_model import SpanRewardModel
-    from rltf.spans.annotate import read_annotations
-
     records = read_annotations(args.data)
     records = records[: args.n] if args.n else records
     rm = SpanRewardModel.from_pretrained(args.model, dtype=args.dtype, device=args.device, batch_size=args.batch_size,

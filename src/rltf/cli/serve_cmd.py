@@ -7,6 +7,7 @@ import sys
 
 from rltf.cli.common import add_model_args, bounded, load_backend
 from rltf.errors import ConfigError
+from rltf.serve.server import make_server
 
 
 def register(sub) -> None:
@@ -34,8 +35,6 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args) -> int:
-    from rltf.serve.server import make_server
-
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env, "")

@@ -1,6 +1,8 @@
 """``rltf tasks``: the task presets, and with --all every reasoning-gym dataset."""
 from __future__ import annotations
 
+from rltf.tasks.registry import FILE_KINDS, PRESETS
+
 
 def register(sub) -> None:
     p = sub.add_parser("tasks", help="list task presets and task kinds")
@@ -9,9 +11,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from rltf.tasks.registry import FILE_KINDS, PRESETS, _load_builtins
-
-    _load_builtins()
     rows = [("name", "source", "size", "parameters / description")]
     for name, preset in PRESETS.items():
         kind = "CPU preset" if preset.cpu_scale else ""

@@ -8,13 +8,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+import yaml
+
+from rltf.cli.common import write_json
 from rltf.errors import ConfigError
+from rltf.eval.reward_model import evaluate_reward_model
+from rltf.feedback.reward_model import SpanRewardModel
+from rltf.models.hf_backend import HFBackend
+from rltf.spans.annotate import read_annotations
+from rltf.trainers import build_trainer, get_method, make_config
+from rltf.trainers.config import range_text
+from rltf.trainers.methods import METHODS
+from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
 
 
 def register(sub) -> None:
-    from rltf.trainers.config import range_text
-    from rltf.trainers.methods import METHODS
-
     configs = {name: method.config for name, method in METHODS.items()}
     p = sub.add_parser("train", help="train a policy with one of the methods, or a span reward model",
                        description="Train a policy or a span reward model. Methods: " + ", ".join(configs))
@@ -51,9 +59,6 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 
 
 def run(args) -> int:
-    import yaml
-
-    from rltf.trainers import build_trainer, get_method, make_config
 
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
     sets = {k: yaml.safe_load(v) if v != "" else "" for k, v in parse_sets(args.set).items()}
@@ -73,9 +78,6 @@ def run(args) -> int:
 
 
 def run_reward_model(args, overrides) -> int:
-    from rltf.cli.common import write_json
-    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
-
     config = make_rm_config(args.config, overrides)
     trainer = RewardModelTrainer(config, resume=args.resume)
     print(f"training a span reward model from {config.model} on {len(trainer.examples)} records of "
@@ -83,11 +85,6 @@ def run_reward_model(args, overrides) -> int:
     summary = trainer.train()
     print(f"done: step {summary['step']}; checkpoint {summary['checkpoint']}")
     if config.eval_data and summary["checkpoint"]:
-        from rltf.eval.reward_model import evaluate_reward_model
-        from rltf.feedback.reward_model import SpanRewardModel
-        from rltf.models.hf_backend import HFBackend
-        from rltf.spans.annotate import read_annotations
-
         records = read_annotations(config.eval_data)
         records = records[: config.eval_n] if config.eval_n else records
         trainer.model.eval()

@@ -33,6 +33,10 @@ from typing import Any, Callable
 import yaml
 
 from rltf.errors import ConfigError
+from rltf.trainers import build_trainer, make_config
+from rltf.trainers.checkpoint import list_checkpoints
+from rltf.trainers.config import read_yaml_mapping
+from rltf.trainers.methods import METHODS
 
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -53,9 +57,6 @@ class CompareConfig:
 
 
 def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
-    from rltf.trainers.config import read_yaml_mapping
-    from rltf.trainers.methods import METHODS
-
     data = read_yaml_mapping(path, "compare")
     for key, value in (overrides or {}).items():  # --set budget_tokens=500, --set common.eval_n=8
         target = data
@@ -97,8 +98,6 @@ def run_config(cfg: CompareConfig, name: str, seed: int, run_dir: Path) -> tuple
 
 
 def _run_base(method_values: dict[str, Any], run_dir: Path) -> list[dict[str, Any]]:
-    from rltf.trainers import build_trainer, make_config
-
     values = {k: v for k, v in method_values.items() if k not in ("max_generated_tokens", "eval_at_tokens")}
     trainer = build_trainer(make_config("grpo", overrides=values), console=lambda s: None)
     ev = trainer.evaluate()
@@ -137,7 +136,6 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[
                 recipe = run_dir / "recipe.yaml"
                 recipe.write_text(yaml.safe_dump(values, sort_keys=False))
                 cmd = [sys.executable, "-m", "rltf", "train", method, "--config", str(recipe)]
-                from rltf.trainers.checkpoint import list_checkpoints
 
                 if list_checkpoints(run_dir):
                     cmd += ["--resume", str(run_dir)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
-from rltf.spans.align import locate, read_span
+from rltf.spans.align import locate
 
 LABELS = ("positive", "negative")
 
@@ -19,12 +19,7 @@ LABELS = ("positive", "negative")
 def _gold_ranges(record: dict) -> list[tuple[int, int, str]]:
     out = []
     for span in record["spans"]:
-        quote, label, start = read_span(span)
-        end = span.get("end") if isinstance(span, dict) else None
-        if start is not None and end is not None:
-            out.append((start, end, label))
-            continue
-        out += [(s, e, label) for s, e in locate(record["answer"], quote, start).ranges]
+        out += [(s, e, span.label) for s, e in locate(record["answer"], span.quote, span.start).ranges]
     return out
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from rltf.errors import SpanError
 from rltf.feedback.leaks import leaks_answer  # noqa: F401 - part of this module's interface
 
 LABELS = ("positive", "negative")
+LABEL_SYNONYMS = {"positive": "positive", "good": "positive", "+1": "positive", "1": "positive",
+                  "negative": "negative", "poor": "negative", "bad": "negative", "-1": "negative"}
 CORRECT_TEXT = "Your previous attempt was correct."
 INCORRECT_TEXT = "Your previous attempt was incorrect."
 
@@ -30,6 +33,32 @@ class Span:
         if not isinstance(self.quote, str) or not self.quote:
             raise ValueError("span quote must be a non-empty string")
 
+    @classmethod
+    def coerce(cls, span: Any) -> Span:
+        """The one way in for spans from outside (files, users): a Span, a record dict
+        ``{quote|text|span, label, start?}`` or a ``(quote, label[, start])`` pair. Labels good/poor/bad
+        and 1/-1 read as positive/negative. Raises :class:`~rltf.errors.SpanError` naming the problem."""
+        if isinstance(span, Span):
+            return span
+        if isinstance(span, dict):
+            quote = next((span[k] for k in ("quote", "text", "span") if k in span), None)
+            label, start = span.get("label"), span.get("start")
+        elif isinstance(span, (list, tuple)) and len(span) in (2, 3):
+            quote, label, start = span[0], span[1], span[2] if len(span) == 3 else None
+        else:
+            raise SpanError(f"cannot read span {span!r}: expected a Span, a dict with quote and label, or (quote, label)")
+        if not isinstance(quote, str) or not quote.strip():
+            raise SpanError(f"span {span!r} has no text to look for")
+        norm_label = LABEL_SYNONYMS.get(str(label).strip().lower())
+        if norm_label is None:
+            raise SpanError(f"span {quote!r} has label {label!r}; use positive/negative (or good/poor, 1/-1)")
+        if start is not None and (not isinstance(start, int) or isinstance(start, bool) or start < 0):
+            raise SpanError(f"span {quote!r} has start {start!r}; a character offset is a non-negative integer")
+        return cls(quote, norm_label, start)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quote": self.quote, "label": self.label, "start": self.start}
+
 
 @dataclass
 class Critique:
@@ -39,7 +68,7 @@ class Critique:
     fallback: str | None = None  # why the provider's own critique was rejected (then text is correctness-only)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "spans": [asdict(s) for s in self.spans], "source": self.source,
+        return {"text": self.text, "spans": [s.to_dict() for s in self.spans], "source": self.source,
                 "fallback": self.fallback}
 
 

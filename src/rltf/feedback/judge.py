@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from rltf.feedback.base import Critique, FeedbackProvider, correctness_text
 from rltf.feedback.cache import ReplyCache
-from rltf.feedback.client import ChatClient, JudgeError
+from rltf.feedback.client import ChatClient, JudgeError, LocalChatClient
 from rltf.feedback.prompts import FM_TEMPLATE, JUDGE_SYSTEM, JUDGE_USER, RATE_SYSTEM, RATE_USER
 from rltf.feedback.validate import extract_critique, extract_score
 
@@ -76,7 +76,6 @@ class SelfCritic(FeedbackProvider):
 
     def __init__(self, backend, max_new_tokens: int = 128):
         super().__init__()
-        from rltf.feedback.client import LocalChatClient
 
         self.client = LocalChatClient(backend, "self", max_new_tokens=max_new_tokens)
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from rltf.feedback.base import Critique, FeedbackProvider, Span
+from rltf.errors import ModelLoadError
+from rltf.feedback.base import Critique, FeedbackProvider
 from rltf.feedback.span_parse import FeedbackParseError, parse_dual_feedback
+from rltf.models import load_model_and_tokenizer
 from rltf.models.backend import SamplingParams
+from rltf.models.hf_backend import HFBackend
+from rltf.models.loading import list_checkpoints
 
 RM_SYSTEM = ("You are a feedback model. Read the task and the response. Reply with JSON only: "
              '{"textual_feedback": "<critique>", "good_spans": ["<exact phrase of the response>", ...], '
@@ -22,8 +26,6 @@ def rm_messages(prompt: str, answer: str) -> list[dict[str, str]]:
 
 def resolve_model_dir(path: str | Path) -> Path:
     """A model directory, or a checkpoint / run directory holding one (latest checkpoint's model/)."""
-    from rltf.errors import ModelLoadError
-    from rltf.models.loading import list_checkpoints
 
     path = Path(path)
     if (path / "config.json").exists():
@@ -48,9 +50,6 @@ class SpanRewardModel(FeedbackProvider):
     @classmethod
     def from_pretrained(cls, path: str | Path, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
                         max_new_tokens: int = 256) -> "SpanRewardModel":
-        from rltf.models import load_model_and_tokenizer
-        from rltf.models.hf_backend import HFBackend
-
         model_dir = resolve_model_dir(path)
         model, tok = load_model_and_tokenizer(str(model_dir), dtype=dtype, device=device)
         return cls(HFBackend(model, tok, batch_size=batch_size), max_new_tokens, name=f"reward-model:{model_dir}")
@@ -66,7 +65,7 @@ class SpanRewardModel(FeedbackProvider):
             return None, err.reason
         if parsed.lenient:
             self.lenient += 1
-        return Critique(parsed.critique, [Span(q, label) for q, label in parsed.spans], source=self.name), None
+        return Critique(parsed.critique, parsed.spans, source=self.name), None
 
     def critique(self, task, problem, answer: str, score) -> Critique:
         return self.critique_many([(task, problem, answer, score)])[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rltf.feedback.base import Critique, FeedbackProvider, Span, correctness_text, leaks_answer
+from rltf.feedback.base import Critique, FeedbackProvider, correctness_text, leaks_answer
 from rltf.feedback.cache import ReplyCache
 from rltf.feedback.client import ChatClient, JudgeError
 from rltf.feedback.prompts import CODE_SPAN_JUDGE_SYSTEM, CODE_SPAN_JUDGE_USER, SPAN_JUDGE_SYSTEM, SPAN_JUDGE_USER
@@ -73,5 +73,5 @@ class SpanJudge(FeedbackProvider):
         if not task.critique_may_state_answer and problem.answer and leaks_answer(
                 parsed.critique, problem.answer, problem.question):
             return None, "leaks_answer"
-        spans = [Span(q, label) for q, label in parsed.spans]
+        spans = parsed.spans
         return Critique(parsed.critique, spans, source=self.name), None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from rltf.errors import RltfError
+from rltf.feedback.base import Span
 
 FEEDBACK_KEYS = ("textual_feedback", "feedback", "critique")
 POSITIVE_KEYS = ("good_spans",)
@@ -38,7 +39,7 @@ class FeedbackParseError(RltfError):
 @dataclass
 class DualFeedback:
     critique: str
-    spans: list[tuple[str, str]]  # (quote, label)
+    spans: list[Span]
     neutral: list[str] = field(default_factory=list)
     lenient: bool = False  # True when only the lenient reading understood the reply
 
@@ -149,8 +150,8 @@ def parse_dual_feedback(text: str) -> DualFeedback:
     critique = next((data[k] for k in FEEDBACK_KEYS if isinstance(data.get(k), str)), None)
     if critique is None or not critique.strip():
         raise FeedbackParseError("no_feedback", f"none of {', '.join(FEEDBACK_KEYS)} holds a critique")
-    spans = [(q, "positive") for k in POSITIVE_KEYS for q in _strings(data.get(k), k)]
-    spans += [(q, "negative") for k in NEGATIVE_KEYS for q in _strings(data.get(k), k)]
+    spans = [Span(q, "positive") for k in POSITIVE_KEYS for q in _strings(data.get(k), k)]
+    spans += [Span(q, "negative") for k in NEGATIVE_KEYS for q in _strings(data.get(k), k)]
     if "word_score_list" in data:
         if not isinstance(data["word_score_list"], list):
             raise FeedbackParseError("bad_spans", "word_score_list must be a list of [word, score] pairs")
@@ -159,15 +160,15 @@ def parse_dual_feedback(text: str) -> DualFeedback:
     return DualFeedback(critique.strip(), spans, neutral, lenient)
 
 
-def format_dual_feedback(critique: str, spans: list[tuple[str, str]]) -> str:
+def format_dual_feedback(critique: str, spans: Sequence[Span]) -> str:
     """The JSON the span reward model learns to write (METHODS §2.3, good/poor span form)."""
     return json.dumps({"textual_feedback": critique,
-                       "good_spans": [q for q, label in spans if label == "positive"],
-                       "poor_spans": [q for q, label in spans if label == "negative"]}, ensure_ascii=False)
+                       "good_spans": [s.quote for s in spans if s.label == "positive"],
+                       "poor_spans": [s.quote for s in spans if s.label == "negative"]}, ensure_ascii=False)
 
 
-def words_to_spans(word_scores: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
-    """The reference's ``word_score_list`` ([[word, 1|0|-1], ...]) -> (quote, label) spans:
+def words_to_spans(word_scores: Sequence[Sequence[Any]]) -> list[Span]:
+    """The reference's ``word_score_list`` ([[word, 1|0|-1], ...]) -> spans:
     each run of consecutive words with the same non-zero score becomes one span."""
     spans, run, run_label = [], [], None
     for item in list(word_scores) + [("", 0)]:
@@ -188,4 +189,4 @@ def words_to_spans(word_scores: Sequence[Sequence[Any]]) -> list[tuple[str, str]
         run_label = label
         if label is not None:
             run.append(word)
-    return [s for s in spans if s[0].strip() and not re.fullmatch(r"\W+", s[0])]
+    return [Span(q, label) for q, label in spans if q.strip() and not re.fullmatch(r"\W+", q)]

@@ -13,6 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from platformdirs import user_cache_dir
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from rltf.errors import ModelLoadError
 
 SMOLLM2_NAME = "smollm2-135m"
@@ -24,7 +27,6 @@ def cache_root() -> Path:
     env = os.environ.get("RLTF_CACHE")
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("rltf"))
 
@@ -54,7 +56,6 @@ def ensure_converted() -> Path:
     if (target / "config.json").exists() and (target / "tokenizer_config.json").exists():
         return target
     gguf = find_gguf_file()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

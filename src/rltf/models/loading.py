@@ -7,6 +7,8 @@ import urllib.parse
 from pathlib import Path
 
 import torch
+from huggingface_hub import constants, try_to_load_from_cache
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rltf.errors import ConfigError, ModelLoadError
 from rltf.models.embedded import SMOLLM2_NAME, ensure_converted
@@ -60,7 +62,6 @@ def _source(name: str) -> str:
 def _require_hub(name: str, timeout: float = 5.0) -> None:
     """A hub id loads from the local cache, or from a hub that answers within ``timeout`` seconds;
     otherwise one clear error now instead of a minute of retries and warnings."""
-    from huggingface_hub import constants, try_to_load_from_cache
 
     cached = try_to_load_from_cache(name, "config.json")
     if isinstance(cached, str):
@@ -82,8 +83,6 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
     if name == TINY_NAME:
         tok = build_tiny_tokenizer()
     else:
-        from transformers import AutoTokenizer
-
         try:
             tok = AutoTokenizer.from_pretrained(_source(name))
         except (OSError, ValueError) as err:
@@ -111,8 +110,6 @@ def load_model(name: str = DEFAULT_MODEL, dtype: str | torch.dtype | None = "aut
         model = build_tiny_model(len(tok), seed=seed, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         model = model.to(torch_dtype)
     else:
-        from transformers import AutoModelForCausalLM
-
         src = _source(name)
         try:
             model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype)

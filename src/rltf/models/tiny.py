@@ -6,6 +6,8 @@ without any downloaded file and give the same model on every machine.
 from __future__ import annotations
 
 import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 TINY_NAME = "tiny-random"
 
@@ -17,8 +19,6 @@ CHAT_TEMPLATE = (
 
 def build_tiny_tokenizer():
     """A byte-level BPE tokenizer with the ChatML special tokens, trained on a few sentences."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -43,7 +43,6 @@ def build_tiny_tokenizer():
 
 def build_tiny_model(vocab_size: int, seed: int = 0, pad_token_id: int | None = None, eos_token_id=None):
     """A 2-layer Llama with hidden size 32, random weights drawn under ``seed``."""
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
         vocab_size=vocab_size,

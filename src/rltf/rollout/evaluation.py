@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from rltf.feedback.base import FeedbackProvider
 from rltf.models.backend import GenerationBackend, SamplingParams
 from rltf.rollout.episode import run_episodes
@@ -73,6 +75,4 @@ def _compact(episode) -> dict[str, Any]:
 
 
 def _bar(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc="eval", unit="prompt", disable=not enabled, leave=False)

@@ -1,4 +1,5 @@
 """Spans: where a critique points in the answer, and the per-token rewards that follow (Text2Grad)."""
-from rltf.spans.align import AlignmentReport, SpanError, SpanMatch, locate, token_offsets, token_rewards
+from rltf.errors import SpanError
+from rltf.spans.align import AlignmentReport, SpanMatch, locate, token_offsets, token_rewards
 
 __all__ = ["AlignmentReport", "SpanError", "SpanMatch", "locate", "token_offsets", "token_rewards"]

@@ -24,17 +24,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 import torch
+from rapidfuzz import fuzz
 
-from rltf.errors import RltfError
+from rltf.errors import SpanError
+from rltf.feedback.base import Span
 
 MATCH_KINDS = ("offset", "exact", "normalized", "fuzzy", "not_found")
-_LABELS = {"positive": "positive", "good": "positive", "+1": "positive", "1": "positive",
-           "negative": "negative", "poor": "negative", "bad": "negative", "-1": "negative"}
 _QUOTES = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "}
-
-
-class SpanError(RltfError):
-    """A span that cannot be read (no text, unknown label, wrong type)."""
 
 
 @dataclass
@@ -67,27 +63,6 @@ class AlignmentReport:
     def to_dict(self) -> dict[str, Any]:
         return {"counts": self.counts, "labelled_fraction": self.labelled_fraction, "n_tokens": self.n_tokens,
                 "matches": [asdict(m) for m in self.matches]}
-
-
-def read_span(span: Any) -> tuple[str, str, int | None]:
-    """(quote, label, start) from a Span, a dict {quote|text|span, label, start?} or a (quote, label) pair."""
-    if hasattr(span, "quote") and hasattr(span, "label"):
-        quote, label, start = span.quote, span.label, getattr(span, "start", None)
-    elif isinstance(span, dict):
-        quote = next((span[k] for k in ("quote", "text", "span") if k in span), None)
-        label, start = span.get("label"), span.get("start")
-    elif isinstance(span, (list, tuple)) and len(span) in (2, 3):
-        quote, label, start = span[0], span[1], span[2] if len(span) == 3 else None
-    else:
-        raise SpanError(f"cannot read span {span!r}: expected a Span, a dict with quote and label, or (quote, label)")
-    if not isinstance(quote, str) or not quote.strip():
-        raise SpanError(f"span {span!r} has no text to look for")
-    norm_label = _LABELS.get(str(label).strip().lower())
-    if norm_label is None:
-        raise SpanError(f"span {quote!r} has label {label!r}; use positive/negative (or good/poor, 1/-1)")
-    if start is not None and (not isinstance(start, int) or isinstance(start, bool) or start < 0):
-        raise SpanError(f"span {quote!r} has start {start!r}; a character offset is a non-negative integer")
-    return quote, norm_label, start
 
 
 # -- locating spans in the answer ------------------------------------------------------------
@@ -134,8 +109,6 @@ def locate(answer: str, quote: str, start: int | None = None, fuzzy_threshold: f
             ranges = [(index[i], index[i + len(norm_quote) - 1] + 1) for i in hits]
             return SpanMatch(quote, "", "normalized", ranges, 100.0)
     if fuzzy_threshold <= 100 and len(norm_quote) >= 4 and norm_answer:
-        from rapidfuzz import fuzz
-
         best = fuzz.partial_ratio_alignment(norm_quote, norm_answer)
         if best is not None and best.score >= fuzzy_threshold and best.dest_end > best.dest_start:
             lo, hi = best.dest_start, best.dest_end
@@ -189,16 +162,16 @@ def token_rewards(answer: str, spans: Iterable[Any], tokenizer, token_ids: Seque
                   fuzzy_threshold: float = 90.0, zero_punctuation: bool = True) -> tuple[torch.Tensor, AlignmentReport]:
     """Per-token rewards of ``answer`` from labelled spans -> (rewards [T] float32, report).
 
-    ``spans``: Span objects, dicts ``{"quote", "label", "start"?}`` or ``(quote, label)`` pairs,
-    labels positive/negative. T is the number of tokens of ``answer`` (of ``token_ids`` when
+    ``spans``: :class:`~rltf.feedback.Span` objects (dicts ``{"quote", "label", "start"?}`` and
+    ``(quote, label)`` pairs are read with :meth:`Span.coerce`). T is the number of tokens of ``answer`` (of ``token_ids`` when
     given). See the module docstring for matching rules.
     """
     ids, offsets = token_offsets(answer, tokenizer, token_ids)
     matches = []
     for span in spans:
-        quote, label, start = read_span(span)
-        match = locate(answer, quote, start, fuzzy_threshold)
-        match.label = label
+        span = Span.coerce(span)
+        match = locate(answer, span.quote, span.start, fuzzy_threshold)
+        match.label = span.label
         matches.append(match)
     rewards = torch.zeros(len(ids), dtype=torch.float32)
     for t, (a, b) in enumerate(offsets):

@@ -19,28 +19,29 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from rltf.errors import DataError
-from rltf.spans.align import locate, read_span
-from rltf.tasks.jsonl import json_line
+from rltf.errors import DataError, SpanError
+from rltf.feedback.base import Span
+from rltf.feedback.span_parse import parse_dual_feedback
+from rltf.spans.align import locate
+from rltf.tasks.base import Score
+from rltf.tasks.jsonl import json_line, read_records, require
 
 
-def span_records(answer: str, spans, fuzzy_threshold: float = 90.0) -> tuple[list[dict], list[dict]]:
-    """Locate each span in ``answer``: (located spans, one entry per occurrence; unmatched spans)."""
+def span_records(answer: str, spans: Sequence[Span], fuzzy_threshold: float = 90.0) -> tuple[list[dict], list[dict]]:
+    """Locate each span in ``answer``: (located spans as JSON records, one per occurrence; unmatched spans)."""
     located, unmatched = [], []
     for span in spans:
-        quote, label, start = read_span(span)
-        match = locate(answer, quote, start, fuzzy_threshold)
+        match = locate(answer, span.quote, span.start, fuzzy_threshold)
         if match.kind == "not_found":
-            unmatched.append({"quote": quote, "label": label})
+            unmatched.append({"quote": span.quote, "label": span.label})
         for s, e in match.ranges:
-            located.append({"quote": answer[s:e], "label": label, "start": s, "end": e, "match": match.kind})
+            located.append({"quote": answer[s:e], "label": span.label, "start": s, "end": e, "match": match.kind})
     return located, unmatched
 
 
 def annotate(task, problems: Sequence, answers: Sequence[str], provider, ids: Sequence[str] | None = None,
              scores: Sequence | None = None, provenance: dict[str, Any] | None = None) -> tuple[list[dict], dict[str, int]]:
     """Annotate ``answers[i]`` to ``problems[i]``: (records, failures by reason)."""
-    from rltf.tasks.base import Score
 
     scores = list(scores) if scores is not None else [task.score(p, a) for p, a in zip(problems, answers)]
     items = [(task, p, a, s if isinstance(s, Score) else Score(**s)) for p, a, s in zip(problems, answers, scores)]
@@ -94,8 +95,8 @@ class AnnotationWriter:
 
 
 def read_annotations(path: str | Path) -> list[dict]:
-    """Annotation records from JSONL (ours, or any with prompt, answer, critique and spans)."""
-    from rltf.tasks.jsonl import read_records, require
+    """Annotation records from JSONL (ours, or any with prompt, answer, critique and spans); each
+    record's ``spans`` become :class:`~rltf.feedback.Span` objects (a bad one is a DataError naming the line)."""
 
     out = []
     for where, r in read_records(str(path)):
@@ -104,16 +105,14 @@ def read_annotations(path: str | Path) -> list[dict]:
         critique = require(r, ("critique", "textual_feedback", "feedback"), where)
         spans = r.get("spans")
         if spans is None:  # the reference's good/poor lists or word_score_list
-            from rltf.feedback.span_parse import parse_dual_feedback
 
             try:
                 spans = parse_dual_feedback(json.dumps({**r, "textual_feedback": critique})).spans
             except Exception as err:
                 raise DataError(f"{where}: cannot read the spans: {err}") from None
-        for span in spans:
-            try:
-                read_span(span)
-            except Exception as err:
-                raise DataError(f"{where}: {err}") from None
+        try:
+            spans = [Span.coerce(span) for span in spans]
+        except SpanError as err:
+            raise DataError(f"{where}: {err}") from None
         out.append({**r, "prompt": prompt, "answer": answer, "critique": critique, "spans": spans})
     return out

