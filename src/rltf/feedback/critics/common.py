@@ -22,6 +22,11 @@ def final_answer_region(answer: str) -> tuple[int, int] | None:
     return (start, end) if end > start else None
 
 
+def graded_region(answer: str, score) -> tuple[int, int] | None:
+    """The final answer's character range, or None when there is none or the grader found none."""
+    return None if score.extracted is None else final_answer_region(answer)
+
+
 def span_at(answer: str, start: int, end: int, label: str = "negative") -> Span | None:
     if end <= start:
         return None

@@ -7,16 +7,14 @@ from __future__ import annotations
 import re
 
 from rltf.feedback.base import Critique
-from rltf.feedback.critics.common import (GENERIC_WRONG, MISSING_BOX, boxed_span, final_answer_region, finish,
-                                          span_at)
+from rltf.feedback.critics.common import GENERIC_WRONG, MISSING_BOX, boxed_span, finish, graded_region, span_at
 
 _MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 
 
 def critique_shortest_path(problem, answer: str, score) -> Critique:
-    truth = problem.answer.strip()
-    region = final_answer_region(answer)
-    if score.extracted is None or region is None:
+    truth, region = problem.answer.strip(), graded_region(answer, score)
+    if region is None:
         return finish(MISSING_BOX, [], truth)
     grid = problem.metadata["matrix"]
     rows, cols = len(grid), len(grid[0])
@@ -66,9 +64,8 @@ def _parse_matrix(text: str) -> list[list[int]] | None:
 
 
 def critique_binary_matrix(problem, answer: str, score) -> Critique:
-    truth = problem.answer.strip()
-    region = final_answer_region(answer)
-    if score.extracted is None or region is None:
+    truth, region = problem.answer.strip(), graded_region(answer, score)
+    if region is None:
         return finish(MISSING_BOX, [], truth)
     solution = problem.metadata["solution"]
     n = len(solution)
@@ -114,9 +111,8 @@ def _truth_value(statement, assign: list[bool]) -> bool:
 
 
 def critique_knights_knaves(problem, answer: str, score) -> Critique:
-    truth = problem.answer.strip()
-    region = final_answer_region(answer)
-    if score.extracted is None or region is None:
+    truth, region = problem.answer.strip(), graded_region(answer, score)
+    if region is None:
         return finish(MISSING_BOX, [], truth)
     meta = problem.metadata
     names, terms = meta["names"], meta["knight_knave_terms"]
