@@ -6,6 +6,11 @@ PYTHON ?= python3
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.rltf-installed
 
+# Label Studio (for the human-feedback round-trip test) lives in its own virtualenv: its pins are not ours.
+LS_VENV ?= .venv-labelstudio
+LS_STAMP := $(LS_VENV)/.rltf-installed
+LABEL_STUDIO_VERSION ?= 1.23.2
+
 .PHONY: install demo test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -18,10 +23,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+$(LS_STAMP):
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q --upgrade pip
+	$(LS_VENV)/bin/pip install -q label-studio==$(LABEL_STUDIO_VERSION)
+	touch $(LS_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/rltf demo
 
-test: $(STAMP)
+test: $(STAMP) $(LS_STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
@@ -30,4 +41,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/train_throughput.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(LS_VENV) build *.egg-info src/*.egg-info

@@ -9,7 +9,10 @@ code that train the same way sample the same answers and do the same work: the s
 each step's losses, so a before/after comparison can check that the numbers did not change.
 
 To compare two versions of the code, run the script once per version (``PYTHONPATH=OLD/src`` for
-the old one) and pass both JSON files to ``--compare BEFORE.json AFTER.json``.
+the old one) and pass both JSON files to ``--compare BEFORE.json AFTER.json``. Whole steps include
+generation, whose time drifts with the machine; ``--backward-against OLD/src`` times only the
+training phase (one rollout, then ``--repeats`` forward/backward passes over it) of both versions,
+alternating per method, which is the fairer comparison when only the training code changed.
 
 The machine's fp32 matmul peak is measured in the same run (figures differ across CPUs).
 """
@@ -74,6 +77,54 @@ def run_method(method: str, steps: int, model: str) -> dict:
             "mean": {k: sum(r.get(k, 0.0) for r in rows) / len(rows) for k in PHASES}}
 
 
+def run_backward(method: str, repeats: int, model: str) -> dict:
+    """The training phase alone: one rollout, then ``repeats`` forward/backward passes over it
+    (gradients zeroed, no optimizer step), the first one a warm-up. Seconds of each timed pass."""
+    import tempfile
+
+    from rltf.trainers import build_trainer, make_config
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = make_config(method, ROOT / "recipes" / RECIPES[method], overrides=dict(
+            model=model, output_dir=out, eval_at_start=False, eval_every=0, save_every=0))
+        trainer = build_trainer(cfg, console=lambda s: None)
+        problems = trainer.stream.take(cfg.prompts_per_step)
+        batch, metrics, n = trainer.make_batch(problems, seed=12345)
+        times = []
+        for _ in range(repeats + 1):
+            trainer.optimizer.zero_grad(set_to_none=True)
+            t0 = time.perf_counter()
+            if method in ("span-ppo", "scalar-ppo"):  # PPO normalises a minibatch by its own size
+                n = len(batch["ppo"]) if isinstance(batch, dict) else len(batch)  # the old version: {kind: [seqs]}
+            losses = trainer._accumulate(batch, n, 1.0)
+            times.append(time.perf_counter() - t0)
+    return {"seconds": times[1:], "losses": {k: v for k, v in losses.items() if k.startswith("loss/")}}
+
+
+def interleaved(old_src: str, methods: list[str], repeats: int, model: str, output: str) -> None:
+    """Training phase of the code in ``old_src`` and of this checkout, alternating per method."""
+    result = {"machine": cpu_name(), "cores": os.cpu_count(), "matmul_tflops": matmul_tflops(), "methods": {}}
+    print(f"{result['machine']}, {result['cores']} cores, fp32 matmul {result['matmul_tflops']:.3f} TFLOP/s")
+    print(f"{'method':14} {'before s':>9} {'after s':>9} {'after/before':>13}  losses equal")
+    for method in methods:
+        row = {}
+        for name, src in (("before", old_src), ("after", str(ROOT / "src"))):
+            env = {**os.environ, "PYTHONPATH": src}
+            proc = subprocess.run([sys.executable, __file__, "--backward-one", method, "--repeats", str(repeats),
+                                   "--model", model], capture_output=True, text=True, env=env)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                sys.exit(f"{method} ({name}) failed:\n{proc.stderr[-3000:]}")
+            row[name] = json.loads(line[len("RESULT "):])
+        b, a = (sorted(row[k]["seconds"])[len(row[k]["seconds"]) // 2] for k in ("before", "after"))
+        same = all(abs(row["before"]["losses"][k] - row["after"]["losses"].get(k, float("nan"))) <= 1e-5 * max(1, abs(v))
+                   for k, v in row["before"]["losses"].items())
+        result["methods"][method] = {**row, "median_before": b, "median_after": a}
+        print(f"{method:14} {b:9.2f} {a:9.2f} {a / b:13.3f}  {'yes' if same else 'NO'}", flush=True)
+    Path(output).write_text(json.dumps(result, indent=1))
+    print(f"wrote {output}")
+
+
 def compare(before_path: str, after_path: str) -> None:
     before, after = (json.loads(Path(p).read_text()) for p in (before_path, after_path))
     print(f"before: {before['machine']}, matmul {before['matmul_tflops']:.3f} TFLOP/s")
@@ -99,9 +150,19 @@ def main() -> None:
     ap.add_argument("--output", default=str(ROOT / "benchmarks" / "step_time.json"))
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one method, print JSON
     ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"))
+    ap.add_argument("--backward-against", metavar="OLD_SRC",
+                    help="time the training phase of OLD_SRC (a src/ directory of another version) and of this "
+                         "checkout on the same rollout, alternating per method")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--backward-one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.compare:
         return compare(*args.compare)
+    if args.backward_one:
+        print("RESULT " + json.dumps(run_backward(args.backward_one, args.repeats, args.model)))
+        return
+    if args.backward_against:
+        return interleaved(args.backward_against, args.methods.split(","), args.repeats, args.model, args.output)
     if args.one:
         print("RESULT " + json.dumps(run_method(args.one, args.steps, args.model)))
         return

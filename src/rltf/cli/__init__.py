@@ -9,17 +9,18 @@ import warnings
 
 from transformers.utils import logging as hf_logging
 
-from rltf.cli import annotate_cmd, compare_cmd, demo_cmd, eval_cmd, eval_rm_cmd, serve_cmd, tasks_cmd, train_cmd
+from rltf.cli import (annotate_cmd, compare_cmd, demo_cmd, eval_cmd, eval_rm_cmd, label_studio_cmd, serve_cmd, tasks_cmd,
+                      train_cmd)
 from rltf.errors import RltfError
 
-COMMANDS = ("tasks", "eval", "annotate", "train", "eval-rm", "compare", "serve", "demo")
+COMMANDS = ("tasks", "eval", "annotate", "label-studio", "train", "eval-rm", "compare", "serve", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rltf", description="Train language models from natural-language feedback.")
     parser.add_argument("--verbose", "-v", action="store_true", help="show library warnings and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (tasks_cmd, eval_cmd, annotate_cmd, train_cmd, eval_rm_cmd, compare_cmd, serve_cmd, demo_cmd):
+    for module in (tasks_cmd, eval_cmd, annotate_cmd, label_studio_cmd, train_cmd, eval_rm_cmd, compare_cmd, serve_cmd, demo_cmd):
         module.register(sub)
     return parser
 

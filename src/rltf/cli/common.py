@@ -57,12 +57,14 @@ def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans
         p.add_argument("--feedback", default=default, type=one_of(SPAN_KINDS, plugin=True),
                        help="who writes the critique and its spans: critic (programmatic), judge (OpenAI-compatible "
                             "endpoint), local (a local judge model), reward-model (a trained span reward model), "
+                            "human (people's stored spans, --human-feedback), "
                             "or path/to/file.py:Name (a FeedbackProvider of your own)")
         p.add_argument("--reward-model", help="directory of a span reward model (--feedback reward-model)")
     else:
         p.add_argument("--feedback", default=default, type=one_of(KINDS, plugin=True),
                        help="who writes critiques: critic (programmatic), correctness (correct/incorrect only), "
                             "judge (OpenAI-compatible endpoint), local (a local judge model), self (the policy), "
+                            "human (people's stored critiques, --human-feedback), "
                             "or path/to/file.py:Name (a FeedbackProvider of your own)")
     p.add_argument("--judge-url", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--judge-model", help="model name sent to the judge endpoint")
@@ -72,6 +74,8 @@ def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans
     p.add_argument("--judge-retries", type=bounded(int, ge=0), default=3, help="retries on 429/5xx/timeouts, with backoff")
     p.add_argument("--judge-cache", help="SQLite file caching judge replies")
     p.add_argument("--judge-local-model", help="model for --feedback local (default: the policy model)")
+    p.add_argument("--human-feedback", help="annotation records (JSONL, from `rltf label-studio import`) for "
+                                            "--feedback human")
 
 
 def load_backend(args):

@@ -50,7 +50,6 @@ def _show_episodes(trainer, n_show: int, seed: int) -> None:
 
 
 def run(args) -> int:
-
     t0 = time.perf_counter()
     overrides = {**DEMO, "model": args.model, "task": args.task, "seed": args.seed, "eval_n": args.eval_n,
                  "output_dir": args.output_dir, "max_steps": max(args.steps, 1), "eval_every": 0,

@@ -59,7 +59,6 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 
 
 def run(args) -> int:
-
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
     sets = {k: yaml.safe_load(v) if v != "" else "" for k, v in parse_sets(args.set).items()}
     overrides.update(sets)

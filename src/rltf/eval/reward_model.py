@@ -12,41 +12,9 @@ import time
 from typing import Any, Sequence
 
 from rltf.spans.align import locate
+from rltf.spans.match import match_spans, prf, span_ranges  # noqa: F401 - match_spans re-exported
 
 LABELS = ("positive", "negative")
-
-
-def _gold_ranges(record: dict) -> list[tuple[int, int, str]]:
-    out = []
-    for span in record["spans"]:
-        out += [(s, e, span.label) for s, e in locate(record["answer"], span.quote, span.start).ranges]
-    return out
-
-
-def _iou(a: tuple[int, int], b: tuple[int, int]) -> float:
-    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union else 0.0
-
-
-def match_spans(pred: list[tuple[int, int, str]], gold: list[tuple[int, int, str]], iou: float = 0.5) -> int:
-    """Number of one-to-one matches with equal labels and IoU >= ``iou``."""
-    pairs = sorted(((_iou(p[:2], g[:2]), i, j) for i, p in enumerate(pred) for j, g in enumerate(gold)
-                    if p[2] == g[2]), reverse=True)
-    used_p, used_g, tp = set(), set(), 0
-    for score, i, j in pairs:
-        if score < iou or i in used_p or j in used_g:
-            continue
-        used_p.add(i)
-        used_g.add(j)
-        tp += 1
-    return tp
-
-
-def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
 def evaluate_reward_model(rm, records: Sequence[dict], iou: float = 0.5, examples: int = 3) -> dict[str, Any]:
@@ -58,7 +26,7 @@ def evaluate_reward_model(rm, records: Sequence[dict], iou: float = 0.5, example
     lenient = 0
     shown = []
     for record, output in zip(records, outputs):
-        gold = _gold_ranges(record)
+        gold = span_ranges(record["answer"], record["spans"])
         before = rm.lenient
         critique, reason = rm.read(output)
         lenient += rm.lenient - before
@@ -85,8 +53,8 @@ def evaluate_reward_model(rm, records: Sequence[dict], iou: float = 0.5, example
     n_gold = sum(c["gold"] for c in counts.values())
     n_failed = sum(failures.values())
     return {
-        "n": len(records), "iou": iou, **_prf(tp, n_pred, n_gold),
-        "by_label": {label: _prf(c["tp"], c["pred"], c["gold"]) for label, c in counts.items()},
+        "n": len(records), "iou": iou, **prf(tp, n_pred, n_gold),
+        "by_label": {label: prf(c["tp"], c["pred"], c["gold"]) for label, c in counts.items()},
         "parse_failure_rate": n_failed / len(records) if records else 0.0, "parse_failures": failures,
         "lenient_parse_rate": lenient / len(records) if records else 0.0,
         "examples": shown, "seconds": time.perf_counter() - start,

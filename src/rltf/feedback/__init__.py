@@ -16,6 +16,7 @@ from rltf.feedback.base import Critique, FeedbackProvider, Span, leaks_answer
 from rltf.feedback.client import LocalChatClient, OpenAIChatClient
 from rltf.feedback.correctness import CorrectnessFeedback
 from rltf.feedback.critics import ProgrammaticCritic
+from rltf.feedback.human import HumanFeedback
 from rltf.feedback.judge import LLMJudge, SelfCritic
 from rltf.feedback.reward_model import SpanRewardModel
 from rltf.feedback.span_judge import SpanJudge
@@ -36,12 +37,14 @@ class JudgeConfig:
     retries: int = 3  # on 429, 5xx, timeouts and connection errors, with backoff
     cache: str | None = None  # SQLite file caching accepted replies
     local_backend: Any = None  # generation backend of --judge-local-model (default: the policy's)
+    human_feedback: str | None = None  # annotation records (JSONL) that the ``human`` provider serves
 
     @classmethod
     def from_options(cls, options: Any, local_backend: Any = None) -> "JudgeConfig":
         """From anything with the ``judge_*`` fields: a training config, or the CLI's parsed arguments."""
         return cls(options.judge_url, options.judge_model, options.judge_key_env, options.judge_timeout,
-                   options.judge_concurrency, options.judge_retries, options.judge_cache, local_backend)
+                   options.judge_concurrency, options.judge_retries, options.judge_cache, local_backend,
+                   getattr(options, "human_feedback", None))
 
     def client(self) -> OpenAIChatClient:
         if not self.url or not self.model:
@@ -70,6 +73,7 @@ PROVIDERS: dict[str, Builder] = {
     "judge": lambda judge, backend, **_: LLMJudge(judge.client(), cache=judge.cache),
     "local": lambda judge, backend, **_: LLMJudge(LocalChatClient(judge.local_backend or backend, "local")),
     "self": _self_critic,
+    "human": lambda judge, backend, **_: HumanFeedback.from_file(judge.human_feedback),
 }
 SPAN_PROVIDERS: dict[str, Builder] = {
     "critic": lambda judge, backend, **_: ProgrammaticCritic(),
@@ -77,6 +81,7 @@ SPAN_PROVIDERS: dict[str, Builder] = {
     "local": lambda judge, backend, **_: SpanJudge(LocalChatClient(judge.local_backend or backend, "local",
                                                                    max_new_tokens=256)),
     "reward-model": _span_reward_model,
+    "human": lambda judge, backend, **_: HumanFeedback.from_file(judge.human_feedback),
 }
 KINDS = tuple(PROVIDERS)
 SPAN_KINDS = tuple(SPAN_PROVIDERS)
@@ -114,5 +119,5 @@ def build_span_feedback(kind: str, backend=None, judge: JudgeConfig | None = Non
 
 
 __all__ = ["Critique", "Span", "FeedbackProvider", "ProgrammaticCritic", "CorrectnessFeedback", "LLMJudge",
-           "SelfCritic", "JudgeConfig", "PROVIDERS", "SPAN_PROVIDERS", "build_feedback", "build_span_feedback",
+           "SelfCritic", "HumanFeedback", "JudgeConfig", "PROVIDERS", "SPAN_PROVIDERS", "build_feedback", "build_span_feedback",
            "SPAN_KINDS", "leaks_answer", "KINDS", "load_provider"]

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from rltf.errors import DataError, SpanError
+from rltf.errors import DataError
 from rltf.feedback.base import Span
-from rltf.feedback.span_parse import parse_dual_feedback
+from rltf.feedback.records import read_annotations
 from rltf.spans.align import locate
 from rltf.tasks.base import Score
-from rltf.tasks.jsonl import json_line, read_records, require
+from rltf.tasks.jsonl import json_line
 
 
 def span_records(answer: str, spans: Sequence[Span], fuzzy_threshold: float = 90.0) -> tuple[list[dict], list[dict]]:
@@ -94,25 +94,4 @@ class AnnotationWriter:
             f.flush()
 
 
-def read_annotations(path: str | Path) -> list[dict]:
-    """Annotation records from JSONL (ours, or any with prompt, answer, critique and spans); each
-    record's ``spans`` become :class:`~rltf.feedback.Span` objects (a bad one is a DataError naming the line)."""
-
-    out = []
-    for where, r in read_records(str(path)):
-        prompt = require(r, ("prompt", "question"), where)
-        answer = require(r, ("answer", "response", "completion"), where)
-        critique = require(r, ("critique", "textual_feedback", "feedback"), where)
-        spans = r.get("spans")
-        if spans is None:  # the reference's good/poor lists or word_score_list
-
-            try:
-                spans = parse_dual_feedback(json.dumps({**r, "textual_feedback": critique})).spans
-            except Exception as err:
-                raise DataError(f"{where}: cannot read the spans: {err}") from None
-        try:
-            spans = [Span.coerce(span) for span in spans]
-        except SpanError as err:
-            raise DataError(f"{where}: {err}") from None
-        out.append({**r, "prompt": prompt, "answer": answer, "critique": critique, "spans": spans})
-    return out
+__all__ = ["AnnotationWriter", "annotate", "read_annotations", "span_records"]

@@ -76,7 +76,7 @@ class Trainer(TrainingRun):
         position = 0
         if self.resume_from is not None:
             position = self._restore(self.resume_from)
-        self.stream = ProblemStream(self.task, config.seed, position)
+        self.stream = self.make_stream(position)
 
     # -- set-up -----------------------------------------------------------------------------
     def _wrap_lora(self, model):
@@ -96,6 +96,10 @@ class Trainer(TrainingRun):
     def make_feedback(self):
         """The critique provider of the rollouts (``config.feedback``)."""
         return build_feedback(self.config.feedback, self.backend, JudgeConfig.from_options(self.config))
+
+    def make_stream(self, position: int):
+        """Where each step's prompts come from: the task's train split (``take(n)``, ``position``)."""
+        return ProblemStream(self.task, self.config.seed, position)
 
     def build_extra_modules(self, model) -> dict[str, torch.nn.Module]:
         """Trainable modules besides the policy (e.g. a value head): optimised, checkpointed, resumed.

@@ -106,7 +106,8 @@ class TrainConfig(RunConfig):
 
     task: str = arg("add2", "task spec, e.g. add2, knights_knaves, rg:leg_counting?min_animals=2, or "
                             "path/to/file.py:MyTask (a Task of your own); ?reward=file.py:fn replaces the reward")
-    feedback: str = arg("critic", "critique provider: critic, correctness, judge, local, self, or path/to/file.py:Name "
+    feedback: str = arg("critic", "critique provider: critic, correctness, judge, local, self, human (stored "
+                                  "critiques of people, see human_feedback), or path/to/file.py:Name "
                                   "(a FeedbackProvider of your own)", choices=FEEDBACK_KINDS, plugin=True)
     judge_url: str | None = arg(None, "base URL of an OpenAI-compatible judge (feedback=judge)")
     judge_model: str | None = arg(None, "model name sent to the judge endpoint")
@@ -115,6 +116,8 @@ class TrainConfig(RunConfig):
     judge_timeout: float = arg(60.0, "seconds per judge request", gt=0)
     judge_concurrency: int = arg(8, "judge requests in flight at once", ge=1)
     judge_retries: int = arg(3, "judge retries on 429/5xx/timeouts, with backoff", ge=0)
+    human_feedback: str | None = arg(None, "annotation records (JSONL, from `rltf label-studio import`) served by "
+                                           "feedback=human; a task of them: task=human:FILE")
     max_steps: int = arg(100, "optimizer steps", ge=1)
     max_generated_tokens: int = arg(0, "also stop once this many tokens were generated (0 = off): "
                                        "the fair budget when comparing one- and two-turn methods", ge=0)
@@ -180,6 +183,10 @@ class RLTFFMConfig(MultiTurnGRPOConfig):
                                             "text that stands in when a judge failed); off: they are left out "
                                             "and counted as fm/fallback_critiques")
     lambda_fm: float = arg(0.1, "weight of the FM term", ge=0)
+    offline_data: str | None = arg(None, "annotation records (JSONL from `rltf label-studio import` or `rltf "
+                                         "annotate`): train the FM term on their stored answers and people's "
+                                         "critiques instead of sampling (offline RLTF-FM; the RL term needs samples "
+                                         "and is off); held-out evaluation still uses task")
 
 
 @dataclass
@@ -195,7 +202,8 @@ class SpanPPOConfig(TrainConfig):
 
     method: str = arg("span-ppo", "training method (set by the command)")
     feedback: str = arg("critic", "who labels spans: critic (programmatic), judge (OpenAI-compatible endpoint), "
-                                  "local (local judge model), reward-model (a trained span reward model)",
+                                  "local (local judge model), reward-model (a trained span reward model), "
+                                  "human (people's stored spans, see human_feedback)",
                         choices=SPAN_KINDS, plugin=True)
     reward_model: str | None = arg(None, "directory of a span reward model (feedback=reward-model)")
     prompts_per_step: int = arg(32, "prompts sampled per step (the reference: batch 32)", ge=1)

@@ -1,6 +1,7 @@
 """An endless, resumable stream of training problems."""
 from __future__ import annotations
 
+import random
 from typing import Iterator
 
 from rltf.tasks.base import Problem, Task
@@ -33,5 +34,25 @@ class ProblemStream:
 
     def take(self, n: int) -> list[Problem]:
         out = [next(self._iter) for _ in range(n)]
+        self.position += n
+        return out
+
+
+class RecordStream:
+    """Annotation records in a shuffled order for ``seed``, reshuffled each epoch; ``position``
+    counts records taken, so a resumed run skips exactly that many (as :class:`ProblemStream`)."""
+
+    def __init__(self, records: list[dict], seed: int, position: int = 0):
+        if not records:
+            raise ValueError("no records to train on")
+        self.records, self.seed, self.position = records, seed, position
+
+    def take(self, n: int) -> list[dict]:
+        out = []
+        for k in range(self.position, self.position + n):
+            epoch, index = divmod(k, len(self.records))
+            order = list(range(len(self.records)))
+            random.Random(self.seed * 1000 + epoch).shuffle(order)
+            out.append(self.records[order[index]])
         self.position += n
         return out

@@ -20,13 +20,32 @@ import torch
 
 from rltf.algorithms import (fm_loss, group_centered_advantages, multiturn_returns, policy_gradient_loss, sd_advantages,
                              sd_loss, sd_token_mask, zero_advantage_skip_is_exact)
+from rltf.errors import ConfigError, DataError
 from rltf.feedback.prompts import FM_TEMPLATE
+from rltf.feedback.records import read_annotations
 from rltf.rollout import RolloutBatch, SamplingParams, run_episodes
 from rltf.trainers.base import Trainer
+from rltf.trainers.data import RecordStream
 from rltf.trainers.forward import completion_logprobs
 
 
 class RLTFTrainer(Trainer):
+    def make_stream(self, position):
+        path = getattr(self.config, "offline_data", None)
+        if not path:
+            return super().make_stream(position)
+        if self.method.terms != ("rl", "fm"):
+            raise ConfigError(f"offline_data trains the FM term on stored critiques; use rltf-fm, not {self.method.name}")
+        records = read_annotations(path)
+        usable = [r for r in records if r["critique"].strip()]
+        if not usable:
+            raise DataError(f"{path}: no record has a critique to learn")
+        return RecordStream(usable, self.config.seed, position)
+
+    @property
+    def offline(self) -> bool:
+        return isinstance(self.stream, RecordStream)
+
     @property
     def uses_sd(self) -> bool:
         return self.method.uses("sd")
@@ -66,6 +85,8 @@ class RLTFTrainer(Trainer):
 
     def make_batch(self, problems, seed):
         c = self.config
+        if self.offline:
+            return self._offline_batch(problems)
         G, N = len(problems), c.group_size
         params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens,
                                 temperature=c.temperature, top_p=c.top_p)
@@ -129,9 +150,21 @@ class RLTFTrainer(Trainer):
         nonzero = (batch.advantages != 0).any(dim=1).tolist()
         return batch.select([b for b, kind in enumerate(batch.kind) if nonzero[b] or not skip.get(kind, False)])
 
-    def _fm_target(self, problem, answer: str, critique: str) -> tuple[list[int], list[int]]:
-        """(prompt, target) token ids of the FM sequence: f_FM(x0, y0) -> the critique (capped) + EOS."""
-        prompt = FM_TEMPLATE.format(question=self.task.format_question(problem), answer=answer.strip())
+    def _offline_batch(self, records: list[dict]):
+        """Offline RLTF-FM: the FM term on stored (answer, critique) pairs, e.g. people's; no sampling."""
+        rows = _Rows()
+        for k, r in enumerate(records):
+            prompt, target = self._fm_target(r["prompt"], r["answer"], r["critique"])
+            rows.add("fm", prompt, target, 0, k, 1.0, None)
+        metrics = {"offline/records": float(len(records)), "tokens/generated": 0.0}
+        return rows.batch(self.tokenizer.pad_token_id), metrics, len(records)
+
+    def _fm_target(self, question, answer: str, critique: str) -> tuple[list[int], list[int]]:
+        """(prompt, target) token ids of the FM sequence: f_FM(x0, y0) -> the critique (capped) + EOS.
+        ``question``: a Problem of the task, or the question text itself (stored records)."""
+        if not isinstance(question, str):
+            question = self.task.format_question(question)
+        prompt = FM_TEMPLATE.format(question=question, answer=answer.strip())
         prompt_ids = self.backend.chat_prompt_ids([{"role": "user", "content": prompt}])
         target = self.tokenizer(critique.strip(), add_special_tokens=False)["input_ids"][: self.config.critique_max_tokens]
         return prompt_ids, list(target) + [self.tokenizer.eos_token_id]
