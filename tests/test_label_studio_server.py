@@ -65,7 +65,7 @@ def test_round_trip_through_a_real_label_studio(label_studio, tmp_path):
     assert record["critique"] == "Right name and age; the city is not the one in the post."
     assert sorted((s.quote, s.label, s.start) for s in record["spans"]) == [("Boston", "negative", city),
                                                                             ("Tom", "positive", 0)]
-    assert record["annotator"] == "reviewer@rltf.test" and record["rltf_id"] == "a1"
+    assert record["annotator"] == "user-1" and record["rltf_id"] == "a1"  # the JSON export names people by user id
     assert record["task"] == "fact_summary"
     raw = json.loads((tmp_path / "human.jsonl").read_text().splitlines()[0])
     assert {s["quote"]: s.get("comment") for s in raw["spans"]}["Boston"] == "The post says Denver."

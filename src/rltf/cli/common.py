@@ -53,19 +53,17 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans: bool = False) -> None:
+    own = "or path/to/file.py:Name (a FeedbackProvider of your own)"
     if spans:
-        p.add_argument("--feedback", default=default, type=one_of(SPAN_KINDS, plugin=True),
-                       help="who writes the critique and its spans: critic (programmatic), judge (OpenAI-compatible "
-                            "endpoint), local (a local judge model), reward-model (a trained span reward model), "
-                            "human (people's stored spans, --human-feedback), "
-                            "or path/to/file.py:Name (a FeedbackProvider of your own)")
+        kinds, what = SPAN_KINDS, ("who writes the critique and its spans: critic (programmatic), judge (OpenAI-"
+                                   "compatible endpoint), local (a local judge model), reward-model (a trained span "
+                                   "reward model), human (people's stored spans, --human-feedback), ")
         p.add_argument("--reward-model", help="directory of a span reward model (--feedback reward-model)")
     else:
-        p.add_argument("--feedback", default=default, type=one_of(KINDS, plugin=True),
-                       help="who writes critiques: critic (programmatic), correctness (correct/incorrect only), "
-                            "judge (OpenAI-compatible endpoint), local (a local judge model), self (the policy), "
-                            "human (people's stored critiques, --human-feedback), "
-                            "or path/to/file.py:Name (a FeedbackProvider of your own)")
+        kinds, what = KINDS, ("who writes critiques: critic (programmatic), correctness (correct/incorrect only), "
+                              "judge (OpenAI-compatible endpoint), local (a local judge model), self (the policy), "
+                              "human (people's stored critiques, --human-feedback), ")
+    p.add_argument("--feedback", default=default, type=one_of(kinds, plugin=True), help=what + own)
     p.add_argument("--judge-url", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--judge-model", help="model name sent to the judge endpoint")
     p.add_argument("--judge-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
