@@ -9,7 +9,7 @@ import torch
 
 from rltf.cli import main
 from rltf.errors import ConfigError, DataError
-from rltf.feedback import HumanFeedback, build_feedback
+from rltf.feedback import HumanFeedback, JudgeConfig, build_feedback
 from rltf.feedback.base import Span
 from rltf.feedback.records import read_annotations
 from rltf.spans.agreement import agreement
@@ -140,8 +140,7 @@ def test_human_provider_serves_stored_feedback_and_counts_misses(tmp_path):
     path = write(tmp_path, "h.jsonl", [{"prompt": question, "answer": ANSWER, "critique": "Check the city.",
                                         "spans": [{"quote": "Boston", "label": "negative", "start": 31}],
                                         "annotator": "ann"}])
-    provider = build_feedback("human", judge=__import__("rltf.feedback", fromlist=["JudgeConfig"]).JudgeConfig(
-        human_feedback=str(path)))
+    provider = build_feedback("human", judge=JudgeConfig(human_feedback=str(path)))
     hit = provider.critique(task, problem, ANSWER + "  ", task.score(problem, ANSWER))
     assert hit.text == "Check the city." and hit.spans == [Span("Boston", "negative", 31)] and hit.fallback is None
     miss = provider.critique(task, problem, "Something else.", task.score(problem, "Something else."))

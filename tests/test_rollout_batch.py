@@ -56,12 +56,6 @@ def test_prefix_leaves_one_token_of_each_prompt_and_needs_two_rows():
     assert b.select([0]).shared_prefix_len(min_prefix=1) == 0
 
 
-def test_cat_pads_to_the_widest_and_keeps_tags():
-    b = RolloutBatch.cat([small(advantages=[1.0, 1.0]), small().select([1])])
-    assert len(b) == 3 and b.kind == ("rl", "sd", "sd") and b.completion_ids.shape == (3, 2)
-    assert b.advantages[2].tolist() == [0.0, 0.0]  # rows without the field get 0
-
-
 def test_bad_batches_are_refused():
     with pytest.raises(ValueError, match="unknown sequence kind"):
         RolloutBatch.from_sequences([[1]], [[2]], kind=["dpo"], turn=[0], group=[0], pad_id=PAD)

@@ -17,7 +17,7 @@ from collections import Counter
 
 from rltf.cli.common import (add_feedback_args, add_model_args, bounded, build_span_feedback_from_args, load_backend,
                              write_json)
-from rltf.errors import ConfigError, DataError
+from rltf.errors import ConfigError, DataError, SpanError
 from rltf.feedback.base import Critique, Span
 from rltf.feedback.records import read_annotations
 from rltf.rollout import SamplingParams
@@ -87,7 +87,7 @@ def _items_from_file(path: str, suggest: bool) -> tuple[list[dict], list[Critiqu
         if suggest and (r.get("critique") or r.get("spans")):
             try:
                 spans = [Span.coerce(s) for s in r.get("spans") or []]
-            except Exception as err:
+            except SpanError as err:
                 raise DataError(f"{where}: {err}") from None
             critique = Critique(str(r.get("critique") or ""), spans, source="file")
         critiques.append(critique)

@@ -121,27 +121,6 @@ class RolloutBatch:
                 out[b, :len(values)] = values
         return out
 
-    @classmethod
-    def cat(cls, batches: Sequence[RolloutBatch]) -> RolloutBatch:
-        """Rows of several batches in one (columns padded to the widest)."""
-        if not batches:
-            raise ValueError("nothing to concatenate")
-        P = max(b.prompt_ids.shape[1] for b in batches)
-        T = max(b.completion_ids.shape[1] for b in batches)
-
-        def joined(name: str, width: int, value=0):
-            parts = [getattr(b, name) for b in batches]
-            if all(p is None for p in parts):
-                return None
-            parts = [torch.zeros(b.completion_ids.shape) if p is None else p for p, b in zip(parts, batches)]
-            return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1]), value=value) for p in parts])
-
-        pad_id = batches[0].pad_id
-        return cls(joined("prompt_ids", P, pad_id), joined("prompt_mask", P, False),
-                   joined("completion_ids", T, pad_id), joined("completion_mask", T, False),
-                   tuple(k for b in batches for k in b.kind), torch.cat([b.turn for b in batches]),
-                   torch.cat([b.group for b in batches]), pad_id, **{n: joined(n, T) for n in TOKEN_FIELDS})
-
     # -- slicing -------------------------------------------------------------------------------
     def __len__(self) -> int:
         return self.completion_ids.shape[0]
