@@ -25,6 +25,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from rltf.models.hf_backend import shared_prefix_len
+
 KINDS = ("rl", "sd", "fm", "ppo", "sft")  # the loss term a sequence feeds
 TOKEN_FIELDS = ("advantages", "sampler_logprobs", "old_logprobs", "ref_logprobs", "values", "token_rewards", "returns",
                 "kl")
@@ -157,16 +159,10 @@ class RolloutBatch:
 
     # -- the model's view ------------------------------------------------------------------------
     def shared_prefix_len(self, min_prefix: int = 32) -> int:
-        """Leading prompt tokens common to every row, leaving at least one token of each prompt after
-        it (as generation does); 0 for a single row or when shorter than ``min_prefix``."""
-        if len(self) < 2:
-            return 0
-        lengths = self.prompt_mask.sum(dim=1)
-        same = (self.prompt_ids == self.prompt_ids[:1]).all(dim=0)
-        limit = int(lengths.min()) - 1
-        differs = torch.nonzero(~same[:max(limit, 0)])
-        n = int(differs[0]) if len(differs) else max(limit, 0)
-        return n if n >= min_prefix else 0
+        """Leading prompt tokens common to every row, by the rule generation uses
+        (:func:`rltf.models.hf_backend.shared_prefix_len`)."""
+        lengths = self.prompt_mask.sum(dim=1).tolist()
+        return shared_prefix_len([row[:n] for row, n in zip(self.prompt_ids.tolist(), lengths)], min_prefix)
 
     def model_inputs(self, min_prefix: int = 32) -> ModelInputs:
         """The ``[shared prefix | pad ... rest of prompt | completion ... pad]`` layout; position ids

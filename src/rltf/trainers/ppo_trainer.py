@@ -123,8 +123,8 @@ class PPOTrainer(Trainer):
         c = self.config
         device = next(self.model.parameters()).device
         logp, values, kl = (torch.zeros(batch.completion_ids.shape) for _ in range(3))
-        for lo in range(0, len(batch), c.micro_batch_size):
-            part = batch.select(range(lo, min(lo + c.micro_batch_size, len(batch)))).to(device)
+        for k, part in enumerate(batch.split(c.micro_batch_size)):
+            part, lo = part.to(device), k * c.micro_batch_size
             logits, hidden = completion_forward(self.model, part, c.bf16_autocast, hidden=True)
             part_logp = gather_logprobs(logits, part.completion_ids)
             part_kl = torch.zeros_like(part_logp)
