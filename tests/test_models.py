@@ -49,3 +49,40 @@ def test_default_model_loads_from_the_converted_cache(smol):
     loss = model(torch.tensor([[1, 2, 3, 4]]), labels=torch.tensor([[1, 2, 3, 4]])).loss
     loss.backward()  # trainable: no quantization guard left
     assert model.model.embed_tokens.weight.grad is not None
+
+
+def test_backend_choice(monkeypatch):
+    import rltf.models.engines as engines
+    from rltf.errors import ConfigError
+
+    monkeypatch.setattr(engines, "vllm_available", lambda: False)
+    assert engines.resolve_backend("hf") == "hf"
+    assert engines.resolve_backend("auto", 10**9) == "hf"
+    with pytest.raises(ConfigError, match=r"pip install 'rltf\[vllm\]'"):
+        engines.resolve_backend("vllm")
+    with pytest.raises(ConfigError, match="one of auto, hf, vllm"):
+        engines.resolve_backend("tgi")
+    monkeypatch.setattr(engines, "vllm_available", lambda: True)
+    monkeypatch.setattr(engines, "cpu_supported", lambda: (True, ""))
+    assert engines.resolve_backend("vllm", 1) == "vllm"
+    assert engines.resolve_backend("auto", engines.AUTO_MIN_TOKENS - 1) == "hf"  # the engine start would not pay
+    assert engines.resolve_backend("auto", engines.AUTO_MIN_TOKENS) == "vllm"
+    assert engines.resolve_backend("auto") == "vllm"  # unknown: a server, a long job
+    monkeypatch.setattr(engines, "cpu_supported", lambda: (False, "no AVX2"))
+    monkeypatch.setattr(engines.torch.cuda, "is_available", lambda: False)
+    assert engines.resolve_backend("auto", 10**9) == "hf"
+
+
+def test_backend_config_fields_are_validated():
+    from rltf.errors import ConfigError
+    from rltf.trainers import make_config
+
+    cfg = make_config("grpo", overrides={"backend": "hf", "importance_sampling": "sequence_mask",
+                                         "vllm_enforce_eager": "true"})
+    assert cfg.backend == "hf" and cfg.importance_sampling == "sequence_mask" and cfg.vllm_enforce_eager is True
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        make_config("grpo", overrides={"backend": "sglang"})
+    with pytest.raises(ConfigError, match="importance_sampling must be one of"):
+        make_config("grpo", overrides={"importance_sampling": "clip"})
+    with pytest.raises(ConfigError, match="vllm_kv_cache_gb must be greater than 0"):
+        make_config("grpo", overrides={"vllm_kv_cache_gb": 0})

@@ -54,10 +54,12 @@ def _per_token(adv: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def policy_gradient_loss(logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
                          old_logp: torch.Tensor | None = None, clip_eps: float | None = None,
                          aggregation: str = "sum", ref_logp: torch.Tensor | None = None,
-                         kl_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """-E[min(rho A, clip(rho, 1-eps, 1+eps) A)] (+ kl_coef * KL to a reference).
+                         kl_coef: float = 0.0, is_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """-E[w min(rho A, clip(rho, 1-eps, 1+eps) A)] (+ kl_coef * KL to a reference).
 
-    logp, old_logp, ref_logp: [B, T]; advantages: [B] or [B, T]; mask: [B, T] bool.
+    logp, old_logp, ref_logp, is_weights: [B, T]; advantages: [B] or [B, T]; mask: [B, T] bool.
+    ``is_weights``: the sampler correction w (:func:`rltf.algorithms.importance.importance_weights`,
+    no gradient) when the tokens were sampled by another engine; None means w = 1.
     Without ``old_logp`` the sampler is the current policy (fully on-policy): rho = exp(logp -
     logp.detach()) = 1, whose gradient is the REINFORCE gradient A * grad logp. The KL uses the
     k3 estimator exp(ref - logp) - (ref - logp) - 1 >= 0. Returns (loss, stats).
@@ -68,7 +70,7 @@ def policy_gradient_loss(logp: torch.Tensor, advantages: torch.Tensor, mask: tor
     surrogate = ratio * adv
     if clip_eps is not None:
         surrogate = torch.minimum(surrogate, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
-    per_token = -surrogate
+    per_token = -surrogate if is_weights is None else -surrogate * is_weights.detach().to(surrogate.dtype)
     stats: dict[str, float] = {}
     if ref_logp is not None and kl_coef:
         delta = ref_logp - logp

@@ -55,7 +55,7 @@ def run(args) -> int:
     backend = None
     if args.input:
         task, problems, answers, ids = _own_answers(args.input)
-        backend = None if args.feedback in ("critic", "judge") else _backend(args)
+        backend = None if args.feedback in ("critic", "judge") else load_backend(args, expected_tokens=len(ids) * 256)
         provider = build_span_feedback_from_args(args, backend)
         keep = [k for k, i in enumerate(ids) if i not in writer.done]
         skipped = len(ids) - len(keep)
@@ -70,7 +70,7 @@ def run(args) -> int:
             _add(failures, failed)
     else:
         task = get_task(args.task)
-        backend = _backend(args)
+        backend = load_backend(args, expected_tokens=args.n * args.samples * (args.max_new_tokens or task.max_new_tokens))
         provider = build_span_feedback_from_args(args, backend)
         params = SamplingParams(max_new_tokens=args.max_new_tokens or task.max_new_tokens,
                                 temperature=args.temperature, top_p=args.top_p)
@@ -94,10 +94,6 @@ def run(args) -> int:
     print(f"wrote {written} records to {args.output} ({skipped} already there, {n_failed} provider failures"
           + (f": {failures}" if failures else "") + ")")
     return 0
-
-
-def _backend(args):
-    return load_backend(args)
 
 
 def _add(total: dict[str, int], part: dict[str, int]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from rltf.errors import ConfigError
 from rltf.feedback import KINDS, SPAN_KINDS, JudgeConfig, build_feedback, build_span_feedback
 from rltf.models import DEFAULT_MODEL, load_model_and_tokenizer
-from rltf.models.hf_backend import HFBackend
+from rltf.models.engines import AUTO_MIN_TOKENS, BACKENDS, build_backend, vllm_options
 from rltf.trainers.config import check_value
 
 
@@ -50,6 +50,14 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", help="auto (float32 on CPU, bf16 on CUDA), float32, bfloat16, float16")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--batch-size", type=bounded(int, ge=1), default=32, help="conversations generated together")
+    p.add_argument("--backend", default="auto", type=one_of(BACKENDS),
+                   help=f"generation backend: hf (transformers), vllm (pip install 'rltf[vllm]'), auto (vllm when "
+                        f"installed and the job generates at least {AUTO_MIN_TOKENS} tokens)")
+    p.add_argument("--vllm-kv-cache-gb", type=bounded(float, gt=0), default=1.0, help="vLLM on CPU: KV cache, GiB")
+    p.add_argument("--vllm-gpu-memory-utilization", type=bounded(float, gt=0, le=1), default=0.9,
+                   help="vLLM on CUDA: share of GPU memory for the engine")
+    p.add_argument("--vllm-max-model-len", type=bounded(int, ge=16), default=4096,
+                   help="vLLM: longest prompt + completion, tokens (capped by the model's limit)")
 
 
 def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans: bool = False) -> None:
@@ -76,16 +84,18 @@ def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans
                                             "--feedback human")
 
 
-def load_backend(args):
-    model, tok = load_model_and_tokenizer(args.model, dtype=args.dtype, device=args.device)
-    return HFBackend(model, tok, batch_size=args.batch_size)
+def load_backend(args, expected_tokens: int | None = None, model: str | None = None):
+    """The generation backend of ``--model`` (or ``model``) chosen by ``--backend``; ``expected_tokens``:
+    what the command will generate at most (``auto`` weighs vLLM's start against it; None: unknown)."""
+    model, tok = load_model_and_tokenizer(model or args.model, dtype=args.dtype, device=args.device)
+    return build_backend(args.backend, model, tok, expected_tokens=expected_tokens, batch_size=args.batch_size,
+                         options=vllm_options(args))
 
 
 def _local_judge_backend(args):
     """The --judge-local-model backend for --feedback local, when it is not the policy itself."""
     if args.feedback == "local" and args.judge_local_model and args.judge_local_model != args.model:
-        m, t = load_model_and_tokenizer(args.judge_local_model, dtype=args.dtype, device=args.device)
-        return HFBackend(m, t, batch_size=args.batch_size)
+        return load_backend(args, model=args.judge_local_model)
     return None
 
 

@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     task = get_task(args.task)
-    backend = load_backend(args)
+    backend = load_backend(args, expected_tokens=args.n * args.rounds * (args.max_new_tokens or task.max_new_tokens))
     feedback = build_feedback_from_args(args, backend) if (args.rounds > 1 or args.feedback == "judge") else None
     if task.scored_by_judge and task.judge is None:  # open-ended tasks are scored by the judge
         task.judge = feedback or build_feedback_from_args(args, backend)

@@ -98,7 +98,7 @@ def _items_from_file(path: str, suggest: bool) -> tuple[list[dict], list[Critiqu
 
 def _items_from_task(args) -> tuple[list[dict], list[Critique | None], str]:
     task = get_task(args.task)
-    backend = load_backend(args)
+    backend = load_backend(args, expected_tokens=args.n * task.max_new_tokens)
     problems = task.problems(args.split, args.n, seed=args.seed)
     params = SamplingParams(max_new_tokens=task.max_new_tokens, temperature=args.temperature)
     gens = backend.generate([task.messages(p) for p in problems], params, seed=args.seed)

@@ -14,7 +14,7 @@ from rltf.cli.common import write_json
 from rltf.errors import ConfigError
 from rltf.eval.reward_model import evaluate_reward_model
 from rltf.feedback.reward_model import SpanRewardModel
-from rltf.models.hf_backend import HFBackend
+from rltf.models.engines import build_backend, vllm_options
 from rltf.spans.annotate import read_annotations
 from rltf.trainers import build_trainer, get_method, make_config
 from rltf.trainers.config import range_text
@@ -87,7 +87,9 @@ def run_reward_model(args, overrides) -> int:
         records = read_annotations(config.eval_data)
         records = records[: config.eval_n] if config.eval_n else records
         trainer.model.eval()
-        rm = SpanRewardModel(HFBackend(trainer.model, trainer.tokenizer), config.max_new_tokens)
+        backend = build_backend(config.backend, trainer.model, trainer.tokenizer, options=vllm_options(config),
+                                expected_tokens=len(records) * config.max_new_tokens, seed=config.seed)
+        rm = SpanRewardModel(backend, config.max_new_tokens)
         result = evaluate_reward_model(rm, records)
         write_json(f"{config.output_dir}/eval_rm.json", result)
         print_rm_result(result)

@@ -32,7 +32,10 @@ class Generation:
 
 
 class GenerationBackend(ABC):
-    """Implementations: :class:`rltf.models.hf_backend.HFBackend` (transformers)."""
+    """Implementations: :class:`rltf.models.hf_backend.HFBackend` (transformers) and
+    :class:`rltf.models.vllm_backend.VLLMBackend` (vLLM, ``pip install 'rltf[vllm]'``)."""
+
+    name = "base"
 
     def generate(self, conversations: Sequence[Messages], params: SamplingParams, seed: int = 0) -> list[Generation]:
         """One continuation per conversation (the assistant's next turn), reproducible under ``seed``."""
@@ -45,3 +48,41 @@ class GenerationBackend(ABC):
     @abstractmethod
     def chat_prompt_ids(self, conversation: Messages) -> list[int]:
         """Token ids of the conversation as the model sees it, ending with the assistant header."""
+
+    def sync_weights(self, model) -> None:
+        """Make the next generations use ``model``'s current weights. A backend that generates with
+        the trained model itself (HF) has nothing to do; one with its own copy (vLLM) copies them in."""
+
+    def sleep(self) -> None:
+        """The trainer is about to step: a backend with memory of its own may release it (vLLM on CUDA)."""
+
+    def close(self) -> None:
+        """Free what the backend holds besides the model (an engine, its cache)."""
+
+
+def make_generation(tokenizer, prompt: list[int], ids: list[int], logprobs: list[float], params: SamplingParams,
+                    alternatives: list[list[tuple[int, float]]] | None = None) -> Generation:
+    """One backend-independent :class:`Generation` from the raw sampled ``ids`` (and their log-probs):
+    cut after the first end-of-turn token (kept, ``finish_reason`` "stop") and after the first stop
+    string (the tokens that cover it, the string included), then decode. Every backend ends here, so
+    the two backends' outputs are cut and decoded alike."""
+    n, reason = len(ids), "length"
+    eos = tokenizer.eos_token_id
+    if eos in ids:
+        n, reason = ids.index(eos) + 1, "stop"
+    text = tokenizer.decode(ids[:n], skip_special_tokens=True)
+    if params.stop:
+        cut = min((text.find(s) + len(s) for s in params.stop if s in text), default=-1)
+        if cut >= 0:
+            reason = "stop"
+            n = min(n, tokens_covering(tokenizer, ids[:n], cut))
+            text = tokenizer.decode(ids[:n], skip_special_tokens=True)
+    return Generation(text, list(ids[:n]), list(logprobs[:n]), list(prompt), reason, (alternatives or [])[:n])
+
+
+def tokens_covering(tokenizer, ids: list[int], chars: int) -> int:
+    """Smallest number of tokens whose decoded text has at least ``chars`` characters."""
+    for k in range(1, len(ids) + 1):
+        if len(tokenizer.decode(ids[:k], skip_special_tokens=True)) >= chars:
+            return k
+    return len(ids)

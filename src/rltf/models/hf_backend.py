@@ -5,7 +5,7 @@ from typing import Sequence
 
 import torch
 
-from rltf.models.backend import Generation, GenerationBackend, Messages, SamplingParams
+from rltf.models.backend import Generation, GenerationBackend, Messages, SamplingParams, make_generation
 
 
 class HFBackend(GenerationBackend):
@@ -15,6 +15,8 @@ class HFBackend(GenerationBackend):
     returned in the input order. Each batch draws its samples under ``seed + batch index``, so a
     call is reproducible under its seed.
     """
+
+    name = "hf"
 
     def __init__(self, model, tokenizer, batch_size: int = 16, autocast_bf16: bool = False,
                  prefix_cache: bool = True, min_prefix: int = 32):
@@ -79,27 +81,10 @@ class HFBackend(GenerationBackend):
         gens = []
         for row, prompt in enumerate(prompts):
             ids = new[row].tolist()
-            n, reason = len(ids), "length"
-            if tok.eos_token_id in ids:
-                n, reason = ids.index(tok.eos_token_id) + 1, "stop"
-            text = tok.decode(ids[:n], skip_special_tokens=True)
-            if params.stop:
-                cut = min((text.find(s) + len(s) for s in params.stop if s in text), default=-1)
-                if cut >= 0:
-                    reason = "stop"
-                    n = min(n, self._tokens_covering(ids[:n], cut))
-                    text = tok.decode(ids[:n], skip_special_tokens=True)
-            alternatives = [] if top is None else [
-                list(zip(top.indices[row, t].tolist(), top.values[row, t].tolist())) for t in range(n)]
-            gens.append(Generation(text, ids[:n], logp[row, :n].tolist(), prompt, reason, alternatives))
+            alternatives = None if top is None else [
+                list(zip(top.indices[row, t].tolist(), top.values[row, t].tolist())) for t in range(len(ids))]
+            gens.append(make_generation(tok, prompt, ids, logp[row].tolist(), params, alternatives))
         return gens
-
-    def _tokens_covering(self, ids: list[int], chars: int) -> int:
-        """Smallest number of tokens whose decoded text has at least ``chars`` characters."""
-        for k in range(1, len(ids) + 1):
-            if len(self.tokenizer.decode(ids[:k], skip_special_tokens=True)) >= chars:
-                return k
-        return len(ids)
 
 
 def shared_prefix_len(seqs: list[list[int]], min_prefix: int) -> int:

@@ -42,15 +42,16 @@ def build_tiny_tokenizer():
 
 
 def build_tiny_model(vocab_size: int, seed: int = 0, pad_token_id: int | None = None, eos_token_id=None):
-    """A 2-layer Llama with hidden size 32, random weights drawn under ``seed``."""
+    """A 2-layer Llama with hidden size 64 (2 heads of 32: the smallest head vLLM's CPU attention
+    supports), random weights drawn under ``seed``."""
 
     config = LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=64,
+        intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
         max_position_embeddings=2048,
         tie_word_embeddings=True,
         pad_token_id=pad_token_id,

@@ -17,8 +17,9 @@ import torch
 from rltf.errors import ConfigError
 from rltf.feedback import JudgeConfig, build_feedback
 from rltf.models import load_model, load_tokenizer
-from rltf.models.backend import SamplingParams
-from rltf.models.hf_backend import HFBackend
+from rltf.algorithms import importance_weights
+from rltf.models.backend import GenerationBackend, SamplingParams
+from rltf.models.engines import build_backend, vllm_options
 from rltf.models.loading import resolve_device
 from rltf.rollout import KINDS, RolloutBatch
 from rltf.rollout.evaluation import evaluate
@@ -61,8 +62,10 @@ class Trainer(TrainingRun):
             if config.use_lora:
                 model.enable_input_require_grads()
         self.model = model
-        self.backend = HFBackend(model, self.tokenizer, batch_size=config.generation_batch_size,
-                                 autocast_bf16=config.bf16_autocast)
+        self.backend = build_backend(config.backend, model, self.tokenizer, expected_tokens=self.expected_tokens(),
+                                     batch_size=config.generation_batch_size, autocast_bf16=config.bf16_autocast,
+                                     options=vllm_options(config, self.rollout_tokens()), seed=config.seed)
+        self.weights_version = self.synced_version = 0  # optimizer steps applied / seen by the backend
         self.feedback = self.make_feedback()
         self.extra_modules = self.build_extra_modules(model)
         self.init_state()
@@ -76,9 +79,50 @@ class Trainer(TrainingRun):
         position = 0
         if self.resume_from is not None:
             position = self._restore(self.resume_from)
+            self.weights_version += 1  # restored state may include weights the backend has not seen
         self.stream = self.make_stream(position)
 
     # -- set-up -----------------------------------------------------------------------------
+    def expected_tokens(self) -> int:
+        """Tokens the run's rollouts generate at most (``backend: auto`` weighs vLLM's start against it)."""
+        c = self.config
+        new = c.max_new_tokens or self.task.max_new_tokens
+        steps = c.max_steps * c.prompts_per_step * c.group_size * new * self.method.turns
+        return min(steps, c.max_generated_tokens) if c.max_generated_tokens else steps
+
+    def rollout_tokens(self) -> int:
+        """Tokens one rollout holds at once (the vLLM KV cache's default size): every sequence of a
+        step, each as long as a sample prompt of the task plus, for a revision, the answer and a
+        critique, plus its own answer."""
+        c = self.config
+        new = c.max_new_tokens or self.task.max_new_tokens
+        problem = self.task.problems("train", 1, seed=c.seed)[0]
+        ids = self.tokenizer.apply_chat_template(self.task.messages(problem), tokenize=True, add_generation_prompt=True)
+        prompt = len(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        per_sequence = prompt + new + (2 * new + 128 if self.method.turns > 1 else 0)
+        return c.prompts_per_step * c.group_size * per_sequence
+
+    def rollout_backend(self) -> GenerationBackend:
+        """The generation backend, holding the policy's current weights: a backend with its own copy
+        (vLLM) gets the trainer's weights when an optimizer step has changed them since the last sync."""
+        if self.synced_version != self.weights_version:
+            t0 = time.perf_counter()
+            self.backend.sync_weights(self.model)
+            self.synced_version = self.weights_version
+            self.sync_seconds = time.perf_counter() - t0
+        return self.backend
+
+    def sampler_correction(self, logp: torch.Tensor, batch: RolloutBatch) -> tuple[torch.Tensor | None, dict[str, float]]:
+        """Importance weights for tokens sampled by another engine than the trained model (vLLM):
+        (weights [B, T] or None, mismatch statistics). None for the HF backend, which samples from
+        the trained model itself; with ``importance_sampling: off`` the mismatch is still measured."""
+        c = self.config
+        if self.backend.name == "hf" or batch.sampler_logprobs is None:
+            return None, {}
+        weights, stats = importance_weights(logp, batch.sampler_logprobs, batch.completion_mask,
+                                            c.importance_sampling, c.importance_sampling_cap)
+        return (None if c.importance_sampling == "off" else weights), {f"is_{k}": v for k, v in stats.items()}
+
     def _wrap_lora(self, model):
         return wrap_lora(model, self.config, self.resume_from / "adapter" if self.resume_from else None)
 
@@ -147,6 +191,7 @@ class Trainer(TrainingRun):
         re-weighted so that the sum over micro-batches equals the loss of the whole batch (``_share``)."""
         c = self.config
         totals: dict[str, float] = {}
+        self.backend.sleep()  # vLLM on CUDA: its memory is the trainer's until the next rollout
         self.model.train()
         device = self.model.device if hasattr(self.model, "device") else self.device
         for kind in KINDS:
@@ -183,9 +228,11 @@ class Trainer(TrainingRun):
 
     def _apply_gradients(self) -> float:
         """Guard, clip and apply the accumulated gradients (one optimizer step) -> gradient norm."""
-        return guarded_step(self.optimizer, self.config.max_grad_norm,
+        norm = guarded_step(self.optimizer, self.config.max_grad_norm,
                             f"at step {self.step + 1}; the step was not applied; "
                             f"last good checkpoint: {self._last_checkpoint()}")
+        self.weights_version += 1
+        return norm
 
     def _finish_step(self, metrics: dict[str, float], t_start: float, generated: int) -> dict[str, float]:
         """Count the step and the ``generated`` tokens of all its rollouts (the token budget's unit)."""
@@ -194,6 +241,9 @@ class Trainer(TrainingRun):
         metrics["tokens/cumulative"] = float(self.generated_tokens)
         metrics["loss/total"] = sum(v for k, v in metrics.items() if k.startswith("loss/"))
         metrics.update({"lr": self.scheduler.get_last_lr()[0], "time/step": time.perf_counter() - t_start})
+        if getattr(self, "sync_seconds", None) is not None:
+            metrics["time/weight_sync"] = self.sync_seconds
+            self.sync_seconds = None
         if metrics.get("tokens/generated") and metrics.get("time/generate"):
             metrics["tokens/per_s"] = metrics["tokens/generated"] / metrics["time/generate"]
         return metrics
@@ -205,8 +255,8 @@ class Trainer(TrainingRun):
         self.model.eval()
         params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens, temperature=0.0)
         rounds = c.eval_rounds
-        feedback = build_feedback("self", backend=self.backend) if rounds > 1 else None
-        result = evaluate(self.task, self.backend, n=c.eval_n, seed=12345, rounds=rounds, feedback=feedback,
+        feedback = build_feedback("self", backend=self.rollout_backend()) if rounds > 1 else None
+        result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=rounds, feedback=feedback,
                           params=params, split="eval")
         self.last_accuracy = result["accuracy"]
         out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],

@@ -14,10 +14,12 @@ from typing import Any
 
 import yaml
 
+from rltf.algorithms.importance import IS_MODES
 from rltf.algorithms.losses import AGGREGATIONS, SD_MODES
 from rltf.errors import ConfigError
 from rltf.feedback import KINDS as FEEDBACK_KINDS
 from rltf.feedback import SPAN_KINDS
+from rltf.models.engines import AUTO_MIN_TOKENS, BACKENDS
 from rltf.plugins import is_plugin_spec
 
 SCHEDULERS = ("constant", "linear", "cosine")
@@ -98,6 +100,18 @@ class RunConfig:
     save_total_limit: int = arg(2, "checkpoints kept (older ones are deleted)", ge=1)
     report_to: str = arg("none", "extra loggers, comma-separated: tensorboard, wandb, trackio")
     run_name: str | None = arg(None, "name shown by W&B/trackio (default: output_dir's name)")
+    backend: str = arg("auto", "generation backend: hf (transformers), vllm (pip install 'rltf[vllm]'; weights "
+                               "synced after every optimizer step), or auto (vllm when installed and the run "
+                               f"generates at least {AUTO_MIN_TOKENS} tokens, else hf)", choices=BACKENDS)
+    vllm_kv_cache_gb: float | None = arg(None, "vLLM on CPU: memory of its KV cache in GiB (requests that do not fit "
+                                               "wait); default: room for one rollout's sequences", gt=0)
+    vllm_gpu_memory_utilization: float = arg(0.3, "vLLM on CUDA: share of GPU memory for its weights and KV cache "
+                                                  "(the trainer needs the rest)", gt=0, le=1)
+    vllm_max_model_len: int = arg(4096, "vLLM: longest prompt + completion in tokens (capped by the model's limit)",
+                                  ge=16)
+    vllm_enforce_eager: bool | None = arg(None, "vLLM: run without compiled graphs (default: eager on CPU, where "
+                                                "compiling takes ~80 s at start for about a fifth more tokens/s; graphs on CUDA)")
+    vllm_sleep: bool = arg(True, "vLLM on CUDA: free the engine's memory while the trainer steps (sleep mode)")
 
 
 @dataclass
@@ -136,6 +150,13 @@ class TrainConfig(RunConfig):
     eval_n: int = arg(64, "held-out prompts per evaluation", ge=1)
     eval_rounds: int = arg(1, "K > 1 also measures K-round self-critique accuracy (FM use)", ge=1)
     eval_at_start: bool = arg(True, "evaluate the initial policy before step 1")
+    importance_sampling: str = arg("token_truncate", "correction of vLLM rollouts for the sampler/trainer mismatch: "
+                                                     "per-token or per-sequence ratio pi_train/pi_sampler, truncated "
+                                                     "at the cap or masked above it (off: none); the HF backend "
+                                                     "samples from the trained model itself and needs none",
+                                   choices=IS_MODES)
+    importance_sampling_cap: float = arg(3.0, "upper bound of the importance ratio (truncate) or the ratio above "
+                                              "which tokens/sequences are dropped (mask)", gt=0)
 
 
 @dataclass

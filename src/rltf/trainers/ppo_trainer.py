@@ -71,7 +71,7 @@ class PPOTrainer(Trainer):
                                 temperature=c.temperature, top_p=c.top_p)
         self.model.eval()
         t0 = time.perf_counter()
-        gens = self.backend.generate([task.messages(p) for p in owners], params, seed=seed)
+        gens = self.rollout_backend().generate([task.messages(p) for p in owners], params, seed=seed)
         t1 = time.perf_counter()
         scores = [task.score(p, g.text) for p, g in zip(owners, gens)]
         critiques = self.feedback.critique_many([(task, p, g.text, s) for p, g, s in zip(owners, gens, scores)])
@@ -185,7 +185,9 @@ class PPOTrainer(Trainer):
         logp = gather_logprobs(logits, batch.completion_ids)
         values = self.value_head(hidden.float()).squeeze(-1)
         mask = batch.completion_mask
+        weights, is_stats = self.sampler_correction(batch.old_logprobs, batch)  # the rollout's own policy vs its sampler
         pg, pg_stats = policy_gradient_loss(logp, batch.advantages, mask, old_logp=batch.old_logprobs,
-                                            clip_eps=c.clip_eps, aggregation=c.loss_aggregation)
+                                            clip_eps=c.clip_eps, aggregation=c.loss_aggregation, is_weights=weights)
+        pg_stats.update(is_stats)
         vl, v_stats = value_loss(values, batch.values, batch.returns, mask, c.value_clip, c.loss_aggregation)
         return pg + c.vf_coef * vl, {**pg_stats, **v_stats, "policy_loss": pg.item(), "value_loss": vl.item()}

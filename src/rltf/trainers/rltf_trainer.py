@@ -93,7 +93,7 @@ class RLTFTrainer(Trainer):
         self.model.eval()
         failed_before = self.feedback.stats.failed
         t0 = time.perf_counter()
-        episodes = run_episodes(self.task, problems, self.backend, self.feedback, params, n_samples=N,
+        episodes = run_episodes(self.task, problems, self.rollout_backend(), self.feedback, params, n_samples=N,
                                 rounds=self.method.turns, seed=seed)
         gen_time = time.perf_counter() - t0
         r0 = torch.tensor([e.turns[0].reward for e in episodes]).view(G, N)
@@ -176,8 +176,11 @@ class RLTFTrainer(Trainer):
             if c.kl_coef:
                 with torch.no_grad(), self.reference_model() as ref_model:
                     batch.ref_logprobs = completion_logprobs(ref_model, batch, c.bf16_autocast)
-            return policy_gradient_loss(logp, batch.advantages, batch.completion_mask, aggregation=c.loss_aggregation,
-                                        ref_logp=batch.ref_logprobs, kl_coef=c.kl_coef)
+            weights, is_stats = self.sampler_correction(logp, batch)
+            loss, stats = policy_gradient_loss(logp, batch.advantages, batch.completion_mask,
+                                               aggregation=c.loss_aggregation, ref_logp=batch.ref_logprobs,
+                                               kl_coef=c.kl_coef, is_weights=weights)
+            return loss, {**stats, **is_stats}
         if kind == "sd":
             keep, masked = sd_token_mask(logp, batch.completion_mask, c.sd_mask_threshold)
             loss = sd_loss(logp, batch.advantages, keep, c.sd_mode, logp_x1=batch.sampler_logprobs,
