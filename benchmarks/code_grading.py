@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import matmul_flops  # noqa: E402
+from machine import cpu_name, matmul_flops  # noqa: E402
 
 from rltf.tasks import get_task  # noqa: E402
 from rltf.tasks.code_task import build_solution  # noqa: E402
@@ -35,13 +35,6 @@ def function_server_grade(problem, code, limits):
                               problem.metadata.get("prompt_code", ""), limits).passed
 
 
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="")
@@ -50,7 +43,7 @@ def main():
     task, limits = get_task("humaneval"), SandboxLimits()
     problems = task.problems("all")
     codes = [p.metadata["prompt_code"] + p.answer for p in problems]
-    result = {"machine": f"{_cpu_name()}, Python {platform.python_version()}",
+    result = {"machine": f"{cpu_name()}, Python {platform.python_version()}",
               "matmul_fp32_tflops": matmul_flops("float32") / 1e12, "problems": len(problems)}
     print(f"{result['machine']}; fp32 matmul peak {result['matmul_fp32_tflops']:.2f} TFLOP/s")
     for name, grade in (("exit_status_before", exit_status_grade), ("function_server_now", function_server_grade)):

@@ -14,34 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import torch
 
+from machine import cpu_name, matmul_flops
 from rltf.models import load_model_and_tokenizer
 from rltf.models.hf_backend import HFBackend
 from rltf.rollout import SamplingParams
 from rltf.tasks import get_task
-
-
-def matmul_tflops(n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e12
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(backend, convs, params, seed=0):
@@ -80,7 +61,7 @@ def main():
     convs = [task.messages(p) for p in task.problems("eval", args.n, seed=0)]
     report = {"model": args.model, "dtype": args.dtype, "task": args.task, "n": args.n, "max_new_tokens": 64,
               "machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}",
-              "fp32_matmul_tflops": round(matmul_tflops(), 3)}
+              "fp32_matmul_tflops": round(matmul_flops() / 1e12, 3)}
     greedy_texts = {}
     for name in args.backend.split(","):
         t0 = time.perf_counter()

@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_name, matmul_flops
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {
@@ -34,28 +35,6 @@ RECIPES = {
     "span-ppo": "cpu-fact-summary-span-ppo.yaml", "scalar-ppo": "cpu-fact-summary-scalar-ppo.yaml",
 }
 PHASES = ("time/step", "time/rollout", "time/generate", "time/backward")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def matmul_tflops(n: int = 1024, reps: int = 10) -> float:
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(2):
-        a @ b
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e12
 
 
 def run_method(method: str, steps: int, model: str) -> dict:
@@ -103,7 +82,7 @@ def run_backward(method: str, repeats: int, model: str) -> dict:
 
 def interleaved(old_src: str, methods: list[str], repeats: int, model: str, output: str) -> None:
     """Training phase of the code in ``old_src`` and of this checkout, alternating per method."""
-    result = {"machine": cpu_name(), "cores": os.cpu_count(), "matmul_tflops": matmul_tflops(), "methods": {}}
+    result = {"machine": cpu_name(), "cores": os.cpu_count(), "matmul_tflops": matmul_flops(n=1024) / 1e12, "methods": {}}
     print(f"{result['machine']}, {result['cores']} cores, fp32 matmul {result['matmul_tflops']:.3f} TFLOP/s")
     print(f"{'method':14} {'before s':>9} {'after s':>9} {'after/before':>13}  losses equal")
     for method in methods:
@@ -166,7 +145,7 @@ def main() -> None:
     if args.one:
         print("RESULT " + json.dumps(run_method(args.one, args.steps, args.model)))
         return
-    result = {"machine": cpu_name(), "cores": os.cpu_count(), "matmul_tflops": matmul_tflops(), "steps": args.steps,
+    result = {"machine": cpu_name(), "cores": os.cpu_count(), "matmul_tflops": matmul_flops(n=1024) / 1e12, "steps": args.steps,
               "methods": {}}
     print(f"{result['machine']}, {result['cores']} cores, fp32 matmul {result['matmul_tflops']:.3f} TFLOP/s")
     for method in args.methods.split(","):
