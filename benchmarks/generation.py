@@ -68,8 +68,11 @@ def main():
         if name == "hf":
             backend = HFBackend(model, tok, batch_size=args.batch_size)
         elif name == "vllm":
-            from rltf.models.vllm_backend import VLLMBackend
+            from rltf.models.vllm_backend import VLLMBackend, vllm_available
 
+            if not vllm_available():
+                print("vllm: not installed (pip install 'rltf[vllm]'), skipped")
+                continue
             backend = VLLMBackend(model, tok)
         else:
             raise SystemExit(f"unknown backend {name!r}")

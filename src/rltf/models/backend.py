@@ -60,6 +60,12 @@ class GenerationBackend(ABC):
         """Free what the backend holds besides the model (an engine, its cache)."""
 
 
+def render_chat(tokenizer, conversation: Messages) -> list[int]:
+    """Token ids of ``conversation`` under the tokenizer's chat template, ending with the assistant header."""
+    out = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+    return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+
+
 def make_generation(tokenizer, prompt: list[int], ids: list[int], logprobs: list[float], params: SamplingParams,
                     alternatives: list[list[tuple[int, float]]] | None = None) -> Generation:
     """One backend-independent :class:`Generation` from the raw sampled ``ids`` (and their log-probs):

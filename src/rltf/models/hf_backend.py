@@ -5,7 +5,7 @@ from typing import Sequence
 
 import torch
 
-from rltf.models.backend import Generation, GenerationBackend, Messages, SamplingParams, make_generation
+from rltf.models.backend import Generation, GenerationBackend, Messages, SamplingParams, make_generation, render_chat
 
 
 class HFBackend(GenerationBackend):
@@ -27,8 +27,7 @@ class HFBackend(GenerationBackend):
         self.tokenizer.padding_side = "left"
 
     def chat_prompt_ids(self, conversation: Messages) -> list[int]:
-        out = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
-        return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+        return render_chat(self.tokenizer, conversation)
 
     @torch.inference_mode()
     def generate_ids(self, prompts: Sequence[list[int]], params: SamplingParams, seed: int = 0) -> list[Generation]:

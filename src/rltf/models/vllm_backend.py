@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import save_file
 
 from rltf.errors import ConfigError
-from rltf.models.backend import Generation, GenerationBackend, Messages, SamplingParams, make_generation
+from rltf.models.backend import Generation, GenerationBackend, Messages, SamplingParams, make_generation, render_chat
 
 @dataclass
 class VLLMOptions:
@@ -153,8 +153,7 @@ class VLLMBackend(GenerationBackend):
 
     # -- generation ------------------------------------------------------------------------------
     def chat_prompt_ids(self, conversation: Messages) -> list[int]:
-        out = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
-        return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+        return render_chat(self.tokenizer, conversation)
 
     def sampling_params(self, params: SamplingParams, seed: int, index: int):
         """vLLM's sampling parameters for prompt ``index`` of a call under ``seed``."""

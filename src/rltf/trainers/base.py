@@ -18,7 +18,7 @@ from rltf.errors import ConfigError
 from rltf.feedback import JudgeConfig, build_feedback
 from rltf.models import load_model, load_tokenizer
 from rltf.algorithms import importance_weights
-from rltf.models.backend import GenerationBackend, SamplingParams
+from rltf.models.backend import GenerationBackend, SamplingParams, render_chat
 from rltf.models.engines import build_backend, vllm_options
 from rltf.models.loading import resolve_device
 from rltf.rollout import KINDS, RolloutBatch
@@ -97,8 +97,7 @@ class Trainer(TrainingRun):
         c = self.config
         new = c.max_new_tokens or self.task.max_new_tokens
         problem = self.task.problems("train", 1, seed=c.seed)[0]
-        ids = self.tokenizer.apply_chat_template(self.task.messages(problem), tokenize=True, add_generation_prompt=True)
-        prompt = len(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        prompt = len(render_chat(self.tokenizer, self.task.messages(problem)))
         per_sequence = prompt + new + (2 * new + 128 if self.method.turns > 1 else 0)
         return c.prompts_per_step * c.group_size * per_sequence
 
@@ -112,7 +111,8 @@ class Trainer(TrainingRun):
             self.sync_seconds = time.perf_counter() - t0
         return self.backend
 
-    def sampler_correction(self, logp: torch.Tensor, batch: RolloutBatch) -> tuple[torch.Tensor | None, dict[str, float]]:
+    def sampler_correction(self, logp: torch.Tensor,
+                           batch: RolloutBatch) -> tuple[torch.Tensor | None, dict[str, float]]:
         """Importance weights for tokens sampled by another engine than the trained model (vLLM):
         (weights [B, T] or None, mismatch statistics). None for the HF backend, which samples from
         the trained model itself; with ``importance_sampling: off`` the mismatch is still measured."""

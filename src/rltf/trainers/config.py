@@ -110,7 +110,8 @@ class RunConfig:
     vllm_max_model_len: int = arg(4096, "vLLM: longest prompt + completion in tokens (capped by the model's limit)",
                                   ge=16)
     vllm_enforce_eager: bool | None = arg(None, "vLLM: run without compiled graphs (default: eager on CPU, where "
-                                                "compiling takes ~80 s at start for about a fifth more tokens/s; graphs on CUDA)")
+                                                "compiling takes ~80 s at start for about a fifth more tokens/s; "
+                                                "graphs on CUDA)")
     vllm_sleep: bool = arg(True, "vLLM on CUDA: free the engine's memory while the trainer steps (sleep mode)")
 
 

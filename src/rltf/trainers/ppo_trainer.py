@@ -185,7 +185,8 @@ class PPOTrainer(Trainer):
         logp = gather_logprobs(logits, batch.completion_ids)
         values = self.value_head(hidden.float()).squeeze(-1)
         mask = batch.completion_mask
-        weights, is_stats = self.sampler_correction(batch.old_logprobs, batch)  # the rollout's own policy vs its sampler
+        # the rollout's own policy (the trainer's log-probs before this update) over its sampler
+        weights, is_stats = self.sampler_correction(batch.old_logprobs, batch)
         pg, pg_stats = policy_gradient_loss(logp, batch.advantages, mask, old_logp=batch.old_logprobs,
                                             clip_eps=c.clip_eps, aggregation=c.loss_aggregation, is_weights=weights)
         pg_stats.update(is_stats)
