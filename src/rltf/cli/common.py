@@ -87,6 +87,8 @@ def add_feedback_args(p: argparse.ArgumentParser, default: str = "critic", spans
 def load_backend(args, expected_tokens: int | None = None, model: str | None = None):
     """The generation backend of ``--model`` (or ``model``) chosen by ``--backend``; ``expected_tokens``:
     what the command will generate at most (``auto`` weighs vLLM's start against it; None: unknown)."""
+    if getattr(args, "feedback", None) == "judge":  # a missing endpoint is an error before the model loads
+        JudgeConfig.from_options(args).check()
     model, tok = load_model_and_tokenizer(model or args.model, dtype=args.dtype, device=args.device)
     return build_backend(args.backend, model, tok, expected_tokens=expected_tokens, batch_size=args.batch_size,
                          options=vllm_options(args))

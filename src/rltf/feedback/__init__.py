@@ -46,9 +46,13 @@ class JudgeConfig:
                    options.judge_concurrency, options.judge_retries, options.judge_cache, local_backend,
                    getattr(options, "human_feedback", None))
 
-    def client(self) -> OpenAIChatClient:
+    def check(self) -> None:
+        """Raise ConfigError unless an endpoint and a model are named (before any model is loaded)."""
         if not self.url or not self.model:
             raise ConfigError("--feedback judge needs --judge-url and --judge-model (an OpenAI-compatible endpoint)")
+
+    def client(self) -> OpenAIChatClient:
+        self.check()
         return OpenAIChatClient(self.url, self.model, api_key_env=self.key_env, timeout=self.timeout,
                                 concurrency=self.concurrency, max_retries=self.retries)
 

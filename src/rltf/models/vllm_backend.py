@@ -92,7 +92,7 @@ class VLLMBackend(GenerationBackend):
             self._save(directory)
             llm = LLM(model=str(directory), tokenizer=str(directory), dtype=dtype, seed=seed,
                       enable_prefix_caching=True, max_model_len=self.max_model_len, enforce_eager=eager,
-                      max_num_seqs=o.max_num_seqs, **memory)
+                      max_num_seqs=o.max_num_seqs, use_tqdm_on_load=False, **memory)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
             # The CPU worker replaces torch.set_num_threads with a no-op for the whole process.
