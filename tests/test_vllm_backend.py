@@ -321,3 +321,25 @@ def test_serve_on_the_vllm_engine(engine):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.mark.slow
+def test_default_model_greedy_outputs_agree(smol):
+    """The embedded SmolLM2-135M on a fixed set of 16 few-shot add2 prompts: the two backends
+    produce the same greedy tokens and text (64/64 in benchmarks/generation.py) and log-probs
+    within 1e-4 (float32 kernels differ in summation order only)."""
+    from rltf.models.vllm_backend import VLLMBackend
+
+    model, tok = smol
+    task = get_task("add2")
+    convs = [task.messages(p) for p in task.problems("eval", 16, seed=0)]
+    params = SamplingParams(max_new_tokens=48, temperature=0.0)
+    hf = HFBackend(model, tok, batch_size=16).generate(convs, params)
+    backend = VLLMBackend(model, tok, options=VLLMOptions(kv_cache_gb=0.5, max_model_len=1024))
+    try:
+        vl = backend.generate(convs, params)
+    finally:
+        backend.close()
+    assert [g.token_ids for g in hf] == [g.token_ids for g in vl]
+    assert [g.text for g in hf] == [g.text for g in vl]
+    assert max(abs(a - b) for x, y in zip(hf, vl) for a, b in zip(x.logprobs, y.logprobs)) < 1e-4
