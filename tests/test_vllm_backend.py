@@ -13,6 +13,7 @@ from rltf.models.backend import SamplingParams
 from rltf.models.hf_backend import HFBackend
 from rltf.models.vllm_backend import VLLMOptions, vllm_available
 from rltf.tasks import get_task
+from test_trainers import parity_grader  # mixed rewards for the random model
 
 pytestmark = pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed (pip install 'rltf[vllm]')")
 
@@ -179,14 +180,6 @@ def _grpo_config(tmp_path, **kw):
                   temperature=1.0)
     values.update(kw)
     return make_config(values.pop("method", "grpo"), overrides=values)
-
-
-def parity_grader(problem, completion):
-    """Mixed rewards for the random model (so group advantages are not all 0)."""
-    from rltf.tasks.base import Score
-
-    good = len(completion) % 2 == 0
-    return Score(1.0 if good else 0.0, good, True, "parity", None)
 
 
 def _trainer(config, resume=None):

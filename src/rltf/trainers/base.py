@@ -19,7 +19,7 @@ from rltf.feedback import JudgeConfig, build_feedback
 from rltf.models import load_model, load_tokenizer
 from rltf.algorithms import importance_weights
 from rltf.models.backend import GenerationBackend, SamplingParams, render_chat
-from rltf.models.engines import build_backend, vllm_options
+from rltf.models.engines import build_backend, resolve_backend, vllm_options
 from rltf.models.loading import resolve_device
 from rltf.rollout import KINDS, RolloutBatch
 from rltf.rollout.evaluation import evaluate
@@ -62,9 +62,10 @@ class Trainer(TrainingRun):
             if config.use_lora:
                 model.enable_input_require_grads()
         self.model = model
-        self.backend = build_backend(config.backend, model, self.tokenizer, expected_tokens=self.expected_tokens(),
-                                     batch_size=config.generation_batch_size, autocast_bf16=config.bf16_autocast,
-                                     options=vllm_options(config, self.rollout_tokens()), seed=config.seed)
+        choice = resolve_backend(config.backend, self.expected_tokens())
+        options = vllm_options(config, self.rollout_tokens()) if choice == "vllm" else None  # only vLLM sizes a cache
+        self.backend = build_backend(choice, model, self.tokenizer, batch_size=config.generation_batch_size,
+                                     autocast_bf16=config.bf16_autocast, options=options, seed=config.seed)
         self.weights_version = self.synced_version = 0  # optimizer steps applied / seen by the backend
         self.feedback = self.make_feedback()
         self.extra_modules = self.build_extra_modules(model)
