@@ -71,13 +71,18 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return adv, (adv + values) * m
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8,
+           mean: torch.Tensor | float | None = None, var: torch.Tensor | float | None = None) -> torch.Tensor:
     """(x - mean) / std over the masked entries of the whole batch (population variance) -> [B, T].
-    With ``shift_mean=False`` the mean is added back (scale only)."""
+    With ``shift_mean=False`` the mean is added back (scale only). ``mean`` and ``var`` given (e.g.
+    over every training process's batch) replace this batch's."""
     m = mask.to(x.dtype)
     n = m.sum().clamp(min=1.0)
-    mean = (x * m).sum() / n
-    var = (((x - mean) * m) ** 2).sum() / n
+    if mean is None:
+        mean = (x * m).sum() / n
+    if var is None:
+        var = (((x - mean) * m) ** 2).sum() / n
+    var = torch.as_tensor(var, dtype=x.dtype)
     out = (x - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         out = out + mean

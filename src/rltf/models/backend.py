@@ -37,13 +37,20 @@ class GenerationBackend(ABC):
 
     name = "base"
 
-    def generate(self, conversations: Sequence[Messages], params: SamplingParams, seed: int = 0) -> list[Generation]:
-        """One continuation per conversation (the assistant's next turn), reproducible under ``seed``."""
-        return self.generate_ids([self.chat_prompt_ids(c) for c in conversations], params, seed)
+    def generate(self, conversations: Sequence[Messages], params: SamplingParams, seed: int = 0,
+                 keys: Sequence[int] | None = None) -> list[Generation]:
+        """One continuation per conversation (the assistant's next turn), reproducible under ``seed``.
+
+        Each prompt is sampled under its own seed ``request_seed(seed, key)``; ``keys`` (default:
+        the prompts' positions) name the prompts, so a prompt's sample does not depend on which
+        other prompts share the call (a rank's shard samples what the whole batch would)."""
+        return self.generate_ids([self.chat_prompt_ids(c) for c in conversations], params, seed, keys)
 
     @abstractmethod
-    def generate_ids(self, prompts: Sequence[list[int]], params: SamplingParams, seed: int = 0) -> list[Generation]:
-        """One continuation per token-id prompt (a raw prompt, or a chat rendered by :meth:`chat_prompt_ids`)."""
+    def generate_ids(self, prompts: Sequence[list[int]], params: SamplingParams, seed: int = 0,
+                     keys: Sequence[int] | None = None) -> list[Generation]:
+        """One continuation per token-id prompt (a raw prompt, or a chat rendered by :meth:`chat_prompt_ids`);
+        ``seed`` and ``keys`` as in :meth:`generate`."""
 
     @abstractmethod
     def chat_prompt_ids(self, conversation: Messages) -> list[int]:
@@ -92,3 +99,18 @@ def tokens_covering(tokenizer, ids: list[int], chars: int) -> int:
         if len(tokenizer.decode(ids[:k], skip_special_tokens=True)) >= chars:
             return k
     return len(ids)
+
+
+def request_seed(seed: int, key: int) -> int:
+    """The sampling seed of the prompt named ``key`` in a call under ``seed`` (distinct per prompt, < 2**62)."""
+    return (seed * 1_000_003 + key * 7_919 + 17) % (1 << 62)
+
+
+def prompt_keys(n: int, keys: Sequence[int] | None) -> list[int]:
+    """``keys`` checked against ``n`` prompts, or the positions 0..n-1."""
+    if keys is None:
+        return list(range(n))
+    keys = [int(k) for k in keys]
+    if len(keys) != n:
+        raise ValueError(f"{len(keys)} keys for {n} prompts")
+    return keys

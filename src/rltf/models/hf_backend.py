@@ -5,15 +5,20 @@ from typing import Sequence
 
 import torch
 
-from rltf.models.backend import Generation, GenerationBackend, Messages, SamplingParams, make_generation, render_chat
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from rltf.models.backend import (Generation, GenerationBackend, Messages, SamplingParams, make_generation, prompt_keys,
+                                 render_chat, request_seed)
 
 
 class HFBackend(GenerationBackend):
     """Generate with ``model.generate`` in batches of ``batch_size`` conversations.
 
     Conversations are sorted by prompt length before batching (less padding), and results are
-    returned in the input order. Each batch draws its samples under ``seed + batch index``, so a
-    call is reproducible under its seed.
+    returned in the input order. Each prompt is sampled with its own random generator, seeded
+    ``request_seed(seed, key)`` (:class:`KeyedSampler`), so its sample does not depend on the batch
+    it shares: a call is reproducible under its seed, and a process sampling a shard of the prompts
+    draws what one process sampling all of them would.
     """
 
     name = "hf"
@@ -30,17 +35,19 @@ class HFBackend(GenerationBackend):
         return render_chat(self.tokenizer, conversation)
 
     @torch.inference_mode()
-    def generate_ids(self, prompts: Sequence[list[int]], params: SamplingParams, seed: int = 0) -> list[Generation]:
+    def generate_ids(self, prompts: Sequence[list[int]], params: SamplingParams, seed: int = 0,
+                     keys: Sequence[int] | None = None) -> list[Generation]:
+        seeds = [request_seed(seed, k) for k in prompt_keys(len(prompts), keys)]
         prompts = [list(p) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Generation | None] = [None] * len(prompts)
-        for b, lo in enumerate(range(0, len(order), self.batch_size)):
+        for lo in range(0, len(order), self.batch_size):
             idx = order[lo:lo + self.batch_size]
-            for i, gen in zip(idx, self._generate_batch([prompts[i] for i in idx], params, seed + b)):
+            for i, gen in zip(idx, self._generate_batch([prompts[i] for i in idx], params, [seeds[i] for i in idx])):
                 results[i] = gen
         return results  # type: ignore[return-value]
 
-    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Generation]:
+    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[Generation]:
         tok, model = self.tokenizer, self.model
         device = next(model.parameters()).device
         pad = tok.pad_token_id
@@ -58,13 +65,11 @@ class HFBackend(GenerationBackend):
             max_new_tokens=params.max_new_tokens, do_sample=not greedy, pad_token_id=pad,
             eos_token_id=tok.eos_token_id, return_dict_in_generate=True, output_logits=True,
         )
-        if not greedy:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if not greedy:  # KeyedSampler draws the token; HF's own warpers are off and its draw is one-hot
+            kwargs.update(temperature=1.0, top_p=1.0, top_k=0, logits_processor=LogitsProcessorList(
+                [KeyedSampler(seeds, params.temperature, params.top_p, device)]))
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
-        torch.manual_seed(seed)
-        if device.type == "cuda":
-            torch.cuda.manual_seed_all(seed)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
             if shared:
                 prefix_out = model(input_ids=input_ids[:1, :shared], use_cache=True)
@@ -84,6 +89,31 @@ class HFBackend(GenerationBackend):
                 list(zip(top.indices[row, t].tolist(), top.values[row, t].tolist())) for t in range(len(ids))]
             gens.append(make_generation(tok, prompt, ids, logp[row].tolist(), params, alternatives))
         return gens
+
+
+class KeyedSampler(LogitsProcessor):
+    """Draws each row's next token under the row's own ``torch.Generator`` (temperature, then top-p
+    as transformers' warpers apply them) and returns scores that are 0 on the drawn token and -inf
+    elsewhere, so ``generate``'s sampling step picks exactly that token. A row's draws depend only on
+    its seed and its own logits, not on the rows beside it."""
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float, device):
+        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        self.temperature, self.top_p = temperature, top_p
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        logits = scores.float() / self.temperature  # [B, V]
+        if self.top_p < 1.0:  # nucleus: drop the tokens whose ascending cumulative mass is <= 1 - top_p
+            sorted_logits, sorted_idx = torch.sort(logits, descending=False, dim=-1)
+            cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+            remove = cumulative <= (1 - self.top_p)
+            remove[..., -1:] = False  # keep at least the most likely token
+            logits = logits.masked_fill(remove.scatter(1, sorted_idx, remove), float("-inf"))
+        probs = logits.softmax(dim=-1)
+        picks = torch.cat([torch.multinomial(probs[b], 1, generator=g) for b, g in enumerate(self.generators)])
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, picks.view(-1, 1), 0.0)
+        return out
 
 
 def shared_prefix_len(seqs: list[list[int]], min_prefix: int) -> int:

@@ -30,7 +30,8 @@ import torch
 from safetensors.torch import save_file
 
 from rltf.errors import ConfigError
-from rltf.models.backend import Generation, GenerationBackend, Messages, SamplingParams, make_generation, render_chat
+from rltf.models.backend import (Generation, GenerationBackend, Messages, SamplingParams, make_generation, prompt_keys,
+                                 render_chat, request_seed)
 
 @dataclass
 class VLLMOptions:
@@ -155,19 +156,21 @@ class VLLMBackend(GenerationBackend):
     def chat_prompt_ids(self, conversation: Messages) -> list[int]:
         return render_chat(self.tokenizer, conversation)
 
-    def sampling_params(self, params: SamplingParams, seed: int, index: int):
-        """vLLM's sampling parameters for prompt ``index`` of a call under ``seed``."""
+    def sampling_params(self, params: SamplingParams, seed: int, key: int):
+        """vLLM's sampling parameters for the prompt named ``key`` in a call under ``seed``."""
         from vllm import SamplingParams as VSamplingParams
 
         greedy = params.temperature <= 0
         return VSamplingParams(
             temperature=0.0 if greedy else params.temperature, top_p=1.0 if greedy else params.top_p, top_k=0,
-            max_tokens=params.max_new_tokens, seed=None if greedy else request_seed(seed, index),
+            max_tokens=params.max_new_tokens, seed=None if greedy else request_seed(seed, key),
             stop=list(params.stop) or None, include_stop_str_in_output=True,
             stop_token_ids=[self.tokenizer.eos_token_id], logprobs=params.top_logprobs,
             detokenize=bool(params.stop), skip_special_tokens=True)
 
-    def generate_ids(self, prompts: Sequence[list[int]], params: SamplingParams, seed: int = 0) -> list[Generation]:
+    def generate_ids(self, prompts: Sequence[list[int]], params: SamplingParams, seed: int = 0,
+                     keys: Sequence[int] | None = None) -> list[Generation]:
+        keys = prompt_keys(len(prompts), keys)
         if self.llm is None:
             raise RuntimeError("this vLLM backend was closed")
         prompts = [list(p) for p in prompts]
@@ -180,7 +183,7 @@ class VLLMBackend(GenerationBackend):
                               "model's max_position_embeddings)")
         self.wake()
         requests = [{"prompt_token_ids": p} for p in prompts]
-        outputs = self.llm.generate(requests, [self.sampling_params(params, seed, i) for i in range(len(prompts))],
+        outputs = self.llm.generate(requests, [self.sampling_params(params, seed, k) for k in keys],
                                     use_tqdm=False)
         return [self._generation(prompt, out.outputs[0], params) for prompt, out in zip(prompts, outputs)]
 
@@ -226,11 +229,6 @@ def kv_bytes_per_token(config, dtype: torch.dtype) -> int:
     heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     return 2 * config.num_hidden_layers * heads * head_dim * torch.tensor([], dtype=dtype).element_size()
-
-
-def request_seed(seed: int, index: int) -> int:
-    """The sampling seed of prompt ``index`` of a call under ``seed`` (distinct per prompt, < 2**63)."""
-    return (seed * 1_000_003 + index * 7_919 + 17) % (1 << 62)
 
 
 def policy_weights(model, tied_once: bool = False) -> Iterator[tuple[str, torch.Tensor]]:

@@ -70,8 +70,12 @@ def _turn(task: Task, problem: Problem, messages, gen: Generation) -> Turn:
 
 def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBackend, feedback: FeedbackProvider,
                  params: SamplingParams, n_samples: int = 1, rounds: int = 2, seed: int = 0,
-                 stop_when_correct: bool = True) -> list[Episode]:
+                 stop_when_correct: bool = True, first_key: int = 0) -> list[Episode]:
     """``n_samples`` episodes per problem, each with up to ``rounds`` answers (2 = the RLTF episode).
+
+    Episode i's answers are sampled under the key ``first_key + i`` (:meth:`GenerationBackend.generate`):
+    a process given a shard of a step's problems passes the index of its first episode in the whole
+    step, and samples exactly the episodes one process would.
 
     With ``stop_when_correct`` (the RLTF rule) a correct answer ends its episode; otherwise every
     episode is revised each round (self-critique, where the model cannot know it was right).
@@ -82,7 +86,8 @@ def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBac
     messages = {i: task.messages(owners[i]) for i in active}
     for r in range(rounds):
         t0 = time.perf_counter()
-        gens = backend.generate([messages[i] for i in active], params, seed=seed * 1009 + r * 7919)
+        gens = backend.generate([messages[i] for i in active], params, seed=seed * 1009 + r * 7919,
+                                keys=[first_key + i for i in active])
         t1 = time.perf_counter()
         for i, gen in zip(active, gens):
             episodes[i].turns.append(_turn(task, owners[i], messages[i], gen))

@@ -15,8 +15,12 @@ from rltf.tasks.base import Task, mean_task_metrics
 
 def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, rounds: int = 1,
              feedback: FeedbackProvider | None = None, params: SamplingParams | None = None,
-             split: str = "eval", transcripts: int = 3, progress: bool = False) -> dict[str, Any]:
+             split: str = "eval", transcripts: int = 3, progress: bool = False, ranks=None) -> dict[str, Any]:
     """Accuracy of the first answer on ``n`` held-out problems, with its 95 % interval.
+
+    ``ranks`` (a :class:`rltf.trainers.distributed.Distributed`): each training process answers a
+    contiguous share of the problems and the episodes are gathered, so every process returns the
+    result of the whole set. Problem i is sampled under key i whatever the split.
 
     With ``rounds`` K > 1, each wrong answer gets a critique from ``feedback`` and is revised, K-1
     times; ``per_round`` gives the accuracy after each round. Self-critique revises every answer.
@@ -29,14 +33,20 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         raise ValueError("rounds > 1 needs a feedback provider")
     start = time.perf_counter()
     episodes = []
-    chunk = max(1, len(problems) // 8) if progress else len(problems)
-    bar = _bar(len(problems), progress)
-    for lo in range(0, len(problems), chunk):
-        part = problems[lo:lo + chunk]
-        episodes += run_episodes(task, part, backend, feedback, params, n_samples=1, rounds=rounds,
-                                 seed=seed + lo, stop_when_correct=getattr(feedback, "name", "") != "self")
+    first, last = 0, len(problems)
+    if ranks is not None and ranks.world_size > 1:  # an uneven split is fine: no loss is normalised by it
+        first, last = len(problems) * ranks.rank // ranks.world_size, len(problems) * (ranks.rank + 1) // ranks.world_size
+    mine = problems[first:last]
+    chunk = max(1, len(mine) // 8) if progress else max(1, len(mine))
+    bar = _bar(len(mine), progress)
+    for lo in range(0, len(mine), chunk):
+        part = mine[lo:lo + chunk]
+        episodes += run_episodes(task, part, backend, feedback, params, n_samples=1, rounds=rounds, seed=seed,
+                                 stop_when_correct=getattr(feedback, "name", "") != "self", first_key=first + lo)
         bar.update(len(part))
     bar.close()
+    if ranks is not None and ranks.world_size > 1:
+        episodes = ranks.gather(episodes)
     seconds = time.perf_counter() - start
     per_round = []
     for r in range(rounds):
@@ -63,8 +73,22 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         result["metrics"] = mean_task_metrics(task, [by_id[e.problem_id] for e in episodes],
                                               [e.turns[0].text for e in episodes])
     if feedback is not None:
-        result["feedback"] = {"provider": feedback.name, **feedback.stats.to_dict()}
+        stats = feedback.stats.to_dict()
+        if ranks is not None and ranks.world_size > 1:
+            stats = _summed_stats(stats, ranks)
+        result["feedback"] = {"provider": feedback.name, **stats}
     return result
+
+
+def _summed_stats(stats: dict[str, Any], ranks) -> dict[str, Any]:
+    """The feedback counters of every process added up (requested, failed, failures by reason)."""
+    parts = ranks.gather_object(stats)
+    reasons: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["reasons"].items():
+            reasons[k] = reasons.get(k, 0) + v
+    return {"requested": sum(p["requested"] for p in parts), "failed": sum(p["failed"] for p in parts),
+            "reasons": reasons}
 
 
 def _compact(episode) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Subclasses implement :meth:`Trainer.make_batch` (rollout -> one :class:`~rltf.ro
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import abstractmethod
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from rltf.tasks import get_task
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import TrainConfig
 from rltf.trainers.data import ProblemStream
+from rltf.trainers.distributed import Distributed
 from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step, lr_lambda  # noqa: F401 - re-exported
 from rltf.trainers.lora import wrap_lora
 from rltf.trainers.methods import get_method
@@ -37,14 +39,16 @@ class Trainer(TrainingRun):
     """The RL trainers' shared part: policy, reference, rollout backend, feedback, micro-batched losses, evaluation."""
 
     def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
-        self.config, self.console = config, console
+        self.dist = Distributed(config.device)
+        self.config, self.console = config, console if self.dist.is_main else _quiet
+        self.dist.shard_bounds(config.prompts_per_step, "prompts per step (prompts_per_step)")  # fails early
         self.method = get_method(config.method)
         self.citation = self.method.citation
         self.output_dir = Path(config.output_dir)
         torch.manual_seed(config.seed)
         self.resume_from = ckpt.resolve_resume(resume) if resume else None
         self.task = get_task(config.task)
-        self.device = resolve_device(config.device)
+        self.device = self.dist.device(resolve_device(config.device))
         self.tokenizer = load_tokenizer(config.model)
         source = config.model
         if self.resume_from is not None and not config.use_lora:
@@ -73,6 +77,7 @@ class Trainer(TrainingRun):
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         groups += [{"params": list(m.parameters()), **self.extra_param_group_options(name)}
                    for name, m in self.extra_modules.items()]
+        self.dist.broadcast_parameters([model, *self.extra_modules.values()])  # as DDP does: rank 0's start
         self.setup_optimization(groups, config.max_steps)
         self.generated_tokens = 0
         self.last_accuracy: float | None = None
@@ -138,9 +143,15 @@ class Trainer(TrainingRun):
         return state["position"]
 
     # -- subclass hooks ---------------------------------------------------------------------
+    def judge_config(self) -> JudgeConfig:
+        """The judge options of this process: ``judge_concurrency`` is the cap over ALL processes,
+        so each of P processes keeps at most ceil(cap / P) requests in flight."""
+        judge = JudgeConfig.from_options(self.config)
+        return dataclasses.replace(judge, concurrency=max(1, -(-judge.concurrency // self.dist.world_size)))
+
     def make_feedback(self):
         """The critique provider of the rollouts (``config.feedback``)."""
-        return build_feedback(self.config.feedback, self.backend, JudgeConfig.from_options(self.config))
+        return build_feedback(self.config.feedback, self.backend, self.judge_config())
 
     def make_stream(self, position: int):
         """Where each step's prompts come from: the task's train split (``take(n)``, ``position``)."""
@@ -188,33 +199,46 @@ class Trainer(TrainingRun):
 
     # -- the loop ---------------------------------------------------------------------------
     def _accumulate(self, batch: RolloutBatch, n_episodes: int, scale: float) -> dict[str, float]:
-        """Forward/backward every micro-batch of every loss term. Each micro-batch's loss is
-        re-weighted so that the sum over micro-batches equals the loss of the whole batch (``_share``)."""
+        """Forward/backward every micro-batch of every loss term of this process's ``batch``. Each
+        micro-batch's loss is re-weighted so that the sum over micro-batches AND processes equals the
+        loss of the whole global batch (``_share``): ``n_episodes`` and the token counts are global.
+        Returns the step's loss metrics summed over processes."""
         c = self.config
         totals: dict[str, float] = {}
         self.backend.sleep()  # vLLM on CUDA: its memory is the trainer's until the next rollout
         self.model.train()
         device = self.model.device if hasattr(self.model, "device") else self.device
+        local = {f"{kind}/{what}": float(n) for kind in KINDS for what, n in
+                 (("rows", len(batch.of_kind(kind))), ("tokens", int(batch.of_kind(kind).completion_mask.sum())))}
+        counts = self.dist.sum_dict(local)
+        error = None
         for kind in KINDS:
             rows = batch.of_kind(kind)
-            if not len(rows):
+            all_rows, all_tokens = int(counts[f"{kind}/rows"]), int(counts[f"{kind}/tokens"])
+            if not all_rows:
                 continue
-            all_tokens = int(rows.completion_mask.sum())
             loss_sum = 0.0
-            for part in rows.split(c.micro_batch_size):
+            for part in rows.split(c.micro_batch_size) if len(rows) else []:
                 part = part.to(device)
                 loss, stats = self.sequence_loss(kind, part)
                 totals["tokens/trained"] = totals.get("tokens/trained", 0.0) + part.model_inputs().n_tokens
                 loss = loss * self._share(part, n_episodes, all_tokens) * scale
                 if not torch.isfinite(loss):
-                    raise NonFiniteError(f"non-finite {kind} loss ({loss.item()}) at step {self.step + 1}; the step was "
-                                         f"not applied; last good checkpoint: {self._last_checkpoint()}")
+                    error = f"non-finite {kind} loss ({loss.item()})"
+                    break
                 loss.backward()
                 loss_sum += loss.item()
                 for k, v in stats.items():
-                    totals[f"{kind}/{k}"] = totals.get(f"{kind}/{k}", 0.0) + v * len(part) / len(rows)
+                    totals[f"{kind}/{k}"] = totals.get(f"{kind}/{k}", 0.0) + v * len(part) / all_rows
             totals[f"loss/{kind}"] = totals.get(f"loss/{kind}", 0.0) + loss_sum
-        return totals
+            if error:
+                break
+        errors = [e for e in self.dist.gather_object(error) if e]  # every process stops, not just the one
+        if errors:
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteError(f"{errors[0]} at step {self.step + 1}; the step was not applied; "
+                                 f"last good checkpoint: {self._last_checkpoint()}")
+        return self.dist.sum_dict(totals)
 
     def _share(self, part: RolloutBatch, n_episodes: int, all_tokens: int) -> float:
         """token-mean: the micro-batch's share of the term's tokens; otherwise its share of the
@@ -229,6 +253,7 @@ class Trainer(TrainingRun):
 
     def _apply_gradients(self) -> float:
         """Guard, clip and apply the accumulated gradients (one optimizer step) -> gradient norm."""
+        self.dist.sum_gradients(p for group in self.optimizer.param_groups for p in group["params"])
         norm = guarded_step(self.optimizer, self.config.max_grad_norm,
                             f"at step {self.step + 1}; the step was not applied; "
                             f"last good checkpoint: {self._last_checkpoint()}")
@@ -258,7 +283,7 @@ class Trainer(TrainingRun):
         rounds = c.eval_rounds
         feedback = build_feedback("self", backend=self.rollout_backend()) if rounds > 1 else None
         result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=rounds, feedback=feedback,
-                          params=params, split="eval")
+                          params=params, split="eval", ranks=self.dist)
         self.last_accuracy = result["accuracy"]
         out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],
                "eval/ci95_high": result["ci95"][1], "eval/format_rate": result["format_rate"]}
@@ -310,3 +335,7 @@ class Trainer(TrainingRun):
     def summary(self) -> dict[str, Any]:
         return {"step": self.step, "final_accuracy": self.last_accuracy, "history": self.history,
                 "generated_tokens": self.generated_tokens, "checkpoint": self._last_checkpoint()}
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    """The console of every process but the first: one process speaks for the run."""

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from rltf.errors import RltfError
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import config_to_dict
-from rltf.trainers.metrics_logger import MetricsLogger
+from rltf.trainers.distributed import Distributed, SingleProcess
+from rltf.trainers.metrics_logger import MetricsLogger, NullLogger
 
 
 class NonFiniteError(RltfError):
@@ -71,6 +72,7 @@ class TrainingRun(ABC):
     output_dir: Path
     resume_from: Path | None
     citation: str = ""
+    dist: Distributed = SingleProcess()
 
     def setup_optimization(self, groups: list[dict[str, Any]], total_steps: int) -> None:
         """AdamW over ``groups`` and the warm-up + decay schedule over ``total_steps``; step 0."""
@@ -83,11 +85,19 @@ class TrainingRun(ABC):
         self.last_saved: Path | None = None
 
     def restore_common(self, checkpoint: Path) -> dict[str, Any]:
-        """Optimizer, schedule, every RNG and the step from ``checkpoint``; the rest of its state is returned."""
+        """Optimizer, schedule, every RNG and the step from ``checkpoint``; the rest of its state is
+        returned. Each process restores its own RNG states when the run had as many processes;
+        otherwise every process takes the first process's (the data position is global either way)."""
         state = ckpt.load_trainer_state(checkpoint)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank") or [state["rng"]]
+        if len(per_rank) == self.dist.world_size:
+            ckpt.set_rng_state(per_rank[self.dist.rank])
+        else:
+            self.console(f"note: {checkpoint} was written by {len(per_rank)} process(es), this run has "
+                         f"{self.dist.world_size}: the data position carries over, the random streams start anew")
+            ckpt.set_rng_state(per_rank[0])
         self.step = state["step"]
         self.console(f"resumed from {checkpoint} at step {self.step}")
         return state
@@ -131,21 +141,31 @@ class TrainingRun(ABC):
 
     # -- the loop -------------------------------------------------------------------------
     def save(self) -> Path:
-        self.last_saved = ckpt.save_checkpoint(
-            self.output_dir, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
-            self.card_config(), {"step": self.step, **self.checkpoint_state()}, self.card_accuracy(),
-            keep=self.config.save_total_limit, citation=self.citation)
+        """One checkpoint, written atomically by the first process; it holds every process's RNG
+        states (the processes hold the same weights and optimizer state). All processes wait for it."""
+        rng_per_rank = self.dist.gather_object(ckpt.rng_state())
+        path = None
+        if self.dist.is_main:
+            path = ckpt.save_checkpoint(
+                self.output_dir, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
+                self.card_config(), {"step": self.step, "world_size": self.dist.world_size,
+                                     "rng_per_rank": rng_per_rank, **self.checkpoint_state()},
+                self.card_accuracy(), keep=self.config.save_total_limit, citation=self.citation)
+        self.last_saved = Path(self.dist.broadcast_object(str(path) if path else None))
         return self.last_saved
 
     def train(self) -> dict[str, Any]:
         c = self.config
         resumed = self.resume_from is not None
-        if resumed:
+        main = self.dist.is_main
+        if resumed and main:
             _truncate_metrics(self.output_dir / "metrics.jsonl", self.step)
-        logger = MetricsLogger(self.output_dir, c.report_to, c.run_name, config_to_dict(c), resume=resumed)
+        logger = (MetricsLogger(self.output_dir, c.report_to, c.run_name, config_to_dict(c), resume=resumed)
+                  if main else NullLogger())
         try:
             self.on_start(logger)
-            bar = tqdm(total=self.total_steps, initial=self.step, desc=c.method, unit="step", leave=False)
+            bar = tqdm(total=self.total_steps, initial=self.step, desc=c.method, unit="step", leave=False,
+                       disable=not main)
             while not self.done():
                 metrics = self.train_step()
                 bar.update(1)

@@ -74,3 +74,13 @@ class MetricsLogger:
             self._wandb.finish()
         if self._trackio:
             self._trackio.finish()
+
+
+class NullLogger:
+    """The logger of every training process but the first: the first one logs the run's (global) metrics."""
+
+    def log(self, step: int, metrics: dict[str, Any], console=None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -22,7 +22,7 @@ import torch
 from rltf.algorithms import (AdaptiveKLController, dense_rewards, full_kl, gae, gather_logprobs, last_token_rewards,
                              length_weights, policy_gradient_loss, value_loss, whiten)
 from rltf.rollout import RolloutBatch, SamplingParams
-from rltf.feedback import JudgeConfig, build_span_feedback
+from rltf.feedback import build_span_feedback
 from rltf.spans import SpanError, token_rewards
 from rltf.tasks.base import mean_task_metrics
 from rltf.trainers.base import Trainer
@@ -42,7 +42,7 @@ class PPOTrainer(Trainer):
     # -- hooks ---------------------------------------------------------------------------------
     def make_feedback(self):
         c = self.config
-        return build_span_feedback(c.feedback, self.backend, JudgeConfig.from_options(c), reward_model=c.reward_model,
+        return build_span_feedback(c.feedback, self.backend, self.judge_config(), reward_model=c.reward_model,
                                    device=c.device)
 
     def build_extra_modules(self, model):
@@ -64,62 +64,72 @@ class PPOTrainer(Trainer):
 
     # -- rollout -------------------------------------------------------------------------------
     def make_batch(self, problems, seed):
+        """Sample, critique and score this process's share of the step's ``problems``; the metrics
+        are those of the whole step over every process, and so is the ``min_parsed_fraction`` rule."""
         c = self.config
         task, N = self.task, c.group_size
-        owners = [p for p in problems for _ in range(N)]
+        lo, hi = self.dist.shard_bounds(len(problems), "prompts per step (prompts_per_step)")
+        owners = [p for p in problems[lo:hi] for _ in range(N)]
         params = SamplingParams(max_new_tokens=c.max_new_tokens or task.max_new_tokens,
                                 temperature=c.temperature, top_p=c.top_p)
         self.model.eval()
         t0 = time.perf_counter()
-        gens = self.rollout_backend().generate([task.messages(p) for p in owners], params, seed=seed)
+        gens = self.rollout_backend().generate([task.messages(p) for p in owners], params, seed=seed,
+                                               keys=[lo * N + k for k in range(len(owners))])
         t1 = time.perf_counter()
         scores = [task.score(p, g.text) for p, g in zip(owners, gens)]
         critiques = self.feedback.critique_many([(task, p, g.text, s) for p, g, s in zip(owners, gens, scores)])
-        kept, rewards, span_sums, failures, not_found, labelled = [], [], [], 0, 0, []
+        kept, rewards, outcomes = [], [], []
         for k, (g, s, crit) in enumerate(zip(gens, scores, critiques)):
+            outcome = {"reward": s.reward, "correct": s.correct, "tokens": len(g.token_ids), "text": g.text}
+            outcomes.append(outcome)
             if crit.fallback or not g.token_ids:
-                failures += 1
                 continue
             try:
                 delta, report = token_rewards(g.text, crit.spans, self.tokenizer, token_ids=g.token_ids)
             except SpanError:
-                failures += 1
                 continue
-            not_found += len(report.not_found)
-            labelled.append(report.labelled_fraction)
             if self.method.reward == "last_token":  # scalar PPO: the sequence score on the last token
                 score = span_label_sum(report) if c.scalar_score == "span_sum" else s.reward
                 delta = last_token_rewards(torch.tensor([score]), torch.ones(1, len(g.token_ids), dtype=torch.bool))[0]
             kept.append(k)
             rewards.append(delta)
-            span_sums.append(span_label_sum(report))
+            outcome.update(kept=True, not_found=len(report.not_found), labelled=report.labelled_fraction,
+                           span_sum=span_label_sum(report))
         t2 = time.perf_counter()
+        everyone = self.dist.gather(outcomes)  # the step's answers in global order
+        done = [o for o in everyone if o.get("kept")]
         metrics = {
-            "reward/task": sum(s.reward for s in scores) / len(scores),
-            "accuracy/turn0": sum(s.correct for s in scores) / len(scores),
-            "tokens/generated": float(sum(len(g.token_ids) for g in gens)), "time/generate": t1 - t0,
-            "time/feedback": t2 - t1, "feedback/failed": float(failures), "spans/not_found": float(not_found),
+            "reward/task": sum(o["reward"] for o in everyone) / len(everyone),
+            "accuracy/turn0": sum(o["correct"] for o in everyone) / len(everyone),
+            "tokens/generated": float(sum(o["tokens"] for o in everyone)), "time/generate": t1 - t0,
+            "time/feedback": t2 - t1, "feedback/failed": float(len(everyone) - len(done)),
+            "spans/not_found": float(sum(o["not_found"] for o in done)),
         }
-        metrics.update({f"task/{k}": v for k, v in mean_task_metrics(task, owners, [g.text for g in gens]).items()})
-        if kept:
-            metrics["reward/span_sum"] = sum(span_sums) / len(span_sums)
-            metrics["spans/labelled_fraction"] = sum(labelled) / len(labelled)
-        if len(kept) < c.min_parsed_fraction * len(gens):
-            kept, rewards = [], []
+        all_owners = [p for p in problems for _ in range(N)]
+        metrics.update({f"task/{k}": v for k, v in
+                        mean_task_metrics(task, all_owners, [o["text"] for o in everyone]).items()})
+        if done:
+            metrics["reward/span_sum"] = sum(o["span_sum"] for o in done) / len(done)
+            metrics["spans/labelled_fraction"] = sum(o["labelled"] for o in done) / len(done)
+        if len(done) < c.min_parsed_fraction * len(everyone):
+            kept, rewards, done = [], [], []
             metrics["ppo/skipped"] = 1.0
         batch = RolloutBatch.from_sequences(
             [gens[k].prompt_ids for k in kept], [gens[k].token_ids for k in kept], kind=["ppo"] * len(kept),
-            turn=[0] * len(kept), group=[k // N for k in kept], pad_id=self.tokenizer.pad_token_id,
+            turn=[0] * len(kept), group=[lo + k // N for k in kept], pad_id=self.tokenizer.pad_token_id,
             sampler_logprobs=[gens[k].logprobs for k in kept], token_rewards=rewards)
-        if kept:
+        self.kept_per_rank = self.dist.gather_object(len(kept))  # where each process's rows sit in the step
+        if done:
             metrics.update(self._advantages(batch))
             metrics["time/old_forward"] = time.perf_counter() - t2
-        return batch, metrics, len(gens)
+        return batch, metrics, len(everyone)
 
     @torch.no_grad()
     def _advantages(self, batch: RolloutBatch) -> dict[str, float]:
         """Fill the batch's old log-probs, values and KL in one no-grad pass; then its rewards, GAE
-        advantages and returns (whitened advantages if asked)."""
+        advantages and returns (whitened over every process's batch if asked). Called on every
+        process when any has sequences (this one may have none)."""
         c = self.config
         device = next(self.model.parameters()).device
         logp, values, kl = (torch.zeros(batch.completion_ids.shape) for _ in range(3))
@@ -142,11 +152,21 @@ class PPOTrainer(Trainer):
         weights = length_weights(mask.shape[1], c.length_alpha, c.length_l0) if c.length_weight else None
         rewards = dense_rewards(batch.token_rewards, mask, kl, self.kl_ctl.value, weights)
         adv, returns = gae(rewards, values, mask, c.gamma, c.lam)
+        m = mask.float()
+        sums = self.dist.sum_dict({"sequences": float(len(batch)), "tokens": float(m.sum()),
+                                   "adv": float((adv * m).sum()), "kl": float((kl * m).sum()),
+                                   "rewards": float((rewards * m).sum()), "values": float((values * m).sum())})
         if c.whiten_advantages:
-            adv = whiten(adv, mask)
+            if self.dist.enabled:  # the moments of every process's advantages
+                mean = sums["adv"] / max(sums["tokens"], 1.0)
+                var = self.dist.sum(float((((adv - mean) * m) ** 2).sum())) / max(sums["tokens"], 1.0)
+                adv = whiten(adv, mask, mean=mean, var=var)
+            else:
+                adv = whiten(adv, mask)
         batch.old_logprobs, batch.values, batch.kl, batch.advantages, batch.returns = logp, values, kl, adv, returns
-        return {"kl/per_sequence": (kl * mask).sum(dim=1).mean().item(), "kl/beta": self.kl_ctl.value,
-                "reward/dense_mean": float(rewards.sum(1).mean()), "values/mean": float((values * mask).sum() / mask.sum())}
+        n = max(sums["sequences"], 1.0)
+        return {"kl/per_sequence": sums["kl"] / n, "kl/beta": self.kl_ctl.value,
+                "reward/dense_mean": sums["rewards"] / n, "values/mean": sums["values"] / max(sums["tokens"], 1.0)}
 
     # -- update --------------------------------------------------------------------------------
     def train_step(self):
@@ -158,17 +178,20 @@ class PPOTrainer(Trainer):
         t0 = time.perf_counter()
         batch, metrics, _ = self.make_batch(problems, seed)
         metrics["time/rollout"] = time.perf_counter() - t0
-        if len(batch):  # the adaptive KL coefficient follows this rollout's KL, for the next rollout's rewards
-            self.kl_ctl.update(metrics["kl/per_sequence"], len(batch))
+        total = sum(self.kept_per_rank)  # the step's sequences over every process
+        offset = sum(self.kept_per_rank[:self.dist.rank])  # this process's first one among them
+        if total:  # the adaptive KL coefficient follows this rollout's KL, for the next rollout's rewards
+            self.kl_ctl.update(metrics["kl/per_sequence"], total)
         t1 = time.perf_counter()
         sums: dict[str, float] = {}
         n_updates, norms = 0, []
         order_rng = torch.Generator().manual_seed(seed)
-        for _ in range(c.ppo_epochs if len(batch) else 0):
-            order = torch.randperm(len(batch), generator=order_rng)
-            for lo in range(0, len(order), c.mini_batch_size):
-                minibatch = batch.select(order[lo:lo + c.mini_batch_size])
-                stats = self._accumulate(minibatch, len(minibatch), 1.0)
+        for _ in range(c.ppo_epochs if total else 0):
+            order = torch.randperm(total, generator=order_rng)  # minibatches of the global batch
+            for lo in range(0, total, c.mini_batch_size):
+                chosen = order[lo:lo + c.mini_batch_size].tolist()
+                minibatch = batch.select([g - offset for g in chosen if offset <= g < offset + len(batch)])
+                stats = self._accumulate(minibatch, len(chosen), 1.0)
                 norms.append(self._apply_gradients())
                 n_updates += 1
                 for k, v in stats.items():

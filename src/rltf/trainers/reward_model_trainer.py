@@ -25,6 +25,7 @@ from rltf.rollout import RolloutBatch
 from rltf.spans.annotate import read_annotations
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import RewardModelConfig, make_rm_config  # noqa: F401 - re-exported
+from rltf.trainers.distributed import Distributed
 from rltf.trainers.forward import completion_logprobs
 from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step
 from rltf.trainers.lora import wrap_lora
@@ -46,18 +47,21 @@ class RewardModelTrainer(TrainingRun):
 
     def __init__(self, config: RewardModelConfig, console: Callable[[str], None] = print, resume: str | None = None):
         c = config
-        self.config, self.console, self.citation = c, console, get_method(c.method).citation
+        self.dist = Distributed(c.device)
+        self.config, self.citation = c, get_method(c.method).citation
+        self.console = console if self.dist.is_main else (lambda *_: None)
         torch.manual_seed(c.seed)
         self.output_dir = Path(c.output_dir)
         self.resume_from = ckpt.resolve_resume(resume) if resume else None
         records = read_annotations(c.train_data)
-        self.device = resolve_device(c.device)
+        self.device = self.dist.device(resolve_device(c.device))
         self.tokenizer = load_tokenizer(c.model)
         source = str(self.resume_from / "model") if (self.resume_from and not c.use_lora) else c.model
         model = load_model(source, dtype=c.dtype, device=self.device, seed=c.seed, tokenizer=self.tokenizer)
         if c.use_lora:
             model = wrap_lora(model, c, self.resume_from / "adapter" if self.resume_from else None)
         self.model = model
+        self.dist.broadcast_parameters([model])
         backend = HFBackend(model, self.tokenizer)
         eos = self.tokenizer.eos_token_id
         self.examples = []
@@ -81,26 +85,37 @@ class RewardModelTrainer(TrainingRun):
         return order
 
     def train_step(self) -> dict[str, float]:
-        """One optimizer step on the next ``batch_size`` records: token-mean NLL of the JSON target."""
+        """One optimizer step on the next ``batch_size`` records: token-mean NLL of the JSON target
+        (each process takes its contiguous share of the records; the mean is over all of them)."""
         c = self.config
         t0 = time.perf_counter()
         epoch, index = divmod(self.step, self.steps_per_epoch)
         order = self._order(epoch)[index * c.batch_size:(index + 1) * c.batch_size]
+        n_tokens = sum(len(self.examples[i][1]) for i in order)
+        if self.dist.enabled:  # the last batch of an epoch may be short: split it as evenly as it goes
+            W, r = self.dist.world_size, self.dist.rank
+            order = order[len(order) * r // W:len(order) * (r + 1) // W]
         batch = RolloutBatch.from_sequences([self.examples[i][0] for i in order], [self.examples[i][1] for i in order],
                                             kind=["sft"] * len(order), turn=[0] * len(order), group=order,
                                             pad_id=self.tokenizer.pad_token_id)
-        n_tokens = int(batch.completion_mask.sum())
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        total = 0.0
+        total, error = 0.0, None
         for part in batch.split(c.micro_batch_size):
             part = part.to(self.device)
             logp = completion_logprobs(self.model, part, c.bf16_autocast)
             loss = fm_loss(logp, part.completion_mask, "sum") * len(part) / n_tokens  # token mean over the batch
             if not torch.isfinite(loss):
-                raise NonFiniteError(f"non-finite loss at step {self.step + 1}; the step was not applied")
+                error = f"non-finite loss at step {self.step + 1}; the step was not applied"
+                break
             loss.backward()
             total += loss.item()
+        errors = [e for e in self.dist.gather_object(error) if e]  # every process stops, not just the one
+        if errors:
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteError(errors[0])
+        self.dist.sum_gradients(self.model.parameters())
+        total = self.dist.sum(total)
         norm = guarded_step(self.optimizer, c.max_grad_norm, f"at step {self.step + 1}; the step was not applied")
         self.scheduler.step()
         self.step += 1

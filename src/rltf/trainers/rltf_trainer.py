@@ -84,9 +84,13 @@ class RLTFTrainer(Trainer):
         return c.lambda_sd
 
     def make_batch(self, problems, seed):
+        """Roll out this process's share of the step's ``problems`` (whole groups); the metrics and
+        the number of episodes returned are those of the whole step, over every process."""
         c = self.config
         if self.offline:
             return self._offline_batch(problems)
+        lo, hi = self.dist.shard_bounds(len(problems), "prompts per step (prompts_per_step)")
+        problems = problems[lo:hi]
         G, N = len(problems), c.group_size
         params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens,
                                 temperature=c.temperature, top_p=c.top_p)
@@ -94,7 +98,7 @@ class RLTFTrainer(Trainer):
         failed_before = self.feedback.stats.failed
         t0 = time.perf_counter()
         episodes = run_episodes(self.task, problems, self.rollout_backend(), self.feedback, params, n_samples=N,
-                                rounds=self.method.turns, seed=seed)
+                                rounds=self.method.turns, seed=seed, first_key=lo * N)
         gen_time = time.perf_counter() - t0
         r0 = torch.tensor([e.turns[0].reward for e in episodes]).view(G, N)
         reached = torch.tensor([len(e.turns) > 1 for e in episodes]).view(G, N)
@@ -112,34 +116,43 @@ class RLTFTrainer(Trainer):
         for k, e in enumerate(episodes):
             g, i = divmod(k, N)
             first = e.turns[0]
-            rows.add("rl", first.prompt_ids, first.token_ids, 0, g, float(a0[g, i]), first.logprobs)
+            rows.add("rl", first.prompt_ids, first.token_ids, 0, lo + g, float(a0[g, i]), first.logprobs)
             if len(e.turns) > 1:
                 second = e.turns[1]
-                rows.add("rl", second.prompt_ids, second.token_ids, 1, g, float(a1[g, i]), second.logprobs)
+                rows.add("rl", second.prompt_ids, second.token_ids, 1, lo + g, float(a1[g, i]), second.logprobs)
                 if a_sd is not None:  # the revision as a target of the single-turn prompt
-                    rows.add("sd", first.prompt_ids, second.token_ids, 1, g, float(a_sd[g, i]), second.logprobs)
+                    rows.add("sd", first.prompt_ids, second.token_ids, 1, lo + g, float(a_sd[g, i]), second.logprobs)
             if self.uses_fm and e.critiques:
                 if e.critiques[0].fallback and not c.fm_train_on_fallback:
                     fm_fallbacks += 1  # a judge failure's stand-in text is not the judge's critique: no target
                 else:
                     prompt, target = self._fm_target(problems[g], first.text, e.critiques[0].text)
-                    rows.add("fm", prompt, target, 0, g, 1.0, None)
+                    rows.add("fm", prompt, target, 0, lo + g, 1.0, None)
         batch = rows.batch(self.tokenizer.pad_token_id)
-        tokens = sum(len(t.token_ids) for e in episodes for t in e.turns)
-        correct1 = [e.turns[1].correct for e in episodes if len(e.turns) > 1]
+        # the step's metrics from every process's episodes, in the order one process would hold them
+        outcomes = self.dist.gather([(e.turns[0].reward, e.turns[0].correct, len(e.turns) > 1,
+                                      e.turns[1].reward if len(e.turns) > 1 else None,
+                                      e.turns[1].correct if len(e.turns) > 1 else None,
+                                      sum(len(t.token_ids) for t in e.turns)) for e in episodes])
+        counts = self.dist.sum_dict({"failed": float(self.feedback.stats.failed - failed_before),
+                                     "fm_fallbacks": float(fm_fallbacks)})
+        n = len(outcomes)
+        revised = [o for o in outcomes if o[2]]
         metrics = {
-            "reward/turn0": r0.mean().item(), "accuracy/turn0": sum(e.turns[0].correct for e in episodes) / len(episodes),
-            "episodes/reached_turn1": reached.float().mean().item(), "tokens/generated": float(tokens),
-            "time/generate": gen_time, "critique/failed": float(self.feedback.stats.failed - failed_before),
+            "reward/turn0": torch.tensor([o[0] for o in outcomes]).mean().item(),
+            "accuracy/turn0": sum(o[1] for o in outcomes) / n,
+            "episodes/reached_turn1": torch.tensor([o[2] for o in outcomes]).float().mean().item(),
+            "tokens/generated": float(sum(o[5] for o in outcomes)),
+            "time/generate": gen_time, "critique/failed": counts["failed"],
         }
-        if correct1:
-            metrics["reward/turn1"] = r1[reached].mean().item()
-            metrics["accuracy/turn1"] = sum(correct1) / len(correct1)
+        if revised:
+            metrics["reward/turn1"] = torch.tensor([o[3] for o in revised]).mean().item()
+            metrics["accuracy/turn1"] = sum(o[4] for o in revised) / len(revised)
         if self.uses_sd:
             metrics["sd/lambda"] = self.lambda_sd()
         if self.uses_fm:
-            metrics["fm/fallback_critiques"] = float(fm_fallbacks)
-        return self.drop_zero_advantage(batch), metrics, len(episodes)
+            metrics["fm/fallback_critiques"] = counts["fm_fallbacks"]
+        return self.drop_zero_advantage(batch), metrics, n
 
     def drop_zero_advantage(self, batch: RolloutBatch) -> RolloutBatch:
         """Leave out the forward pass of sequences whose advantage is exactly 0, where that is exact
@@ -151,11 +164,13 @@ class RLTFTrainer(Trainer):
         return batch.select([b for b, kind in enumerate(batch.kind) if nonzero[b] or not skip.get(kind, False)])
 
     def _offline_batch(self, records: list[dict]):
-        """Offline RLTF-FM: the FM term on stored (answer, critique) pairs, e.g. people's; no sampling."""
+        """Offline RLTF-FM: the FM term on stored (answer, critique) pairs, e.g. people's; no sampling.
+        Each process trains on its share of the step's records."""
+        lo, hi = self.dist.shard_bounds(len(records), "records per step (prompts_per_step)")
         rows = _Rows()
-        for k, r in enumerate(records):
+        for k, r in enumerate(records[lo:hi]):
             prompt, target = self._fm_target(r["prompt"], r["answer"], r["critique"])
-            rows.add("fm", prompt, target, 0, k, 1.0, None)
+            rows.add("fm", prompt, target, 0, lo + k, 1.0, None)
         metrics = {"offline/records": float(len(records)), "tokens/generated": 0.0}
         return rows.batch(self.tokenizer.pad_token_id), metrics, len(records)
 
