@@ -97,7 +97,9 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     """
     err = (values - returns) ** 2
     if clip is not None:
-        clipped = old_values + (values - old_values).clamp(-clip, clip)
+        # clamp to [V_old - c, V_old + c] leaves an unclipped value bit-exact (V_old + clamp(V - V_old)
+        # would not), so the clip fraction counts only the tokens where the clip bites
+        clipped = torch.clamp(values, old_values - clip, old_values + clip)
         err_clipped = (clipped - returns) ** 2
         per_token = 0.5 * torch.maximum(err, err_clipped)
         frac = float(((err_clipped > err) & mask).sum() / mask.sum().clamp(min=1))

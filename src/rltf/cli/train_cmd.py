@@ -66,12 +66,13 @@ def run(args) -> int:
         return run_reward_model(args, overrides)
     config = make_config(args.method, args.config, overrides)
     trainer = build_trainer(config, resume=args.resume)
-    print(f"training {config.method} on {config.task} with {config.model} "
+    say = trainer.console  # the first process speaks for a multi-process run
+    say(f"training {config.method} on {config.task} with {config.model} "
           f"({config.max_steps} steps, {config.prompts_per_step} prompts x {config.group_size} samples); "
-          f"output in {config.output_dir}", flush=True)
+          f"output in {config.output_dir}" + (f" ({trainer.dist.world_size} processes)" if trainer.dist.enabled else ""))
     summary = trainer.train()
     acc = summary["final_accuracy"]
-    print(f"done: step {summary['step']}, held-out accuracy "
+    say(f"done: step {summary['step']}, held-out accuracy "
           f"{'n/a' if acc is None else f'{acc:.3f}'}; checkpoint {summary['checkpoint']}")
     return 0
 
@@ -79,11 +80,11 @@ def run(args) -> int:
 def run_reward_model(args, overrides) -> int:
     config = make_rm_config(args.config, overrides)
     trainer = RewardModelTrainer(config, resume=args.resume)
-    print(f"training a span reward model from {config.model} on {len(trainer.examples)} records of "
-          f"{config.train_data} ({trainer.max_steps} steps); output in {config.output_dir}", flush=True)
+    trainer.console(f"training a span reward model from {config.model} on {len(trainer.examples)} records of "
+          f"{config.train_data} ({trainer.max_steps} steps); output in {config.output_dir}")
     summary = trainer.train()
-    print(f"done: step {summary['step']}; checkpoint {summary['checkpoint']}")
-    if config.eval_data and summary["checkpoint"]:
+    trainer.console(f"done: step {summary['step']}; checkpoint {summary['checkpoint']}")
+    if config.eval_data and summary["checkpoint"] and trainer.dist.is_main:  # one process scores the held-out set
         records = read_annotations(config.eval_data)
         records = records[: config.eval_n] if config.eval_n else records
         trainer.model.eval()

@@ -13,9 +13,13 @@ class ReplyCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False)
-        self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
-        self._db.commit()
+        # Several training processes may share one cache file: write-ahead logging lets readers and
+        # one writer work at once, and a writer waits up to 60 s for another's lock instead of failing.
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=60.0)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+            self._db.commit()
 
     @staticmethod
     def key(client_name: str, messages) -> str:

@@ -202,7 +202,8 @@ class Trainer(TrainingRun):
         """Forward/backward every micro-batch of every loss term of this process's ``batch``. Each
         micro-batch's loss is re-weighted so that the sum over micro-batches AND processes equals the
         loss of the whole global batch (``_share``): ``n_episodes`` and the token counts are global.
-        Returns the step's loss metrics summed over processes."""
+        Returns the step's losses summed over processes, and each loss statistic as its mean over the
+        term's tokens (micro-batches weighted by their tokens: the same whatever the split)."""
         c = self.config
         totals: dict[str, float] = {}
         self.backend.sleep()  # vLLM on CUDA: its memory is the trainer's until the next rollout
@@ -228,8 +229,9 @@ class Trainer(TrainingRun):
                     break
                 loss.backward()
                 loss_sum += loss.item()
+                weight = int(part.completion_mask.sum()) / max(all_tokens, 1)  # stats: token-weighted means
                 for k, v in stats.items():
-                    totals[f"{kind}/{k}"] = totals.get(f"{kind}/{k}", 0.0) + v * len(part) / all_rows
+                    totals[f"{kind}/{k}"] = totals.get(f"{kind}/{k}", 0.0) + v * weight
             totals[f"loss/{kind}"] = totals.get(f"loss/{kind}", 0.0) + loss_sum
             if error:
                 break

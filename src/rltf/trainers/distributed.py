@@ -40,7 +40,15 @@ def launched_processes() -> int:
 def check_launch() -> None:
     """``accelerate launch --num_processes N`` on a machine without GPUs starts ONE process unless
     MPI is set up (accelerate's CPU launcher is mpirun): it sets MASTER_ADDR but no WORLD_SIZE.
-    Say so instead of silently training in one process."""
+    Say so instead of silently training in one process. Sharded training (FSDP, DeepSpeed ZeRO)
+    configs are refused rather than run as replicas: rltf trains data parallel (every process holds
+    the whole model and optimizer), and a user who asked for sharding must not get replicas silently."""
+    for env, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if os.environ.get(env, "").lower() in ("1", "true", "yes"):
+            raise ConfigError(
+                f"this accelerate config asks for {name}; rltf trains data parallel (each process holds the whole "
+                "model and optimizer: accelerate's MULTI_GPU / DDP configs, e.g. recipes/accelerate/ddp-8gpu.yaml). "
+                f"Sharded training ({name}) is not supported yet: see docs/SCALING.md")
     if os.environ.get("ACCELERATE_MIXED_PRECISION") and os.environ.get("MASTER_ADDR") and launched_processes() == 1:
         raise ConfigError(
             "accelerate launch asked for several processes, but on a machine without GPUs accelerate starts one "
