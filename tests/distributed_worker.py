@@ -11,6 +11,8 @@ continues the run in ``OUT_DIR/METHOD`` from its last checkpoint.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
 
 import torch
@@ -27,7 +29,53 @@ RUNS = {
     "rltf-fm": dict(task="add2", prompts_per_step=4, group_size=3, learning_rate=1e-3, feedback="critic"),
     "span-ppo": dict(task="fact_summary", prompts_per_step=4, group_size=2, learning_rate=1e-3,
                      value_learning_rate=1e-2, mini_batch_size=4, ppo_epochs=2, kl_coef=0.1),
+    # SFT of the span reward model: 6 annotation records, batches of 4 (the epoch's last batch is short)
+    "reward-model": dict(batch_size=4, micro_batch_size=1, epochs=2, learning_rate=1e-3, warmup_steps=0),
 }
+RM_KEYS = ("model", "seed", "save_every", "save_total_limit", "micro_batch_size")
+
+
+def annotations(out: Path) -> Path:
+    """Span annotations of 6 fact summaries with a wrong city (the programmatic critic labels them)."""
+    from rltf.feedback import ProgrammaticCritic
+    from rltf.spans.annotate import annotate
+    from rltf.tasks import get_task
+
+    task = get_task("fact_summary")
+    problems = task.problems("train", 6)
+    answers = [p.answer.replace(p.metadata["facts"]["city"], "Paris") for p in problems]
+    records, _ = annotate(task, problems, answers, ProgrammaticCritic())
+    path = out / f"annotations-{os.environ.get('RANK', '0')}.jsonl"  # one file per process: no write race
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def run_reward_model(out: Path, steps: int, stop_after: int | None, resume: bool) -> None:
+    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
+
+    overrides = {**{k: COMMON[k] for k in RM_KEYS}, **RUNS["reward-model"], "train_data": str(annotations(out)),
+                 "output_dir": str(out / "reward-model")}
+    trainer = RewardModelTrainer(make_rm_config(overrides=overrides), console=lambda s: None,
+                                 resume=str(out / "reward-model") if resume else None)
+    finish(trainer, out / "reward-model", stop_after, resume)
+
+
+def finish(trainer, run_dir: Path, stop_after: int | None, resume: bool) -> None:
+    """Train (until ``stop_after`` if given); the first process writes start.pt and final.pt."""
+    if trainer.dist.is_main and not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        torch.save({f"policy.{n}": p.detach().clone() for n, p in trainer.model.named_parameters()},
+                   run_dir / "start.pt")
+    if stop_after is not None:
+        trainer.done = lambda: trainer.step >= stop_after
+    trainer.train()
+    if trainer.dist.is_main:
+        tensors = {f"policy.{n}": p.detach().clone() for n, p in trainer.model.named_parameters()}
+        for name, module in getattr(trainer, "extra_modules", {}).items():
+            tensors.update({f"{name}.{n}": p.detach().clone() for n, p in module.named_parameters()})
+        torch.save({"tensors": tensors, "world_size": trainer.dist.world_size,
+                    "history": getattr(trainer, "history", [])}, run_dir / "final.pt")
 
 
 def parity_grader(problem, completion):
@@ -51,25 +99,15 @@ class FirstCharsCritic(FeedbackProvider):
 
 
 def run(out: Path, method: str, steps: int, stop_after: int | None, resume: bool) -> None:
+    if method == "reward-model":
+        return run_reward_model(out, steps, stop_after, resume)
     cfg = make_config(method, overrides={**COMMON, **RUNS[method], "max_steps": steps,
                                          "output_dir": str(out / method)})
     trainer = build_trainer(cfg, console=lambda s: None, resume=str(out / method) if resume else None)
     trainer.task.grade = parity_grader
     if method.endswith("ppo"):
         trainer.feedback = FirstCharsCritic()
-    if trainer.dist.is_main and not resume:
-        (out / method).mkdir(parents=True, exist_ok=True)
-        torch.save({f"policy.{n}": p.detach().clone() for n, p in trainer.model.named_parameters()},
-                   out / method / "start.pt")
-    if stop_after is not None:
-        trainer.done = lambda: trainer.step >= stop_after
-    trainer.train()
-    if trainer.dist.is_main:
-        tensors = {f"policy.{n}": p.detach().clone() for n, p in trainer.model.named_parameters()}
-        for name, module in trainer.extra_modules.items():
-            tensors.update({f"{name}.{n}": p.detach().clone() for n, p in module.named_parameters()})
-        torch.save({"tensors": tensors, "world_size": trainer.dist.world_size, "history": trainer.history},
-                   out / method / "final.pt")
+    finish(trainer, out / method, stop_after, resume)
 
 
 def main() -> None:

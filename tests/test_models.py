@@ -86,3 +86,42 @@ def test_backend_config_fields_are_validated():
         make_config("grpo", overrides={"importance_sampling": "clip"})
     with pytest.raises(ConfigError, match="vllm_kv_cache_gb must be greater than 0"):
         make_config("grpo", overrides={"vllm_kv_cache_gb": 0})
+
+
+def test_hf_samples_do_not_depend_on_the_batch(tiny):
+    """Each prompt is sampled under request_seed(seed, key): the second half of a call, sampled alone
+    with its keys, gives the same tokens (what a second training process samples)."""
+    from rltf.models.backend import SamplingParams
+    from rltf.models.hf_backend import HFBackend
+
+    model, tok = tiny
+    backend = HFBackend(model, tok, batch_size=3)
+    convs = [[{"role": "user", "content": f"What is {a} plus {a + 3}?"}] for a in range(6)]
+    params = SamplingParams(max_new_tokens=8, temperature=1.0, top_p=0.9)
+    whole = backend.generate(convs, params, seed=11)
+    half = backend.generate(convs[3:], params, seed=11, keys=[3, 4, 5])
+    assert [g.token_ids for g in whole[3:]] == [g.token_ids for g in half]
+    assert [g.token_ids for g in whole[:3]] != [g.token_ids for g in half]  # different keys, different draws
+    again = backend.generate(convs, params, seed=11)
+    assert [g.token_ids for g in again] == [g.token_ids for g in whole]
+    other = backend.generate(convs, params, seed=12)
+    assert [g.token_ids for g in other] != [g.token_ids for g in whole]
+    with pytest.raises(ValueError, match="2 keys for 6 prompts"):
+        backend.generate(convs, params, seed=11, keys=[0, 1])
+
+
+def test_keyed_sampler_applies_temperature_and_top_p_by_hand():
+    """Logits [3, 2, 1, -9]: probabilities at T=1 ~ [.665, .245, .090, 0]; top-p 0.8 keeps the two
+    most likely tokens (mass .665 < .8, then .91); the draws follow p and never leave the nucleus."""
+    from rltf.models.hf_backend import KeyedSampler
+
+    logits = torch.tensor([[3.0, 2.0, 1.0, -9.0]]).repeat(4000, 1)
+    out = KeyedSampler(range(4000), temperature=1.0, top_p=0.8, device="cpu")(None, logits)
+    picks = out.argmax(dim=1)
+    assert torch.isinf(out).sum(dim=1).eq(3).all() and out.max(dim=1).values.eq(0).all()  # one-hot in log space
+    assert set(picks.tolist()) == {0, 1}
+    share = (picks == 0).float().mean().item()
+    assert share == pytest.approx(0.665 / (0.665 + 0.245), abs=0.03)
+    cold = KeyedSampler(range(4000), temperature=0.25, top_p=1.0, device="cpu")(None, logits).argmax(dim=1)
+    # T=0.25: logits x4 -> p(0) = e^12 / (e^12 + e^8 + e^4) = 0.982
+    assert (cold == 0).float().mean().item() == pytest.approx(0.982, abs=0.01)
