@@ -2,6 +2,7 @@
 (``accelerate launch --config_file recipes/accelerate/cpu-2proc.yaml``) on the same global batch.
 
     python tests/distributed_worker.py OUT_DIR METHOD [METHOD ...] [--steps 3] [--stop-after K] [--resume]
+                                       [--backend hf|vllm]
 
 For each method it trains the tiny random model and, on the first process, writes
 ``OUT_DIR/METHOD/final.pt`` (every trainable tensor, the value head's too) beside the run's
@@ -74,8 +75,10 @@ def finish(trainer, run_dir: Path, stop_after: int | None, resume: bool) -> None
         tensors = {f"policy.{n}": p.detach().clone() for n, p in trainer.model.named_parameters()}
         for name, module in getattr(trainer, "extra_modules", {}).items():
             tensors.update({f"{name}.{n}": p.detach().clone() for n, p in module.named_parameters()})
+        backend = getattr(trainer, "backend", None)
         torch.save({"tensors": tensors, "world_size": trainer.dist.world_size,
-                    "history": getattr(trainer, "history", [])}, run_dir / "final.pt")
+                    "history": getattr(trainer, "history", []), "backend": getattr(backend, "name", None),
+                    "weight_syncs": getattr(backend, "weight_syncs", None)}, run_dir / "final.pt")
 
 
 def parity_grader(problem, completion):
@@ -98,10 +101,13 @@ class FirstCharsCritic(FeedbackProvider):
                         self.name)
 
 
-def run(out: Path, method: str, steps: int, stop_after: int | None, resume: bool) -> None:
+def run(out: Path, method: str, steps: int, stop_after: int | None, resume: bool, backend: str = "hf") -> None:
     if method == "reward-model":
         return run_reward_model(out, steps, stop_after, resume)
-    cfg = make_config(method, overrides={**COMMON, **RUNS[method], "max_steps": steps,
+    engine = {"backend": backend}
+    if backend == "vllm":  # each process starts its own small engine
+        engine.update(vllm_kv_cache_gb=0.25, vllm_max_model_len=1024)
+    cfg = make_config(method, overrides={**COMMON, **RUNS[method], **engine, "max_steps": steps,
                                          "output_dir": str(out / method)})
     trainer = build_trainer(cfg, console=lambda s: None, resume=str(out / method) if resume else None)
     trainer.task.grade = parity_grader
@@ -117,9 +123,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--stop-after", type=int)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
     args = p.parse_args()
     for method in args.methods:
-        run(args.out, method, args.steps, args.stop_after, args.resume)
+        run(args.out, method, args.steps, args.stop_after, args.resume, args.backend)
 
 
 if __name__ == "__main__":

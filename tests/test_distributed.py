@@ -22,6 +22,7 @@ import torch
 
 from rltf.errors import ConfigError
 from rltf.models import load_model
+from rltf.models.vllm_backend import vllm_available
 from rltf.trainers.distributed import Distributed, SingleProcess, check_launch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +121,27 @@ def test_stop_and_resume_under_two_processes(runs, tmp_path):
         for x, y in zip(a, b):
             assert {k: v for k, v in x.items() if not k.startswith(("time/", "tokens/per_s"))} == \
                    {k: v for k, v in y.items() if not k.startswith(("time/", "tokens/per_s"))}
+
+
+@pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed (pip install 'rltf[vllm]')")
+def test_each_process_rolls_out_on_its_own_vllm_engine(tmp_path):
+    """Backend vllm under 2 processes: every process starts an engine, pushes its weights into it after
+    each step, and the run samples and trains as one process with one engine does."""
+    launch([str(WORKER), str(tmp_path / "one"), "grpo", "--backend", "vllm"], 1)
+    launch([str(WORKER), str(tmp_path / "two"), "grpo", "--backend", "vllm"], 2)
+    one, two = torch.load(tmp_path / "one" / "grpo" / "final.pt"), torch.load(tmp_path / "two" / "grpo" / "final.pt")
+    assert one["backend"] == two["backend"] == "vllm" and two["world_size"] == 2
+    assert two["weight_syncs"] == one["weight_syncs"] >= 2
+    for name, a in one["tensors"].items():
+        assert torch.allclose(a, two["tensors"][name], rtol=0, atol=PARAM_ATOL), name
+    start = torch.load(tmp_path / "one" / "grpo" / "start.pt")
+    assert max((one["tensors"][k] - start[k]).abs().max().item() for k in start) > 100 * PARAM_ATOL
+    m1 = _metrics(tmp_path / "one" / "grpo" / "metrics.jsonl")
+    m2 = _metrics(tmp_path / "two" / "grpo" / "metrics.jsonl")
+    for a, b in zip(m1, m2):
+        for key in a:
+            if key.startswith(EXACT) and not key.startswith(SKIP):
+                assert a[key] == b[key], (a["step"], key)
 
 
 def test_accelerate_launch_cli_trains_and_saves(tmp_path):

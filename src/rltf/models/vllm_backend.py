@@ -51,7 +51,9 @@ class VLLMBackend(GenerationBackend):
     """A vLLM engine in this process, generating from token ids for the trainer's ``model``.
 
     Each prompt is its own request with its own sampling seed (derived from the call's ``seed`` and
-    the prompt's index), so a call is reproducible under its seed whatever the batching.
+    the prompt's key), so a call is reproducible under its seed whatever the batching. Under several
+    training processes every process runs its own engine on its own device (vLLM's
+    ``external_launcher`` executor, as TRL's colocate mode), generating for its shard of the prompts.
     """
 
     name = "vllm"
@@ -88,6 +90,11 @@ class VLLMBackend(GenerationBackend):
         self.max_model_len = min(o.max_model_len, int(limit)) if limit else o.max_model_len
         memory = (dict(gpu_memory_utilization=o.gpu_memory_utilization, enable_sleep_mode=o.sleep) if cuda
                   else dict(kv_cache_memory_bytes=self.kv_cache_bytes()))
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            # One engine per training process (torchrun / accelerate launch), each on its own device
+            # (LOCAL_RANK): vLLM joins the launcher's process group instead of making its own.
+            memory["distributed_executor_backend"] = "external_launcher"
         directory = Path(tempfile.mkdtemp(prefix="rltf-vllm-"))
         try:
             self._save(directory)
