@@ -36,6 +36,11 @@ RUNS = {
 RM_KEYS = ("model", "seed", "save_every", "save_total_limit", "micro_batch_size")
 
 
+def _whole(p: torch.Tensor) -> torch.Tensor:
+    """A parameter's full value (an FSDP2 shard is gathered from every process)."""
+    return (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone()
+
+
 def annotations(out: Path) -> Path:
     """Span annotations of 6 fact summaries with a wrong city (the programmatic critic labels them)."""
     from rltf.feedback import ProgrammaticCritic
@@ -71,13 +76,15 @@ def finish(trainer, run_dir: Path, stop_after: int | None, resume: bool) -> None
     if stop_after is not None:
         trainer.done = lambda: trainer.step >= stop_after
     trainer.train()
+    full = {f"policy.{n}": _whole(p) for n, p in trainer.model.named_parameters()}  # collective when sharded
     if trainer.dist.is_main:
-        tensors = {f"policy.{n}": p.detach().clone() for n, p in trainer.model.named_parameters()}
+        tensors = dict(full)
         for name, module in getattr(trainer, "extra_modules", {}).items():
             tensors.update({f"{name}.{n}": p.detach().clone() for n, p in module.named_parameters()})
         backend = getattr(trainer, "backend", None)
         torch.save({"tensors": tensors, "world_size": trainer.dist.world_size,
                     "history": getattr(trainer, "history", []), "backend": getattr(backend, "name", None),
+                    "sharded": trainer.sharded,
                     "weight_syncs": getattr(backend, "weight_syncs", None)}, run_dir / "final.pt")
 
 

@@ -28,7 +28,8 @@ from rltf.tasks import get_task
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import TrainConfig
 from rltf.trainers.data import ProblemStream
-from rltf.trainers.distributed import Distributed
+from rltf.trainers.distributed import Distributed, is_dtensor
+from rltf.trainers.sharding import full_weights, idle_pass, shard_model, total_grad_norm
 from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step, lr_lambda  # noqa: F401 - re-exported
 from rltf.trainers.lora import wrap_lora
 from rltf.trainers.methods import get_method
@@ -74,10 +75,17 @@ class Trainer(TrainingRun):
         self.feedback = self.make_feedback()
         self.extra_modules = self.build_extra_modules(model)
         self.init_state()
+        self.dist.broadcast_parameters([model, *self.extra_modules.values()])  # as DDP does: rank 0's start
+        self.sharded = self.dist.fsdp is not None
+        self.shared_prefix = not self.sharded  # the shared-prefix forward calls the model twice on some processes
+        if self.sharded:  # after the backend started (a vLLM engine loads the full weights)
+            if config.use_lora:
+                raise ConfigError("LoRA trains data parallel (each process holds the base model and adapters); "
+                                  "use a MULTI_GPU accelerate config, not FSDP, with use_lora")
+            shard_model(model, self.dist.fsdp)
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         groups += [{"params": list(m.parameters()), **self.extra_param_group_options(name)}
                    for name, m in self.extra_modules.items()]
-        self.dist.broadcast_parameters([model, *self.extra_modules.values()])  # as DDP does: rank 0's start
         self.setup_optimization(groups, config.max_steps)
         self.generated_tokens = 0
         self.last_accuracy: float | None = None
@@ -116,6 +124,15 @@ class Trainer(TrainingRun):
             self.synced_version = self.weights_version
             self.sync_seconds = time.perf_counter() - t0
         return self.backend
+
+    def full_weights(self):
+        """Context in which the policy's weights are whole on every process (sharded training gathers
+        them; otherwise nothing to do): rollouts, evaluation and no-grad scoring run inside it."""
+        return full_weights(self.model)
+
+    def state_root(self) -> torch.nn.Module:
+        """The policy and the extra modules as one module: the names the optimizer state is saved under."""
+        return torch.nn.ModuleDict({"policy": self.model, **self.extra_modules})
 
     def sampler_correction(self, logp: torch.Tensor,
                            batch: RolloutBatch) -> tuple[torch.Tensor | None, dict[str, float]]:
@@ -212,6 +229,10 @@ class Trainer(TrainingRun):
         local = {f"{kind}/{what}": float(n) for kind in KINDS for what, n in
                  (("rows", len(batch.of_kind(kind))), ("tokens", int(batch.of_kind(kind).completion_mask.sum())))}
         counts = self.dist.sum_dict(local)
+        mb = c.micro_batch_size
+        passes = {kind: -(-len(batch.of_kind(kind)) // mb) for kind in KINDS}
+        if self.sharded:  # every process runs as many forward/backward passes as the busiest one
+            passes = {kind: max(p[kind] for p in self.dist.gather_object(passes)) for kind in KINDS}
         error = None
         for kind in KINDS:
             rows = batch.of_kind(kind)
@@ -219,21 +240,29 @@ class Trainer(TrainingRun):
             if not all_rows:
                 continue
             loss_sum = 0.0
-            for part in rows.split(c.micro_batch_size) if len(rows) else []:
-                part = part.to(device)
+            parts = list(rows.split(mb)) if len(rows) else []
+            for k in range(passes[kind] if self.sharded else len(parts)):
+                if k >= len(parts) or error:  # sharded: the collectives of a pass this process lacks
+                    idle_pass(self.model, self.tokenizer.eos_token_id)
+                    continue
+                part = parts[k].to(device)
                 loss, stats = self.sequence_loss(kind, part)
-                totals["tokens/trained"] = totals.get("tokens/trained", 0.0) + part.model_inputs().n_tokens
+                totals["tokens/trained"] = totals.get("tokens/trained", 0.0) + part.model_inputs(
+                    min_prefix=32 if self.shared_prefix else 1 << 30).n_tokens
                 loss = loss * self._share(part, n_episodes, all_tokens) * scale
                 if not torch.isfinite(loss):
                     error = f"non-finite {kind} loss ({loss.item()})"
+                    if self.sharded:
+                        idle_pass(self.model, self.tokenizer.eos_token_id)
+                        continue
                     break
                 loss.backward()
                 loss_sum += loss.item()
                 weight = int(part.completion_mask.sum()) / max(all_tokens, 1)  # stats: token-weighted means
-                for k, v in stats.items():
-                    totals[f"{kind}/{k}"] = totals.get(f"{kind}/{k}", 0.0) + v * weight
+                for k_, v in stats.items():
+                    totals[f"{kind}/{k_}"] = totals.get(f"{kind}/{k_}", 0.0) + v * weight
             totals[f"loss/{kind}"] = totals.get(f"loss/{kind}", 0.0) + loss_sum
-            if error:
+            if error and not self.sharded:
                 break
         errors = [e for e in self.dist.gather_object(error) if e]  # every process stops, not just the one
         if errors:
@@ -255,10 +284,12 @@ class Trainer(TrainingRun):
 
     def _apply_gradients(self) -> float:
         """Guard, clip and apply the accumulated gradients (one optimizer step) -> gradient norm."""
-        self.dist.sum_gradients(p for group in self.optimizer.param_groups for p in group["params"])
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.dist.sum_gradients(p for p in params if not is_dtensor(p))  # FSDP reduced the sharded ones
         norm = guarded_step(self.optimizer, self.config.max_grad_norm,
                             f"at step {self.step + 1}; the step was not applied; "
-                            f"last good checkpoint: {self._last_checkpoint()}")
+                            f"last good checkpoint: {self._last_checkpoint()}",
+                            norm_fn=total_grad_norm if self.sharded else None)
         self.weights_version += 1
         return norm
 
@@ -283,9 +314,10 @@ class Trainer(TrainingRun):
         self.model.eval()
         params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens, temperature=0.0)
         rounds = c.eval_rounds
-        feedback = build_feedback("self", backend=self.rollout_backend()) if rounds > 1 else None
-        result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=rounds, feedback=feedback,
-                          params=params, split="eval", ranks=self.dist)
+        with self.full_weights():
+            feedback = build_feedback("self", backend=self.rollout_backend()) if rounds > 1 else None
+            result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=rounds,
+                              feedback=feedback, params=params, split="eval", ranks=self.dist)
         self.last_accuracy = result["accuracy"]
         out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],
                "eval/ci95_high": result["ci95"][1], "eval/format_rate": result["format_rate"]}

@@ -55,7 +55,10 @@ def model_card(config: dict, step: int, accuracy: float | None, citation: str) -
 
 
 def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, scheduler, config: dict,
-                    state: dict[str, Any], accuracy: float | None, keep: int = 2, citation: str = "") -> Path:
+                    state: dict[str, Any], accuracy: float | None, keep: int = 2, citation: str = "",
+                    model_state: dict | None = None, optimizer_state: dict | None = None) -> Path:
+    """``model_state`` / ``optimizer_state``: the full state dicts of a sharded run (gathered from
+    every process), saved in place of ``model.state_dict()`` / ``optimizer.state_dict()``."""
     output_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(output_dir)
     final = output_dir / f"checkpoint-{step}"
@@ -68,11 +71,12 @@ def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, sc
             merged.save_pretrained(tmp / "model")
             del merged
         else:
-            model.save_pretrained(tmp / "model")
+            model.save_pretrained(tmp / "model", state_dict=model_state)
         tokenizer.save_pretrained(tmp / "model")
         (tmp / "model" / "README.md").write_text(model_card(config, step, accuracy, citation))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
-                    **state}, tmp / "trainer_state.pt")
+        torch.save({"optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state,
+                    "optimizer_format": "torch" if optimizer_state is None else "fsdp-full",
+                    "scheduler": scheduler.state_dict(), "rng": rng_state(), **state}, tmp / "trainer_state.pt")
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         if final.exists():
             _discard(final)

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Sequence, TypeVar
 import torch
 
 from rltf.errors import ConfigError
+from rltf.trainers.sharding import FSDPPlan
 
 T = TypeVar("T")
 
@@ -40,15 +41,13 @@ def launched_processes() -> int:
 def check_launch() -> None:
     """``accelerate launch --num_processes N`` on a machine without GPUs starts ONE process unless
     MPI is set up (accelerate's CPU launcher is mpirun): it sets MASTER_ADDR but no WORLD_SIZE.
-    Say so instead of silently training in one process. Sharded training (FSDP, DeepSpeed ZeRO)
-    configs are refused rather than run as replicas: rltf trains data parallel (every process holds
-    the whole model and optimizer), and a user who asked for sharding must not get replicas silently."""
-    for env, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
-        if os.environ.get(env, "").lower() in ("1", "true", "yes"):
-            raise ConfigError(
-                f"this accelerate config asks for {name}; rltf trains data parallel (each process holds the whole "
-                "model and optimizer: accelerate's MULTI_GPU / DDP configs, e.g. recipes/accelerate/ddp-8gpu.yaml). "
-                f"Sharded training ({name}) is not supported yet: see docs/SCALING.md")
+    Say so instead of silently training in one process. A DeepSpeed config is refused rather than
+    run as plain replicas: a user who asked for ZeRO must not get replicas silently."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true", "yes"):
+        raise ConfigError(
+            "this accelerate config asks for DeepSpeed, which rltf does not drive; shard with FSDP2 instead "
+            "(ZeRO-3 = recipes/accelerate/fsdp2-8gpu.yaml, ZeRO-2 = the same with fsdp_reshard_after_forward: false), "
+            "or train data parallel (recipes/accelerate/ddp-8gpu.yaml): see docs/SCALING.md")
     if os.environ.get("ACCELERATE_MIXED_PRECISION") and os.environ.get("MASTER_ADDR") and launched_processes() == 1:
         raise ConfigError(
             "accelerate launch asked for several processes, but on a machine without GPUs accelerate starts one "
@@ -63,7 +62,7 @@ class Distributed:
     def __init__(self, device: str = "auto"):
         check_launch()
         self.world_size = launched_processes()
-        self.rank, self.local_rank, self.state = 0, 0, None
+        self.rank, self.local_rank, self.state, self.fsdp = 0, 0, None, None
         if self.world_size > 1:
             from accelerate import PartialState
 
@@ -73,6 +72,7 @@ class Distributed:
                 raise ConfigError(f"the launcher started {self.world_size} processes but accelerate set up "
                                   f"{self.state.num_processes} ({self.state.distributed_type})")
             self.rank, self.local_rank = self.state.process_index, self.state.local_process_index
+            self.fsdp = FSDPPlan.from_env()  # an accelerate FSDP config: shard the policy (FSDP2)
 
     @property
     def enabled(self) -> bool:
@@ -188,6 +188,15 @@ class Distributed:
         return box[0]
 
 
+def is_dtensor(t: torch.Tensor) -> bool:
+    """A sharded (FSDP2) parameter or gradient."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # pragma: no cover - torch without distributed
+        return False
+    return isinstance(t, DTensor)
+
+
 def _all_reduce_bucket(grads: list[torch.Tensor]) -> None:
     flat = torch.cat([g.reshape(-1) for g in grads])
     torch.distributed.all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
@@ -202,4 +211,4 @@ class SingleProcess(Distributed):
     """A :class:`Distributed` that ignores the launcher: one process (evaluation helpers, tests)."""
 
     def __init__(self):  # noqa: D401 - no super().__init__: never touches the process group
-        self.world_size, self.rank, self.local_rank, self.state = 1, 0, 0, None
+        self.world_size, self.rank, self.local_rank, self.state, self.fsdp = 1, 0, 0, None, None

@@ -12,11 +12,12 @@ from rltf.algorithms import gather_logprobs
 from rltf.rollout import RolloutBatch
 
 
-def completion_forward(model, batch: RolloutBatch, autocast_bf16: bool = False,
-                       hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+def completion_forward(model, batch: RolloutBatch, autocast_bf16: bool = False, hidden: bool = False,
+                       shared_prefix: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logits predicting each completion token -> ([B, T, V], and with ``hidden`` the last layer's
-    hidden states at the same positions [B, T, H], the input of a value head)."""
-    inputs = batch.model_inputs()
+    hidden states at the same positions [B, T, H], the input of a value head). ``shared_prefix``
+    False: one model call per batch (sharded training needs the same calls on every process)."""
+    inputs = batch.model_inputs() if shared_prefix else batch.model_inputs(min_prefix=1 << 30)
     T = inputs.completion_len
     with torch.autocast(device_type=inputs.input_ids.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
         cache = None
@@ -31,7 +32,8 @@ def completion_forward(model, batch: RolloutBatch, autocast_bf16: bool = False,
     return logits, states
 
 
-def completion_logprobs(model, batch: RolloutBatch, autocast_bf16: bool = False) -> torch.Tensor:
+def completion_logprobs(model, batch: RolloutBatch, autocast_bf16: bool = False,
+                        shared_prefix: bool = True) -> torch.Tensor:
     """log pi(completion_t | prompt, completion_<t) for every completion position -> [B, T] fp32."""
-    logits, _ = completion_forward(model, batch, autocast_bf16)
+    logits, _ = completion_forward(model, batch, autocast_bf16, shared_prefix=shared_prefix)
     return gather_logprobs(logits, batch.completion_ids)

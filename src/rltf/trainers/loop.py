@@ -19,11 +19,12 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from rltf.errors import RltfError
+from rltf.errors import ConfigError, RltfError
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import config_to_dict
 from rltf.trainers.distributed import Distributed, SingleProcess
 from rltf.trainers.metrics_logger import MetricsLogger, NullLogger
+from rltf.trainers.sharding import full_state_dicts, load_optimizer_state
 
 
 class NonFiniteError(RltfError):
@@ -47,17 +48,26 @@ def lr_lambda(warmup: int, total: int, kind: str) -> Callable[[int], float]:
     return factor
 
 
-def guarded_step(optimizer, max_grad_norm: float, where: str) -> float:
+def guarded_step(optimizer, max_grad_norm: float, where: str, norm_fn: Callable | None = None) -> float:
     """Clip the accumulated gradients by their global norm and take one optimizer step -> the norm.
-    A non-finite norm zeroes the gradients and raises NonFiniteError (``where`` says which step)."""
+    A non-finite norm zeroes the gradients and raises NonFiniteError (``where`` says which step).
+    ``norm_fn(params)``: the global norm when gradients are sharded across processes."""
     params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
     grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.tensor(0.0)
+    if norm_fn is not None:
+        norm = norm_fn(params)
+    else:
+        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.tensor(0.0)
     if not torch.isfinite(norm):
         optimizer.zero_grad(set_to_none=True)
         raise NonFiniteError(f"non-finite gradient norm {where}")
     if max_grad_norm:
-        torch.nn.utils.clip_grads_with_norm_(params, max_grad_norm, norm)
+        coef = torch.clamp(max_grad_norm / (norm.float() + 1e-6), max=1.0)
+        if norm_fn is not None:  # sharded gradients: scale in place by the global factor
+            for g in grads:
+                g.mul_(coef.to(g.device) if not hasattr(g, "device_mesh") else float(coef))
+        else:
+            torch.nn.utils.clip_grads_with_norm_(params, max_grad_norm, norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return float(norm)
@@ -73,6 +83,11 @@ class TrainingRun(ABC):
     resume_from: Path | None
     citation: str = ""
     dist: Distributed = SingleProcess()
+    sharded: bool = False  # the policy is sharded across processes (FSDP2)
+
+    def state_root(self) -> torch.nn.Module:
+        """Every trained module as one (the names a sharded run's optimizer state is saved under)."""
+        return self.model
 
     def setup_optimization(self, groups: list[dict[str, Any]], total_steps: int) -> None:
         """AdamW over ``groups`` and the warm-up + decay schedule over ``total_steps``; step 0."""
@@ -89,7 +104,14 @@ class TrainingRun(ABC):
         returned. Each process restores its own RNG states when the run had as many processes;
         otherwise every process takes the first process's (the data position is global either way)."""
         state = ckpt.load_trainer_state(checkpoint)
-        self.optimizer.load_state_dict(state["optimizer"])
+        written = state.get("optimizer_format", "torch")
+        if written != ("fsdp-full" if self.sharded else "torch"):
+            raise ConfigError(f"{checkpoint} was written by a {'sharded (FSDP)' if written == 'fsdp-full' else 'unsharded'}"
+                              f" run; resume it {'with' if written == 'fsdp-full' else 'without'} an FSDP config")
+        if self.sharded:
+            load_optimizer_state(self.state_root(), self.optimizer, state["optimizer"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         per_rank = state.get("rng_per_rank") or [state["rng"]]
         if len(per_rank) == self.dist.world_size:
@@ -144,13 +166,18 @@ class TrainingRun(ABC):
         """One checkpoint, written atomically by the first process; it holds every process's RNG
         states (the processes hold the same weights and optimizer state). All processes wait for it."""
         rng_per_rank = self.dist.gather_object(ckpt.rng_state())
+        model_state = optimizer_state = None
+        if self.sharded:  # gather the shards (every process takes part), process 0 writes them
+            full_model, optimizer_state = full_state_dicts(self.state_root(), self.optimizer)
+            model_state = {k[len("policy."):]: v for k, v in full_model.items() if k.startswith("policy.")}
         path = None
         if self.dist.is_main:
             path = ckpt.save_checkpoint(
                 self.output_dir, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
                 self.card_config(), {"step": self.step, "world_size": self.dist.world_size,
                                      "rng_per_rank": rng_per_rank, **self.checkpoint_state()},
-                self.card_accuracy(), keep=self.config.save_total_limit, citation=self.citation)
+                self.card_accuracy(), keep=self.config.save_total_limit, citation=self.citation,
+                model_state=model_state, optimizer_state=optimizer_state)
         self.last_saved = Path(self.dist.broadcast_object(str(path) if path else None))
         return self.last_saved
 

@@ -74,11 +74,12 @@ class PPOTrainer(Trainer):
                                 temperature=c.temperature, top_p=c.top_p)
         self.model.eval()
         t0 = time.perf_counter()
-        gens = self.rollout_backend().generate([task.messages(p) for p in owners], params, seed=seed,
-                                               keys=[lo * N + k for k in range(len(owners))])
-        t1 = time.perf_counter()
-        scores = [task.score(p, g.text) for p, g in zip(owners, gens)]
-        critiques = self.feedback.critique_many([(task, p, g.text, s) for p, g, s in zip(owners, gens, scores)])
+        with self.full_weights():  # the feedback may generate with the policy too (a local judge)
+            gens = self.rollout_backend().generate([task.messages(p) for p in owners], params, seed=seed,
+                                                   keys=[lo * N + k for k in range(len(owners))])
+            t1 = time.perf_counter()
+            scores = [task.score(p, g.text) for p, g in zip(owners, gens)]
+            critiques = self.feedback.critique_many([(task, p, g.text, s) for p, g, s in zip(owners, gens, scores)])
         kept, rewards, outcomes = [], [], []
         for k, (g, s, crit) in enumerate(zip(gens, scores, critiques)):
             outcome = {"reward": s.reward, "correct": s.correct, "tokens": len(g.token_ids), "text": g.text}
@@ -121,7 +122,8 @@ class PPOTrainer(Trainer):
             sampler_logprobs=[gens[k].logprobs for k in kept], token_rewards=rewards)
         self.kept_per_rank = self.dist.gather_object(len(kept))  # where each process's rows sit in the step
         if done:
-            metrics.update(self._advantages(batch))
+            with self.full_weights():  # no-grad scoring: each process runs its own number of passes
+                metrics.update(self._advantages(batch))
             metrics["time/old_forward"] = time.perf_counter() - t2
         return batch, metrics, len(everyone)
 
@@ -135,12 +137,13 @@ class PPOTrainer(Trainer):
         logp, values, kl = (torch.zeros(batch.completion_ids.shape) for _ in range(3))
         for k, part in enumerate(batch.split(c.micro_batch_size)):
             part, lo = part.to(device), k * c.micro_batch_size
-            logits, hidden = completion_forward(self.model, part, c.bf16_autocast, hidden=True)
+            logits, hidden = completion_forward(self.model, part, c.bf16_autocast, hidden=True,
+                                               shared_prefix=self.shared_prefix)
             part_logp = gather_logprobs(logits, part.completion_ids)
             part_kl = torch.zeros_like(part_logp)
             if c.kl_coef:
                 with self.reference_model() as ref:
-                    ref_logits, _ = completion_forward(ref, part, c.bf16_autocast)
+                    ref_logits, _ = completion_forward(ref, part, c.bf16_autocast, shared_prefix=self.shared_prefix)
                 part_kl = (full_kl(logits, ref_logits) if c.kl_estimator == "full"
                            else part_logp - gather_logprobs(ref_logits, part.completion_ids))
             rows, T = slice(lo, lo + len(part)), part.completion_ids.shape[1]
@@ -204,7 +207,8 @@ class PPOTrainer(Trainer):
 
     def sequence_loss(self, kind, batch):
         c = self.config
-        logits, hidden = completion_forward(self.model, batch, c.bf16_autocast, hidden=True)
+        logits, hidden = completion_forward(self.model, batch, c.bf16_autocast, hidden=True,
+                                           shared_prefix=self.shared_prefix)
         logp = gather_logprobs(logits, batch.completion_ids)
         values = self.value_head(hidden.float()).squeeze(-1)
         mask = batch.completion_mask

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import torch
 
 from rltf.algorithms import fm_loss
+from rltf.errors import ConfigError
 from rltf.feedback.reward_model import rm_messages
 from rltf.feedback.span_parse import format_dual_feedback
 from rltf.models import load_model, load_tokenizer
@@ -50,6 +51,9 @@ class RewardModelTrainer(TrainingRun):
         self.dist = Distributed(c.device)
         self.config, self.citation = c, get_method(c.method).citation
         self.console = console if self.dist.is_main else (lambda *_: None)
+        if self.dist.fsdp is not None:
+            raise ConfigError("the span reward model's SFT trains data parallel; launch it with a MULTI_GPU "
+                              "accelerate config (e.g. recipes/accelerate/ddp-8gpu.yaml), not FSDP")
         torch.manual_seed(c.seed)
         self.output_dir = Path(c.output_dir)
         self.resume_from = ckpt.resolve_resume(resume) if resume else None

@@ -97,8 +97,9 @@ class RLTFTrainer(Trainer):
         self.model.eval()
         failed_before = self.feedback.stats.failed
         t0 = time.perf_counter()
-        episodes = run_episodes(self.task, problems, self.rollout_backend(), self.feedback, params, n_samples=N,
-                                rounds=self.method.turns, seed=seed, first_key=lo * N)
+        with self.full_weights():
+            episodes = run_episodes(self.task, problems, self.rollout_backend(), self.feedback, params, n_samples=N,
+                                    rounds=self.method.turns, seed=seed, first_key=lo * N)
         gen_time = time.perf_counter() - t0
         r0 = torch.tensor([e.turns[0].reward for e in episodes]).view(G, N)
         reached = torch.tensor([len(e.turns) > 1 for e in episodes]).view(G, N)
@@ -186,11 +187,11 @@ class RLTFTrainer(Trainer):
 
     def sequence_loss(self, kind, batch):
         c = self.config
-        logp = completion_logprobs(self.model, batch, c.bf16_autocast)
+        logp = completion_logprobs(self.model, batch, c.bf16_autocast, self.shared_prefix)
         if kind == "rl":
             if c.kl_coef:
                 with torch.no_grad(), self.reference_model() as ref_model:
-                    batch.ref_logprobs = completion_logprobs(ref_model, batch, c.bf16_autocast)
+                    batch.ref_logprobs = completion_logprobs(ref_model, batch, c.bf16_autocast, self.shared_prefix)
             weights, is_stats = self.sampler_correction(logp, batch)
             loss, stats = policy_gradient_loss(logp, batch.advantages, batch.completion_mask,
                                                aggregation=c.loss_aggregation, ref_logp=batch.ref_logprobs,
