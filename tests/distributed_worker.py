@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from rltf.feedback.base import Critique, FeedbackProvider, Span
-from rltf.tasks.base import Score
 from rltf.trainers import build_trainer, make_config
+from test_ppo_trainer import FirstCharsCritic  # this file runs as a script from tests/
+from test_trainers import parity_grader
 
 COMMON = dict(model="tiny-random", max_new_tokens=8, eval_n=6, eval_every=2, eval_at_start=False, save_every=1,
               save_total_limit=5, micro_batch_size=3, seed=3)
@@ -86,26 +86,6 @@ def finish(trainer, run_dir: Path, stop_after: int | None, resume: bool) -> None
                     "history": getattr(trainer, "history", []), "backend": getattr(backend, "name", None),
                     "sharded": trainer.sharded,
                     "weight_syncs": getattr(backend, "weight_syncs", None)}, run_dir / "final.pt")
-
-
-def parity_grader(problem, completion):
-    """Mixed rewards for the random model's answers (so group advantages are not all 0)."""
-    good = len(completion) % 2 == 0
-    return Score(1.0 if good else 0.0, good, True, "parity", None)
-
-
-class FirstCharsCritic(FeedbackProvider):
-    """Labels the first 4 characters of an answer: positive when the answer's length is even."""
-
-    name = "first-chars"
-
-    def critique(self, task, problem, answer, score):
-        self.stats.count(None)
-        quote = answer[:4]
-        if not quote.strip():
-            return Critique("Nothing to say.", [], self.name)
-        return Critique("About the start.", [Span(quote, "positive" if len(answer) % 2 == 0 else "negative", 0)],
-                        self.name)
 
 
 def run(out: Path, method: str, steps: int, stop_after: int | None, resume: bool, backend: str = "hf") -> None:

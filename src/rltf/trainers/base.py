@@ -98,22 +98,23 @@ class Trainer(TrainingRun):
 
     # -- set-up -----------------------------------------------------------------------------
     def expected_tokens(self) -> int:
-        """Tokens the run's rollouts generate at most (``backend: auto`` weighs vLLM's start against it)."""
+        """Tokens this process's rollouts generate at most (``backend: auto`` weighs vLLM's start against it)."""
         c = self.config
         new = c.max_new_tokens or self.task.max_new_tokens
-        steps = c.max_steps * c.prompts_per_step * c.group_size * new * self.method.turns
-        return min(steps, c.max_generated_tokens) if c.max_generated_tokens else steps
+        prompts = c.prompts_per_step // self.dist.world_size  # this process's share
+        steps = c.max_steps * prompts * c.group_size * new * self.method.turns
+        return min(steps, c.max_generated_tokens // self.dist.world_size) if c.max_generated_tokens else steps
 
     def rollout_tokens(self) -> int:
-        """Tokens one rollout holds at once (the vLLM KV cache's default size): every sequence of a
-        step, each as long as a sample prompt of the task plus, for a revision, the answer and a
-        critique, plus its own answer."""
+        """Tokens one rollout of this process holds at once (the vLLM KV cache's default size): every
+        sequence of its share of a step, each as long as a sample prompt of the task plus, for a
+        revision, the answer and a critique, plus its own answer."""
         c = self.config
         new = c.max_new_tokens or self.task.max_new_tokens
         problem = self.task.problems("train", 1, seed=c.seed)[0]
         prompt = len(render_chat(self.tokenizer, self.task.messages(problem)))
         per_sequence = prompt + new + (2 * new + 128 if self.method.turns > 1 else 0)
-        return c.prompts_per_step * c.group_size * per_sequence
+        return c.prompts_per_step // self.dist.world_size * c.group_size * per_sequence
 
     def rollout_backend(self) -> GenerationBackend:
         """The generation backend, holding the policy's current weights: a backend with its own copy
