@@ -16,6 +16,7 @@ catch a normalisation error (a factor 2); the weights catch a wrong set of seque
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -55,11 +56,19 @@ def _env():
     return env
 
 
+def free_port() -> int:
+    """A port no process listens on (a fixed one may still be held by the previous launch)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def launch(args: list[str], processes: int, timeout: int = 600, config: Path = CPU_2PROC) -> subprocess.CompletedProcess:
     if processes == 1:
         cmd = [sys.executable, *args]
     else:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), *args]
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+               "--main_process_port", str(free_port()), *args]
     out = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr[-4000:]
     return out
@@ -187,7 +196,8 @@ def test_each_process_rolls_out_on_its_own_vllm_engine(tmp_path):
 def test_accelerate_launch_cli_trains_and_saves(tmp_path):
     """The issue's command, on the CPU config (plain --num_processes 2 starts one process without MPI)."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC), "-m", "rltf",
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC),
+           "--main_process_port", str(free_port()), "-m", "rltf",
            "train", "grpo", "--config", "recipes/cpu-add2-grpo.yaml", "--set", "model=tiny-random",
            "--set", "max_steps=2", "--set", f"output_dir={out}", "--set", "eval_n=4", "--set", "backend=hf"]
     res = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
@@ -251,18 +261,20 @@ def test_single_process_collectives_are_identities():
     assert d.sum(3) == 3 and d.sum_dict({"a": 1.5}) == {"a": 1.5} and d.gather([1, 2]) == [1, 2]
 
 
-def test_judge_concurrency_is_a_global_cap(tmp_path):
-    from rltf.trainers import build_trainer, make_config
+def test_judge_concurrency_is_a_global_cap():
+    from types import SimpleNamespace
 
-    cfg = make_config("grpo", overrides={"model": "tiny-random", "task": "add2", "output_dir": str(tmp_path),
-                                         "judge_concurrency": 5, "prompts_per_step": 2})
-    tr = build_trainer(cfg, console=lambda s: None)
-    assert tr.judge_config().concurrency == 5
-    tr.dist = SingleProcess()
-    tr.dist.world_size = 2
-    assert tr.judge_config().concurrency == 3  # ceil(5 / 2) per process
-    tr.dist.world_size = 8
-    assert tr.judge_config().concurrency == 1
+    from rltf.trainers import make_config
+    from rltf.trainers.base import Trainer
+
+    cfg = make_config("grpo", overrides={"judge_concurrency": 5})
+    ranks = SingleProcess()
+    run = SimpleNamespace(config=cfg, dist=ranks)  # judge_config reads only these
+    assert Trainer.judge_config(run).concurrency == 5
+    ranks.world_size = 2
+    assert Trainer.judge_config(run).concurrency == 3  # ceil(5 / 2) per process
+    ranks.world_size = 8
+    assert Trainer.judge_config(run).concurrency == 1
 
 
 def test_reply_cache_takes_concurrent_writers(tmp_path):

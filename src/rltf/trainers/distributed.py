@@ -17,6 +17,7 @@ CPU. :class:`Distributed` with one process is a no-op, so single-process code pa
 """
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any, Iterable, Sequence, TypeVar
 
@@ -72,6 +73,7 @@ class Distributed:
                 raise ConfigError(f"the launcher started {self.world_size} processes but accelerate set up "
                                   f"{self.state.num_processes} ({self.state.distributed_type})")
             self.rank, self.local_rank = self.state.process_index, self.state.local_process_index
+            atexit.register(_shut_down)  # a live process group at interpreter exit can abort the process
             self.fsdp = FSDPPlan.from_env()  # an accelerate FSDP config: shard the policy (FSDP2)
 
     @property
@@ -186,6 +188,15 @@ class Distributed:
         box = [obj]
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
+
+
+def _shut_down() -> None:
+    """Leave the process group cleanly: wait for the other processes, then destroy it."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        try:
+            torch.distributed.barrier()
+        finally:
+            torch.distributed.destroy_process_group()
 
 
 def is_dtensor(t: torch.Tensor) -> bool:
