@@ -27,6 +27,8 @@ COMMON = dict(model="tiny-random", max_new_tokens=8, eval_n=6, eval_every=2, eva
 RUNS = {
     # 4 prompts x 3 samples: each process holds 2 whole groups
     "grpo": dict(task="add2", prompts_per_step=4, group_size=3, learning_rate=1e-3),
+    "grpo-lora": dict(method="grpo", task="add2", prompts_per_step=4, group_size=3, learning_rate=1e-2,
+                      use_lora=True, lora_r=4, lora_alpha=8),
     "rltf-fm": dict(task="add2", prompts_per_step=4, group_size=3, learning_rate=1e-3, feedback="critic"),
     "span-ppo": dict(task="fact_summary", prompts_per_step=4, group_size=2, learning_rate=1e-3,
                      value_learning_rate=1e-2, mini_batch_size=4, ppo_epochs=2, kl_coef=0.1),
@@ -94,8 +96,9 @@ def run(out: Path, method: str, steps: int, stop_after: int | None, resume: bool
     engine = {"backend": backend}
     if backend == "vllm":  # each process starts its own small engine
         engine.update(vllm_kv_cache_gb=0.25, vllm_max_model_len=1024)
-    cfg = make_config(method, overrides={**COMMON, **RUNS[method], **engine, "max_steps": steps,
-                                         "output_dir": str(out / method)})
+    run = dict(RUNS[method])
+    cfg = make_config(run.pop("method", method), overrides={**COMMON, **run, **engine, "max_steps": steps,
+                                                            "output_dir": str(out / method)})
     trainer = build_trainer(cfg, console=lambda s: None, resume=str(out / method) if resume else None)
     trainer.task.grade = parity_grader
     if method.endswith("ppo"):

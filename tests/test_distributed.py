@@ -35,14 +35,15 @@ WORKER = ROOT / "tests" / "distributed_worker.py"
 CPU_2PROC = ROOT / "recipes" / "accelerate" / "cpu-2proc.yaml"
 FSDP_2PROC = ROOT / "recipes" / "accelerate" / "fsdp2-cpu-2proc.yaml"
 RL_METHODS = ["grpo", "rltf-fm", "span-ppo"]
-METHODS = [*RL_METHODS, "reward-model"]
+METHODS = [*RL_METHODS, "grpo-lora", "reward-model"]  # grpo-lora: LoRA adapters, data parallel
 
 def assert_same_weights(one: dict, two: dict, start: dict | None = None) -> None:
     diffs = torch.cat([(one[k] - two[k]).abs().flatten() for k in one])
     assert diffs.max().item() <= 1e-4 and diffs.mean().item() <= 1e-7, (diffs.max().item(), diffs.mean().item())
     assert (diffs > 1e-6).float().mean().item() <= 1e-3
-    if start is not None:  # the steps did something the comparison can see
-        moved = torch.cat([(one[k] - start[k]).abs().flatten() for k in start])
+    if start is not None:  # the steps did something the comparison can see (LoRA: in the adapters)
+        trained = [k for k in start if "lora_" in k] or list(start)
+        moved = torch.cat([(one[k] - start[k]).abs().flatten() for k in trained])
         assert moved.mean().item() > 1e3 * 1e-7
 EXACT = ("tokens", "epoch", "reward/turn", "reward/task", "reward/span_sum", "accuracy/", "episodes/", "eval/",
          "critique/", "feedback/", "spans/", "sd/", "fm/", "ppo/updates", "ppo/skipped", "kl/beta", "lr")
