@@ -158,7 +158,7 @@ def test_two_processes_write_one_loadable_checkpoint(runs):
 
 
 def test_stop_and_resume_under_two_processes(runs, tmp_path):
-    methods = ["rltf-fm", "span-ppo"]
+    methods = ["rltf-fm"]  # span-ppo: resumed under FSDP2 below
     launch([str(WORKER), str(tmp_path), *methods, "--stop-after", "2"], 2)
     for method in methods:
         assert (tmp_path / method / "checkpoint-2").is_dir() and not (tmp_path / method / "checkpoint-3").exists()

@@ -191,12 +191,11 @@ class Distributed:
 
 
 def _shut_down() -> None:
-    """Leave the process group cleanly: wait for the other processes, then destroy it."""
+    """Leave the process group cleanly (its communication threads alive at interpreter exit can
+    abort the process). No barrier: a process leaving on an error must not wait for the others,
+    which then fail on the closed connection instead of waiting for a collective that never comes."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        try:
-            torch.distributed.barrier()
-        finally:
-            torch.distributed.destroy_process_group()
+        torch.distributed.destroy_process_group()
 
 
 def is_dtensor(t: torch.Tensor) -> bool:
