@@ -247,7 +247,9 @@ def test_shards_hold_whole_groups():
     d = SingleProcess()
     d.world_size, d.rank = 4, 2
     assert d.shard_bounds(8) == (4, 6)
-    assert d.shard(list("abcdefgh")) == ["e", "f"]
+    lo, hi = d.shard_bounds(8)
+    assert list("abcdefgh")[lo:hi] == ["e", "f"]
+    assert d.share_bounds(10) == (5, 7)  # uneven: shares of 2 or 3
     with pytest.raises(ConfigError, match="multiple of 4"):
         d.shard_bounds(6, "prompts per step")
 

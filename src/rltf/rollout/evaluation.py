@@ -33,16 +33,14 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         raise ValueError("rounds > 1 needs a feedback provider")
     start = time.perf_counter()
     episodes = []
-    first, last = 0, len(problems)
-    if ranks is not None and ranks.world_size > 1:  # an uneven split is fine: no loss is normalised by it
-        first, last = len(problems) * ranks.rank // ranks.world_size, len(problems) * (ranks.rank + 1) // ranks.world_size
-    mine = problems[first:last]
+    offset, end = ranks.share_bounds(len(problems)) if ranks is not None else (0, len(problems))
+    mine = problems[offset:end]
     chunk = max(1, len(mine) // 8) if progress else max(1, len(mine))
     bar = _bar(len(mine), progress)
     for lo in range(0, len(mine), chunk):
         part = mine[lo:lo + chunk]
         episodes += run_episodes(task, part, backend, feedback, params, n_samples=1, rounds=rounds, seed=seed,
-                                 stop_when_correct=getattr(feedback, "name", "") != "self", first_key=first + lo)
+                                 stop_when_correct=getattr(feedback, "name", "") != "self", first_key=offset + lo)
         bar.update(len(part))
     bar.close()
     if ranks is not None and ranks.world_size > 1:

@@ -41,7 +41,7 @@ class Trainer(TrainingRun):
 
     def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
         self.dist = Distributed(config.device)
-        self.config, self.console = config, console if self.dist.is_main else _quiet
+        self.config, self.console = config, self.dist.speaker(console)
         self.dist.shard_bounds(config.prompts_per_step, "prompts per step (prompts_per_step)")  # fails early
         self.method = get_method(config.method)
         self.citation = self.method.citation
@@ -77,7 +77,6 @@ class Trainer(TrainingRun):
         self.init_state()
         self.dist.broadcast_parameters([model, *self.extra_modules.values()])  # as DDP does: rank 0's start
         self.sharded = self.dist.fsdp is not None
-        self.shared_prefix = not self.sharded  # the shared-prefix forward calls the model twice on some processes
         if self.sharded:  # after the backend started (a vLLM engine loads the full weights)
             if config.use_lora:
                 raise ConfigError("LoRA trains data parallel (each process holds the base model and adapters); "
@@ -125,6 +124,12 @@ class Trainer(TrainingRun):
             self.synced_version = self.weights_version
             self.sync_seconds = time.perf_counter() - t0
         return self.backend
+
+    @property
+    def shared_prefix(self) -> bool:
+        """Whether training forwards encode the prompts' shared prefix once (two model calls): not
+        when sharded, where every process must make the same calls and some have no shared prefix."""
+        return not self.sharded
 
     def full_weights(self):
         """Context in which the policy's weights are whole on every process (sharded training gathers
@@ -227,16 +232,15 @@ class Trainer(TrainingRun):
         self.backend.sleep()  # vLLM on CUDA: its memory is the trainer's until the next rollout
         self.model.train()
         device = self.model.device if hasattr(self.model, "device") else self.device
-        local = {f"{kind}/{what}": float(n) for kind in KINDS for what, n in
-                 (("rows", len(batch.of_kind(kind))), ("tokens", int(batch.of_kind(kind).completion_mask.sum())))}
-        counts = self.dist.sum_dict(local)
+        by_kind = {kind: batch.of_kind(kind) for kind in KINDS}
+        counts = self.dist.sum_dict({f"{kind}/{what}": float(n) for kind, rows in by_kind.items() for what, n in
+                                     (("rows", len(rows)), ("tokens", int(rows.completion_mask.sum())))})
         mb = c.micro_batch_size
-        passes = {kind: -(-len(batch.of_kind(kind)) // mb) for kind in KINDS}
+        passes = {kind: -(-len(rows) // mb) for kind, rows in by_kind.items()}
         if self.sharded:  # every process runs as many forward/backward passes as the busiest one
             passes = {kind: max(p[kind] for p in self.dist.gather_object(passes)) for kind in KINDS}
         error = None
-        for kind in KINDS:
-            rows = batch.of_kind(kind)
+        for kind, rows in by_kind.items():
             all_rows, all_tokens = int(counts[f"{kind}/rows"]), int(counts[f"{kind}/tokens"])
             if not all_rows:
                 continue
@@ -265,10 +269,10 @@ class Trainer(TrainingRun):
             totals[f"loss/{kind}"] = totals.get(f"loss/{kind}", 0.0) + loss_sum
             if error and not self.sharded:
                 break
-        errors = [e for e in self.dist.gather_object(error) if e]  # every process stops, not just the one
-        if errors:
+        error = self.dist.first_error(error)  # every process stops, not just the one
+        if error:
             self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteError(f"{errors[0]} at step {self.step + 1}; the step was not applied; "
+            raise NonFiniteError(f"{error} at step {self.step + 1}; the step was not applied; "
                                  f"last good checkpoint: {self._last_checkpoint()}")
         return self.dist.sum_dict(totals)
 
@@ -370,7 +374,3 @@ class Trainer(TrainingRun):
     def summary(self) -> dict[str, Any]:
         return {"step": self.step, "final_accuracy": self.last_accuracy, "history": self.history,
                 "generated_tokens": self.generated_tokens, "checkpoint": self._last_checkpoint()}
-
-
-def _quiet(*_args, **_kwargs) -> None:
-    """The console of every process but the first: one process speaks for the run."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import atexit
 import os
-from typing import Any, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 import torch
 
@@ -99,17 +99,14 @@ class Distributed:
         per = n // self.world_size
         return self.rank * per, (self.rank + 1) * per
 
-    def shard(self, items: Sequence[T], what: str = "items") -> list[T]:
-        lo, hi = self.shard_bounds(len(items), what)
-        return list(items[lo:hi])
+    def share_bounds(self, n: int) -> tuple[int, int]:
+        """[lo, hi) of this rank's contiguous share of ``n`` items when they need not divide evenly
+        (shares differ by at most one; for work no loss is normalised by, e.g. an evaluation)."""
+        return n * self.rank // self.world_size, n * (self.rank + 1) // self.world_size
 
     def gather(self, items: list[T]) -> list[T]:
         """Every rank's ``items`` concatenated in rank order, on every rank (picklable objects)."""
-        if not self.enabled:
-            return list(items)
-        out: list[Any] = [None] * self.world_size
-        torch.distributed.all_gather_object(out, list(items))
-        return [x for part in out for x in part]
+        return [x for part in self.gather_object(list(items)) for x in part]
 
     def gather_object(self, obj: T) -> list[T]:
         """One object from each rank, in rank order, on every rank."""
@@ -177,9 +174,13 @@ class Distributed:
                 with torch.no_grad():
                     torch.distributed.broadcast(t.data, src=0)
 
-    def barrier(self) -> None:
-        if self.enabled:
-            torch.distributed.barrier()
+    def first_error(self, error: str | None) -> str | None:
+        """The first rank's error message, if any rank has one (every rank gets it, so all stop together)."""
+        return next((e for e in self.gather_object(error) if e), None)
+
+    def speaker(self, console: Callable[[str], None]) -> Callable[[str], None]:
+        """``console`` on the first process, a no-op on the others: one process speaks for the run."""
+        return console if self.is_main else _quiet
 
     def broadcast_object(self, obj: T) -> T:
         """Rank 0's ``obj`` on every rank."""
@@ -188,6 +189,10 @@ class Distributed:
         box = [obj]
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    """The console of every process but the first."""
 
 
 def _shut_down() -> None:

@@ -62,10 +62,10 @@ def guarded_step(optimizer, max_grad_norm: float, where: str, norm_fn: Callable 
         optimizer.zero_grad(set_to_none=True)
         raise NonFiniteError(f"non-finite gradient norm {where}")
     if max_grad_norm:
-        coef = torch.clamp(max_grad_norm / (norm.float() + 1e-6), max=1.0)
-        if norm_fn is not None:  # sharded gradients: scale in place by the global factor
+        if norm_fn is not None:  # sharded gradients: scale in place by the global factor (torch's formula)
+            coef = float(torch.clamp(max_grad_norm / (norm.float() + 1e-6), max=1.0))
             for g in grads:
-                g.mul_(coef.to(g.device) if not hasattr(g, "device_mesh") else float(coef))
+                g.mul_(coef)
         else:
             torch.nn.utils.clip_grads_with_norm_(params, max_grad_norm, norm)
     optimizer.step()

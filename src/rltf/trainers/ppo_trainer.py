@@ -137,13 +137,12 @@ class PPOTrainer(Trainer):
         logp, values, kl = (torch.zeros(batch.completion_ids.shape) for _ in range(3))
         for k, part in enumerate(batch.split(c.micro_batch_size)):
             part, lo = part.to(device), k * c.micro_batch_size
-            logits, hidden = completion_forward(self.model, part, c.bf16_autocast, hidden=True,
-                                               shared_prefix=self.shared_prefix)
+            logits, hidden = completion_forward(self.model, part, c.bf16_autocast, hidden=True)  # whole weights
             part_logp = gather_logprobs(logits, part.completion_ids)
             part_kl = torch.zeros_like(part_logp)
             if c.kl_coef:
                 with self.reference_model() as ref:
-                    ref_logits, _ = completion_forward(ref, part, c.bf16_autocast, shared_prefix=self.shared_prefix)
+                    ref_logits, _ = completion_forward(ref, part, c.bf16_autocast)
                 part_kl = (full_kl(logits, ref_logits) if c.kl_estimator == "full"
                            else part_logp - gather_logprobs(ref_logits, part.completion_ids))
             rows, T = slice(lo, lo + len(part)), part.completion_ids.shape[1]

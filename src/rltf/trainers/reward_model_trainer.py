@@ -50,7 +50,7 @@ class RewardModelTrainer(TrainingRun):
         c = config
         self.dist = Distributed(c.device)
         self.config, self.citation = c, get_method(c.method).citation
-        self.console = console if self.dist.is_main else (lambda *_: None)
+        self.console = self.dist.speaker(console)
         if self.dist.fsdp is not None:
             raise ConfigError("the span reward model's SFT trains data parallel; launch it with a MULTI_GPU "
                               "accelerate config (e.g. recipes/accelerate/ddp-8gpu.yaml), not FSDP")
@@ -96,9 +96,8 @@ class RewardModelTrainer(TrainingRun):
         epoch, index = divmod(self.step, self.steps_per_epoch)
         order = self._order(epoch)[index * c.batch_size:(index + 1) * c.batch_size]
         n_tokens = sum(len(self.examples[i][1]) for i in order)
-        if self.dist.enabled:  # the last batch of an epoch may be short: split it as evenly as it goes
-            W, r = self.dist.world_size, self.dist.rank
-            order = order[len(order) * r // W:len(order) * (r + 1) // W]
+        lo, hi = self.dist.share_bounds(len(order))  # the epoch's last batch may be short: split as it goes
+        order = order[lo:hi]
         batch = RolloutBatch.from_sequences([self.examples[i][0] for i in order], [self.examples[i][1] for i in order],
                                             kind=["sft"] * len(order), turn=[0] * len(order), group=order,
                                             pad_id=self.tokenizer.pad_token_id)
@@ -114,10 +113,10 @@ class RewardModelTrainer(TrainingRun):
                 break
             loss.backward()
             total += loss.item()
-        errors = [e for e in self.dist.gather_object(error) if e]  # every process stops, not just the one
-        if errors:
+        error = self.dist.first_error(error)  # every process stops, not just the one
+        if error:
             self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteError(errors[0])
+            raise NonFiniteError(error)
         self.dist.sum_gradients(self.model.parameters())
         total = self.dist.sum(total)
         norm = guarded_step(self.optimizer, c.max_grad_norm, f"at step {self.step + 1}; the step was not applied")
