@@ -12,6 +12,7 @@ continues the run in ``OUT_DIR/METHOD`` from its last checkpoint.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -23,7 +24,8 @@ from test_ppo_trainer import FirstCharsCritic  # this file runs as a script from
 from test_trainers import parity_grader
 
 COMMON = dict(model="tiny-random", max_new_tokens=8, eval_n=6, eval_every=2, eval_at_start=False, save_every=1,
-              save_total_limit=5, micro_batch_size=3, seed=3)
+              save_total_limit=5, micro_batch_size=3, seed=3, lr_scheduler="linear")  # the schedule must reach
+# every engine's optimizer (DeepSpeed wraps rltf's AdamW): a decaying learning rate shows it
 RUNS = {
     # 4 prompts x 3 samples: each process holds 2 whole groups
     "grpo": dict(task="add2", prompts_per_step=4, group_size=3, learning_rate=1e-3),
@@ -78,15 +80,16 @@ def finish(trainer, run_dir: Path, stop_after: int | None, resume: bool) -> None
     if stop_after is not None:
         trainer.done = lambda: trainer.step >= stop_after
     trainer.train()
-    full = {f"policy.{n}": _whole(p) for n, p in trainer.model.named_parameters()}  # collective when sharded
-    if trainer.dist.is_main:
-        tensors = dict(full)
+    engine = getattr(trainer, "engine", None)
+    with trainer.full_weights() if engine is not None else contextlib.nullcontext():  # ZeRO-3 gathers
+        tensors = {f"policy.{n}": _whole(p) for n, p in trainer.model.named_parameters()}  # collective (FSDP)
         for name, module in getattr(trainer, "extra_modules", {}).items():
             tensors.update({f"{name}.{n}": p.detach().clone() for n, p in module.named_parameters()})
+    if trainer.dist.is_main:
         backend = getattr(trainer, "backend", None)
         torch.save({"tensors": tensors, "world_size": trainer.dist.world_size,
                     "history": getattr(trainer, "history", []), "backend": getattr(backend, "name", None),
-                    "sharded": trainer.sharded,
+                    "sharded": trainer.sharded, "zero_stage": engine.zero_optimization_stage() if engine else None,
                     "weight_syncs": getattr(backend, "weight_syncs", None)}, run_dir / "final.pt")
 
 

@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "distributed_worker.py"
 CPU_2PROC = ROOT / "recipes" / "accelerate" / "cpu-2proc.yaml"
 FSDP_2PROC = ROOT / "recipes" / "accelerate" / "fsdp2-cpu-2proc.yaml"
+ZERO_2PROC = {stage: ROOT / "recipes" / "accelerate" / f"zero{stage}-cpu-2proc.yaml" for stage in (2, 3)}
+ZERO_RUNS = {2: ["grpo", "span-ppo"], 3: ["grpo", "rltf-fm", "span-ppo"]}  # span-ppo: a value head beside
 RL_METHODS = ["grpo", "rltf-fm", "span-ppo"]
 METHODS = [*RL_METHODS, "grpo-lora", "reward-model"]  # grpo-lora: LoRA adapters, data parallel
 
@@ -140,7 +142,60 @@ def test_fsdp2_checkpoint_holds_the_full_weights_and_resumes_exactly(runs, tmp_p
     # an FSDP checkpoint does not resume without FSDP (its optimizer state is keyed by name)
     res = subprocess.run([sys.executable, str(WORKER), str(tmp_path), "span-ppo", "--resume", "--steps", "4"],
                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
-    assert res.returncode != 0 and "resume it with an FSDP config" in res.stderr
+    assert res.returncode != 0 and "written by a sharded (FSDP) run; resume it as one" in res.stderr
+
+
+def deepspeed_missing() -> str | None:
+    """Why the DeepSpeed tests cannot run here, or None (printed as the skip reason)."""
+    try:
+        import deepspeed  # noqa: F401
+    except Exception as e:  # ImportError, or a build without the ops it needs
+        return (f"DeepSpeed is not importable ({type(e).__name__}: {e}); install it without CUDA: "
+                "DS_BUILD_OPS=0 pip install --no-build-isolation -c constraints.txt deepspeed")
+    return None
+
+
+@pytest.fixture(scope="module")
+def zero_runs(runs):
+    """ZeRO-2 and ZeRO-3 over 2 processes (gloo) on the same global batches as ``runs``."""
+    reason = deepspeed_missing()
+    if reason:
+        pytest.skip(reason)
+    for stage, methods in ZERO_RUNS.items():
+        launch([str(WORKER), str(runs / f"zero{stage}"), *methods], 2, config=ZERO_2PROC[stage])
+    return runs
+
+
+@pytest.mark.parametrize("stage,method", [(s, m) for s, ms in ZERO_RUNS.items() for m in ms])
+def test_deepspeed_zero_processes_train_as_one(zero_runs, stage, method):
+    """DeepSpeed ZeRO-2/3 over 2 processes against 1 process: same samples, metrics, weights."""
+    one, zero = torch.load(zero_runs / "one" / method / "final.pt"), torch.load(zero_runs / f"zero{stage}" / method / "final.pt")
+    assert zero["zero_stage"] == stage and one["zero_stage"] is None and zero["world_size"] == 2
+    assert_same_weights(one["tensors"], zero["tensors"], torch.load(zero_runs / "one" / method / "start.pt"))
+    assert_same_metrics(zero_runs / "one" / method, zero_runs / f"zero{stage}" / method, method)
+    assert one["history"] == zero["history"]
+
+
+def test_zero3_checkpoint_holds_full_weights_and_resumes_exactly(zero_runs, tmp_path):
+    run = zero_runs / "zero3" / "span-ppo"
+    final = torch.load(run / "final.pt")["tensors"]
+    model = load_model(str(run / "checkpoint-3" / "model"), device="cpu")  # whole weights, gathered
+    for name, p in model.named_parameters():
+        assert torch.equal(p, final[f"policy.{name}"]), name
+    state = torch.load(run / "checkpoint-3" / "trainer_state.pt", weights_only=False)
+    assert state["optimizer_format"] == "deepspeed"
+    assert torch.equal(state["extra_modules"]["value_head"]["weight"], final["value_head.weight"])
+    partitions = sorted(p.name for p in (run / "checkpoint-3" / "deepspeed" / "zero").iterdir() if "optim" in p.name)
+    assert len(partitions) == 2  # one AdamW partition per process
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]
+    launch([str(WORKER), str(tmp_path), "span-ppo", "--stop-after", "2"], 2, config=ZERO_2PROC[3])
+    launch([str(WORKER), str(tmp_path), "span-ppo", "--resume"], 2, config=ZERO_2PROC[3])
+    resumed = torch.load(tmp_path / "span-ppo" / "final.pt")["tensors"]
+    for name, p in final.items():
+        assert torch.equal(p, resumed[name]), name  # bit-identical on CPU
+    res = subprocess.run([sys.executable, str(WORKER), str(tmp_path), "span-ppo", "--resume", "--steps", "4"],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0 and "written by a DeepSpeed ZeRO run; resume it as one" in res.stderr
 
 
 def test_two_processes_write_one_loadable_checkpoint(runs):
@@ -218,10 +273,64 @@ def test_launch_checks(monkeypatch):
         check_launch()
     monkeypatch.delenv("MASTER_ADDR")
     check_launch()
-    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
-    with pytest.raises(ConfigError, match="DeepSpeed"):
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # ZeRO with one process: nothing to partition
+    with pytest.raises(ConfigError, match="DeepSpeed ZeRO with one process"):
         check_launch()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    check_launch()
     monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
+
+
+def test_zero_plan_and_engine_config_follow_the_accelerate_config(monkeypatch, tmp_path):
+    from rltf.trainers.zero import ZeROPlan, engine_config
+
+    for name in [k for k in os.environ if k.startswith(("ACCELERATE_DEEPSPEED", "ACCELERATE_GRADIENT"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    assert ZeROPlan.from_env() is None
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "cpu")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "none")
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "1")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    plan = ZeROPlan.from_env()
+    assert (plan.stage, plan.offload_param, plan.offload_optimizer, plan.bf16) == (3, "cpu", "none", True)
+    cfg = engine_config(plan, max_grad_norm=0.5)
+    assert cfg["zero_optimization"] == {"stage": 3, "offload_param": {"device": "cpu"}}
+    assert (cfg["gradient_clipping"], cfg["gradient_accumulation_steps"], cfg["bf16"]) == (0.5, 1, {"enabled": True})
+    monkeypatch.setenv("ACCELERATE_GRADIENT_CLIPPING", "1.0")  # disagrees with the recipe: which one wins?
+    with pytest.raises(ConfigError, match="max_grad_norm: 0.5"):
+        engine_config(ZeROPlan.from_env(), max_grad_norm=0.5)
+    monkeypatch.delenv("ACCELERATE_GRADIENT_CLIPPING")
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "4")  # rltf accumulates micro-batches itself
+    with pytest.raises(ConfigError, match="set it to 1"):
+        ZeROPlan.from_env()
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "1")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "1")
+    with pytest.raises(ConfigError, match="stage 2 or 3"):
+        ZeROPlan.from_env()
+    monkeypatch.delenv("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "cpu")  # ZeRO-2 keeps whole parameters
+    with pytest.raises(ConfigError, match="needs zero_stage: 3"):
+        engine_config(ZeROPlan.from_env(), max_grad_norm=1.0)
+    monkeypatch.delenv("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "1")
+    # a DeepSpeed JSON file: its ZeRO options are used; an optimizer block of its own is refused
+    ds_file = tmp_path / "ds.json"
+    ds_file.write_text(json.dumps({"zero_optimization": {"stage": 2, "overlap_comm": True}, "train_batch_size": 8}))
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", str(ds_file))
+    plan = ZeROPlan.from_env()
+    cfg = engine_config(plan, max_grad_norm=1.0)
+    assert plan.stage == 2 and cfg["zero_optimization"] == {"stage": 2, "overlap_comm": True}
+    assert "train_batch_size" not in cfg and cfg["train_micro_batch_size_per_gpu"] == 1
+    ds_file.write_text(json.dumps({"zero_optimization": {"stage": 2}, "optimizer": {"type": "Adam"}}))
+    with pytest.raises(ConfigError, match="sets optimizer"):
+        engine_config(ZeROPlan.from_env(), max_grad_norm=1.0)
+    ds_file.write_text("{not json")
+    with pytest.raises(ConfigError, match="is not JSON"):
+        ZeROPlan.from_env()
 
 
 def test_fsdp_plan_follows_the_accelerate_config(monkeypatch):

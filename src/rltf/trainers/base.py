@@ -29,7 +29,8 @@ from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import TrainConfig
 from rltf.trainers.data import ProblemStream
 from rltf.trainers.distributed import Distributed, is_dtensor
-from rltf.trainers.sharding import full_weights, idle_pass, shard_model, total_grad_norm
+from rltf.trainers import zero
+from rltf.trainers.sharding import full_weights, idle_loss, shard_model, total_grad_norm
 from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step, lr_lambda  # noqa: F401 - re-exported
 from rltf.trainers.lora import wrap_lora
 from rltf.trainers.methods import get_method
@@ -77,15 +78,19 @@ class Trainer(TrainingRun):
         self.init_state()
         self.dist.broadcast_parameters([model, *self.extra_modules.values()])  # as DDP does: rank 0's start
         self.sharded = self.dist.fsdp is not None
+        if (self.sharded or self.dist.zero is not None) and config.use_lora:
+            raise ConfigError("LoRA trains data parallel (each process holds the base model and adapters); "
+                              f"use a MULTI_GPU accelerate config, not {'FSDP' if self.sharded else 'DeepSpeed'}, "
+                              "with use_lora")
         if self.sharded:  # after the backend started (a vLLM engine loads the full weights)
-            if config.use_lora:
-                raise ConfigError("LoRA trains data parallel (each process holds the base model and adapters); "
-                                  "use a MULTI_GPU accelerate config, not FSDP, with use_lora")
             shard_model(model, self.dist.fsdp)
+        self.root = zero.TrainedModules({"policy": model, **self.extra_modules})
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         groups += [{"params": list(m.parameters()), **self.extra_param_group_options(name)}
                    for name, m in self.extra_modules.items()]
         self.setup_optimization(groups, config.max_steps)
+        if self.dist.zero is not None:  # DeepSpeed wraps the optimizer; the schedule stays on rltf's AdamW
+            self.engine = zero.initialize(self.root, self.optimizer, self.dist.zero, config.max_grad_norm)
         self.generated_tokens = 0
         self.last_accuracy: float | None = None
         self.history: list[dict[str, Any]] = []
@@ -128,17 +133,23 @@ class Trainer(TrainingRun):
     @property
     def shared_prefix(self) -> bool:
         """Whether training forwards encode the prompts' shared prefix once (two model calls): not
-        when sharded, where every process must make the same calls and some have no shared prefix."""
-        return not self.sharded
+        in lockstep, where every process must make the same calls and some have no shared prefix."""
+        return not self.lockstep
 
     def full_weights(self):
-        """Context in which the policy's weights are whole on every process (sharded training gathers
+        """Context in which the policy's weights are whole on every process (FSDP2 and ZeRO-3 gather
         them; otherwise nothing to do): rollouts, evaluation and no-grad scoring run inside it."""
-        return full_weights(self.model)
+        return zero.gathered(self.engine) if self.engine is not None else full_weights(self.model)
 
     def state_root(self) -> torch.nn.Module:
         """The policy and the extra modules as one module: the names the optimizer state is saved under."""
-        return torch.nn.ModuleDict({"policy": self.model, **self.extra_modules})
+        return self.root
+
+    def idle_loss(self) -> torch.Tensor:
+        """A loss that touches every trained parameter and changes no gradient (x 0): the pass of a
+        micro-batch this process does not have, in lockstep training. Methods with an extra trained
+        module (a value head) add it."""
+        return idle_loss(self.model, self.tokenizer.eos_token_id)
 
     def sampler_correction(self, logp: torch.Tensor,
                            batch: RolloutBatch) -> tuple[torch.Tensor | None, dict[str, float]]:
@@ -237,7 +248,7 @@ class Trainer(TrainingRun):
                                      (("rows", len(rows)), ("tokens", int(rows.completion_mask.sum())))})
         mb = c.micro_batch_size
         passes = {kind: -(-len(rows) // mb) for kind, rows in by_kind.items()}
-        if self.sharded:  # every process runs as many forward/backward passes as the busiest one
+        if self.lockstep:  # every process runs as many forward/backward passes as the busiest one
             passes = {kind: max(p[kind] for p in self.dist.gather_object(passes)) for kind in KINDS}
         error = None
         for kind, rows in by_kind.items():
@@ -246,28 +257,28 @@ class Trainer(TrainingRun):
                 continue
             loss_sum = 0.0
             parts = list(rows.split(mb)) if len(rows) else []
-            for k in range(passes[kind] if self.sharded else len(parts)):
-                if k >= len(parts) or error:  # sharded: the collectives of a pass this process lacks
-                    idle_pass(self.model, self.tokenizer.eos_token_id)
+            for k in range(passes[kind] if self.lockstep else len(parts)):
+                if k >= len(parts) or error:  # lockstep: the collectives of a pass this process lacks
+                    self._backward(self._forward(self.idle_loss))
                     continue
                 part = parts[k].to(device)
-                loss, stats = self.sequence_loss(kind, part)
+                loss, stats = self._forward(lambda: self.sequence_loss(kind, part))
                 totals["tokens/trained"] = totals.get("tokens/trained", 0.0) + part.model_inputs(
                     min_prefix=32 if self.shared_prefix else 1 << 30).n_tokens
                 loss = loss * self._share(part, n_episodes, all_tokens) * scale
                 if not torch.isfinite(loss):
                     error = f"non-finite {kind} loss ({loss.item()})"
-                    if self.sharded:
-                        idle_pass(self.model, self.tokenizer.eos_token_id)
+                    if self.lockstep:  # the pass's collectives still run; the step will not be applied
+                        self._backward(loss)
                         continue
                     break
-                loss.backward()
+                self._backward(loss)
                 loss_sum += loss.item()
                 weight = int(part.completion_mask.sum()) / max(all_tokens, 1)  # stats: token-weighted means
                 for k_, v in stats.items():
                     totals[f"{kind}/{k_}"] = totals.get(f"{kind}/{k_}", 0.0) + v * weight
             totals[f"loss/{kind}"] = totals.get(f"loss/{kind}", 0.0) + loss_sum
-            if error and not self.sharded:
+            if error and not self.lockstep:
                 break
         error = self.dist.first_error(error)  # every process stops, not just the one
         if error:
@@ -275,6 +286,22 @@ class Trainer(TrainingRun):
             raise NonFiniteError(f"{error} at step {self.step + 1}; the step was not applied; "
                                  f"last good checkpoint: {self._last_checkpoint()}")
         return self.dist.sum_dict(totals)
+
+    def _forward(self, fn: Callable[[], Any]) -> Any:
+        """``fn()``, a loss computed from the trained modules: through the DeepSpeed engine when there
+        is one (ZeRO-3 gathers each module's parameters around its forward)."""
+        if self.engine is None:
+            return fn()
+        self.engine.set_gradient_accumulation_boundary(False)  # the optimizer step's own pass closes it
+        return self.engine(fn)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Accumulate ``loss``'s gradients. DeepSpeed averages gradients over the processes while
+        rltf's losses carry the global normalisation (gradients are summed): x world size undoes it."""
+        if self.engine is not None:
+            self.engine.backward(loss * self.dist.world_size, scale_wrt_gas=False)
+        else:
+            loss.backward()
 
     def _share(self, part: RolloutBatch, n_episodes: int, all_tokens: int) -> float:
         """token-mean: the micro-batch's share of the term's tokens; otherwise its share of the
@@ -289,6 +316,13 @@ class Trainer(TrainingRun):
 
     def _apply_gradients(self) -> float:
         """Guard, clip and apply the accumulated gradients (one optimizer step) -> gradient norm."""
+        if self.engine is not None:  # an idle pass marked as the accumulation boundary, then DeepSpeed's step
+            self.engine.set_gradient_accumulation_boundary(True)
+            self._backward(self.engine(self.idle_loss))
+            norm = zero.step(self.engine, f"at step {self.step + 1}; the step was not applied; "
+                                          f"last good checkpoint: {self._last_checkpoint()}")
+            self.weights_version += 1
+            return norm
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.dist.sum_gradients(p for p in params if not is_dtensor(p))  # FSDP reduced the sharded ones
         norm = guarded_step(self.optimizer, self.config.max_grad_norm,

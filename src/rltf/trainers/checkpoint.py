@@ -56,13 +56,17 @@ def model_card(config: dict, step: int, accuracy: float | None, citation: str) -
 
 def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, scheduler, config: dict,
                     state: dict[str, Any], accuracy: float | None, keep: int = 2, citation: str = "",
-                    model_state: dict | None = None, optimizer_state: dict | None = None) -> Path:
+                    model_state: dict | None = None, optimizer_state: dict | None = None,
+                    optimizer_format: str | None = None, staging: Path | None = None) -> Path:
     """``model_state`` / ``optimizer_state``: the full state dicts of a sharded run (gathered from
-    every process), saved in place of ``model.state_dict()`` / ``optimizer.state_dict()``."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(output_dir)
+    every process), saved in place of ``model.state_dict()`` / ``optimizer.state_dict()``;
+    ``optimizer_format`` says which (default: ``torch``, or ``fsdp-full`` with an ``optimizer_state``).
+    ``staging``: a directory from :func:`staging_dir` other processes have already written into
+    (DeepSpeed's partitions); it is completed and renamed like any other."""
     final = output_dir / f"checkpoint-{step}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=output_dir))
+    tmp = staging if staging is not None else staging_dir(output_dir, step)
+    if optimizer_format is None:
+        optimizer_format = "torch" if optimizer_state is None else "fsdp-full"
     try:
         is_peft = hasattr(model, "peft_config")
         if is_peft:
@@ -75,7 +79,7 @@ def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, sc
         tokenizer.save_pretrained(tmp / "model")
         (tmp / "model" / "README.md").write_text(model_card(config, step, accuracy, citation))
         torch.save({"optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state,
-                    "optimizer_format": "torch" if optimizer_state is None else "fsdp-full",
+                    "optimizer_format": optimizer_format,
                     "scheduler": scheduler.state_dict(), "rng": rng_state(), **state}, tmp / "trainer_state.pt")
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         if final.exists():
@@ -87,6 +91,13 @@ def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, sc
     for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
         _discard(old)
     return final
+
+
+def staging_dir(output_dir: Path, step: int) -> Path:
+    """A fresh temporary directory for checkpoint ``step`` (leftovers of a killed run removed first)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(output_dir)
+    return Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=output_dir))
 
 
 def _discard(path: Path) -> None:

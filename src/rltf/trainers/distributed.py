@@ -25,6 +25,7 @@ import torch
 
 from rltf.errors import ConfigError
 from rltf.trainers.sharding import FSDPPlan
+from rltf.trainers.zero import ZeROPlan
 
 T = TypeVar("T")
 
@@ -42,13 +43,12 @@ def launched_processes() -> int:
 def check_launch() -> None:
     """``accelerate launch --num_processes N`` on a machine without GPUs starts ONE process unless
     MPI is set up (accelerate's CPU launcher is mpirun): it sets MASTER_ADDR but no WORLD_SIZE.
-    Say so instead of silently training in one process. A DeepSpeed config is refused rather than
-    run as plain replicas: a user who asked for ZeRO must not get replicas silently."""
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true", "yes"):
-        raise ConfigError(
-            "this accelerate config asks for DeepSpeed, which rltf does not drive; shard with FSDP2 instead "
-            "(ZeRO-3 = recipes/accelerate/fsdp2-8gpu.yaml, ZeRO-2 = the same with fsdp_reshard_after_forward: false), "
-            "or train data parallel (recipes/accelerate/ddp-8gpu.yaml): see docs/SCALING.md")
+    Say so instead of silently training in one process. A DeepSpeed config with one process is
+    refused too: there is nothing to partition, and ZeRO-Offload on one device is not supported."""
+    if ZeROPlan.from_env() is not None and launched_processes() == 1:
+        raise ConfigError("this accelerate config asks for DeepSpeed ZeRO with one process: nothing to partition "
+                          "(ZeRO-Offload on a single device is not supported); launch several processes or run "
+                          "`rltf train` without the config")
     if os.environ.get("ACCELERATE_MIXED_PRECISION") and os.environ.get("MASTER_ADDR") and launched_processes() == 1:
         raise ConfigError(
             "accelerate launch asked for several processes, but on a machine without GPUs accelerate starts one "
@@ -63,7 +63,7 @@ class Distributed:
     def __init__(self, device: str = "auto"):
         check_launch()
         self.world_size = launched_processes()
-        self.rank, self.local_rank, self.state, self.fsdp = 0, 0, None, None
+        self.rank, self.local_rank, self.state, self.fsdp, self.zero = 0, 0, None, None, None
         if self.world_size > 1:
             from accelerate import PartialState
 
@@ -75,6 +75,7 @@ class Distributed:
             self.rank, self.local_rank = self.state.process_index, self.state.local_process_index
             atexit.register(_shut_down)  # a live process group at interpreter exit can abort the process
             self.fsdp = FSDPPlan.from_env()  # an accelerate FSDP config: shard the policy (FSDP2)
+            self.zero = ZeROPlan.from_env()  # an accelerate DeepSpeed config: ZeRO-2/3
 
     @property
     def enabled(self) -> bool:
@@ -226,4 +227,4 @@ class SingleProcess(Distributed):
     """A :class:`Distributed` that ignores the launcher: one process (evaluation helpers, tests)."""
 
     def __init__(self):  # noqa: D401 - no super().__init__: never touches the process group
-        self.world_size, self.rank, self.local_rank, self.state, self.fsdp = 1, 0, 0, None, None
+        self.world_size, self.rank, self.local_rank, self.state, self.fsdp, self.zero = 1, 0, 0, None, None, None

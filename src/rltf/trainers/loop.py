@@ -9,6 +9,7 @@ the other hooks have defaults.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 
 from rltf.errors import ConfigError, RltfError
 from rltf.trainers import checkpoint as ckpt
+from rltf.trainers import zero
 from rltf.trainers.config import config_to_dict
 from rltf.trainers.distributed import Distributed, SingleProcess
 from rltf.trainers.metrics_logger import MetricsLogger, NullLogger
@@ -84,6 +86,12 @@ class TrainingRun(ABC):
     citation: str = ""
     dist: Distributed = SingleProcess()
     sharded: bool = False  # the policy is sharded across processes (FSDP2)
+    engine: Any = None  # the DeepSpeed engine (ZeRO-2/3) that owns the backward and the optimizer step
+
+    @property
+    def lockstep(self) -> bool:
+        """Every process must make the same forward/backward calls (FSDP2 and ZeRO communicate in them)."""
+        return self.sharded or self.engine is not None
 
     def state_root(self) -> torch.nn.Module:
         """Every trained module as one (the names a sharded run's optimizer state is saved under)."""
@@ -105,10 +113,15 @@ class TrainingRun(ABC):
         otherwise every process takes the first process's (the data position is global either way)."""
         state = ckpt.load_trainer_state(checkpoint)
         written = state.get("optimizer_format", "torch")
-        if written != ("fsdp-full" if self.sharded else "torch"):
-            raise ConfigError(f"{checkpoint} was written by a {'sharded (FSDP)' if written == 'fsdp-full' else 'unsharded'}"
-                              f" run; resume it {'with' if written == 'fsdp-full' else 'without'} an FSDP config")
-        if self.sharded:
+        if written != self.optimizer_format:
+            raise ConfigError(f"{checkpoint} was written by {_RUN_KIND[written]}; resume it as one "
+                              f"(this run is {_RUN_KIND[self.optimizer_format]})")
+        if self.engine is not None:
+            if state.get("world_size", 1) != self.dist.world_size:
+                raise ConfigError(f"{checkpoint} holds DeepSpeed state partitioned over {state.get('world_size')} "
+                                  f"processes; resume it with as many (this run has {self.dist.world_size})")
+            zero.load(self.engine, checkpoint / "deepspeed")
+        elif self.sharded:
             load_optimizer_state(self.state_root(), self.optimizer, state["optimizer"])
         else:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -123,6 +136,12 @@ class TrainingRun(ABC):
         self.step = state["step"]
         self.console(f"resumed from {checkpoint} at step {self.step}")
         return state
+
+    @property
+    def optimizer_format(self) -> str:
+        """How this run's checkpoints hold the optimizer state: ``torch`` (a state dict), ``fsdp-full``
+        (the full state of a sharded run) or ``deepspeed`` (DeepSpeed's partitioned files)."""
+        return "deepspeed" if self.engine is not None else "fsdp-full" if self.sharded else "torch"
 
     # -- hooks ----------------------------------------------------------------------------
     @property
@@ -166,18 +185,29 @@ class TrainingRun(ABC):
         """One checkpoint, written atomically by the first process; it holds every process's RNG
         states (the processes hold the same weights and optimizer state). All processes wait for it."""
         rng_per_rank = self.dist.gather_object(ckpt.rng_state())
-        model_state = optimizer_state = None
+        model_state = optimizer_state = staging = None
+        state = {"step": self.step, "world_size": self.dist.world_size, "rng_per_rank": rng_per_rank}
         if self.sharded:  # gather the shards (every process takes part), process 0 writes them
             full_model, optimizer_state = full_state_dicts(self.state_root(), self.optimizer)
             model_state = {k[len("policy."):]: v for k, v in full_model.items() if k.startswith("policy.")}
+        if self.engine is not None:  # every process writes its ZeRO partition into the staged checkpoint
+            staging = Path(self.dist.broadcast_object(
+                str(ckpt.staging_dir(self.output_dir, self.step)) if self.dist.is_main else None))
+            zero.save(self.engine, staging / "deepspeed")
+            optimizer_state = {}
+            with self.full_weights():  # ZeRO-3: whole weights (and value head) for process 0 to write
+                if self.dist.is_main:
+                    model_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+                    state.update(copy.deepcopy(self.checkpoint_state()))
+        elif self.dist.is_main:
+            state.update(self.checkpoint_state())
         path = None
         if self.dist.is_main:
             path = ckpt.save_checkpoint(
                 self.output_dir, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
-                self.card_config(), {"step": self.step, "world_size": self.dist.world_size,
-                                     "rng_per_rank": rng_per_rank, **self.checkpoint_state()},
-                self.card_accuracy(), keep=self.config.save_total_limit, citation=self.citation,
-                model_state=model_state, optimizer_state=optimizer_state)
+                self.card_config(), state, self.card_accuracy(), keep=self.config.save_total_limit,
+                citation=self.citation, model_state=model_state, optimizer_state=optimizer_state,
+                optimizer_format=self.optimizer_format, staging=staging)
         self.last_saved = Path(self.dist.broadcast_object(str(path) if path else None))
         return self.last_saved
 
@@ -205,6 +235,10 @@ class TrainingRun(ABC):
         finally:
             logger.close()
         return self.summary()
+
+
+_RUN_KIND = {"torch": "a run without FSDP or DeepSpeed", "fsdp-full": "a sharded (FSDP) run",
+             "deepspeed": "a DeepSpeed ZeRO run"}
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

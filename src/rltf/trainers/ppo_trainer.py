@@ -27,6 +27,7 @@ from rltf.spans import SpanError, token_rewards
 from rltf.tasks.base import mean_task_metrics
 from rltf.trainers.base import Trainer
 from rltf.trainers.forward import completion_forward
+from rltf.trainers.sharding import idle_loss
 
 
 def span_label_sum(report) -> float:
@@ -51,6 +52,10 @@ class PPOTrainer(Trainer):
         torch.nn.init.zeros_(head.bias)
         self.value_head = head.to(next(model.parameters()).device)
         return {"value_head": self.value_head}
+
+    def idle_loss(self):
+        loss, hidden = idle_loss(self.model, self.tokenizer.eos_token_id, hidden=True)
+        return loss + self.value_head(hidden.float()).sum() * 0.0  # the value head's collectives too
 
     def extra_param_group_options(self, name):
         lr = self.config.value_learning_rate

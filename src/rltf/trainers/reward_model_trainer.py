@@ -51,9 +51,10 @@ class RewardModelTrainer(TrainingRun):
         self.dist = Distributed(c.device)
         self.config, self.citation = c, get_method(c.method).citation
         self.console = self.dist.speaker(console)
-        if self.dist.fsdp is not None:
+        if self.dist.fsdp is not None or self.dist.zero is not None:
             raise ConfigError("the span reward model's SFT trains data parallel; launch it with a MULTI_GPU "
-                              "accelerate config (e.g. recipes/accelerate/ddp-8gpu.yaml), not FSDP")
+                              "accelerate config (e.g. recipes/accelerate/ddp-8gpu.yaml), not "
+                              f"{'FSDP' if self.dist.fsdp is not None else 'DeepSpeed'}")
         torch.manual_seed(c.seed)
         self.output_dir = Path(c.output_dir)
         self.resume_from = ckpt.resolve_resume(resume) if resume else None

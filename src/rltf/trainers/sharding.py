@@ -10,7 +10,7 @@ Three rules keep sharded training equal to one process:
 
 - Every forward/backward of the sharded policy is a collective, so every process runs the same
   number of them: a process with fewer micro-batches of a loss term runs idle passes (a one-token
-  forward/backward whose loss is multiplied by 0) — :func:`idle_pass`. The shared-prompt-prefix
+  forward/backward whose loss is multiplied by 0) — :func:`idle_loss`. The shared-prompt-prefix
   forward (two model calls on some processes, one on others) is off.
 - Generation, evaluation and no-grad scoring passes run on the gathered weights
   (:func:`full_weights`): every process all-gathers the parameters once and keeps them for the
@@ -124,12 +124,14 @@ def full_weights(model) -> Iterator[None]:
             m.set_reshard_after_forward(getattr(m, "_rltf_reshard_after_forward", True), recurse=False)
 
 
-def idle_pass(model, token_id: int) -> None:
-    """A forward/backward of the sharded policy that changes no gradient (loss x 0): the collectives
-    of a micro-batch this process does not have."""
+def idle_loss(model, token_id: int, hidden: bool = False):
+    """A one-token forward of the policy whose loss (x 0) changes no gradient: backpropagated, it
+    runs the collectives of a micro-batch this process does not have.
+    ``hidden``: (loss, the last hidden states) for a head trained beside the policy."""
     device = next(p.device for p in model.parameters())
-    out = model(input_ids=torch.tensor([[token_id]], device=device), use_cache=False)
-    (out.logits.float().sum() * 0.0).backward()
+    out = model(input_ids=torch.tensor([[token_id]], device=device), use_cache=False, output_hidden_states=hidden)
+    loss = out.logits.float().sum() * 0.0
+    return (loss, out.hidden_states[-1]) if hidden else loss
 
 
 def total_grad_norm(params: Iterable[torch.nn.Parameter]) -> torch.Tensor:
