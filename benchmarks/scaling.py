@@ -10,7 +10,10 @@ temperature 1, full fine-tuning, micro-batches of 8. Each variant runs as its ow
 - ``1 process``: ``python``, torch on every core;
 - ``2 processes DDP``: ``accelerate launch --config_file recipes/accelerate/cpu-2proc.yaml`` (gloo),
   torchrun gives each process one thread (OMP_NUM_THREADS=1);
-- ``2 processes FSDP2``: ``recipes/accelerate/fsdp2-cpu-2proc.yaml``.
+- ``2 processes FSDP2``: ``recipes/accelerate/fsdp2-cpu-2proc.yaml``;
+- ``2 processes ZeRO-2`` / ``ZeRO-3``: DeepSpeed, ``recipes/accelerate/zero{2,3}-cpu-2proc.yaml``.
+
+``--variants`` picks some (always with ``1 process``, the ratios' base, measured in the same run).
 
 One warm-up step is not timed. Reported per variant: generated tokens/s over the whole step, the
 time split (rollout, forward/backward, optimizer), and each process's peak resident memory. On a
@@ -33,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import cpu_name, matmul_flops  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"1 process": None, "2 processes DDP": "cpu-2proc.yaml", "2 processes FSDP2": "fsdp2-cpu-2proc.yaml"}
+VARIANTS = {"1 process": None, "2 processes DDP": "cpu-2proc.yaml", "2 processes FSDP2": "fsdp2-cpu-2proc.yaml",
+            "2 processes ZeRO-2": "zero2-cpu-2proc.yaml", "2 processes ZeRO-3": "zero3-cpu-2proc.yaml"}
 
 
 def worker(args) -> None:
@@ -53,6 +57,7 @@ def worker(args) -> None:
                                                      "time/optimizer", "time/weight_sync", "tokens/generated")})
     rank = trainer.dist.rank
     out = {"rank": rank, "world_size": trainer.dist.world_size, "sharded": trainer.sharded,
+           "zero_stage": trainer.engine.zero_optimization_stage() if trainer.engine is not None else None,
            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, "steps": steps}
     Path(args.out, f"rank{rank}.json").write_text(json.dumps(out))
 
@@ -86,6 +91,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--backends", default="hf,vllm")
+    p.add_argument("--variants", default="1 process,2 processes DDP,2 processes FSDP2",
+                   help=f"comma-separated, from: {', '.join(VARIANTS)}")
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--output", default="benchmarks/scaling.json")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -101,16 +108,20 @@ def main() -> None:
     torch.set_num_threads(1)
     peak_one = matmul_flops("float32")
     torch.set_num_threads(threads)
-    rows = [launch(v, b, args) for b in args.backends.split(",") for v in VARIANTS]
+    variants = ["1 process", *[v for v in args.variants.split(",") if v != "1 process"]]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    rows = [launch(v, b, args) for b in args.backends.split(",") for v in variants]
     base = {r["backend"]: r for r in rows if r["processes"] == 1}
     print(f"{cpu_name()}, {os.cpu_count()} cores; fp32 matmul peak {peak_all / 1e12:.3f} TFLOP/s on {threads} "
           f"threads, {peak_one / 1e12:.3f} on 1 thread")
-    print(f"{'variant':<20} {'backend':<7} {'tok/s':>7} {'vs 1':>6} {'step s':>7} {'rollout':>8} {'fwd/bwd':>8} "
+    print(f"{'variant':<22} {'backend':<7} {'tok/s':>7} {'vs 1':>6} {'step s':>7} {'rollout':>8} {'fwd/bwd':>8} "
           f"{'optim':>6} {'RSS GB/proc':>12}")
     for r in rows:
         r["speedup_vs_1_process"] = r["tokens_per_s"] / base[r["backend"]]["tokens_per_s"]
         rss = "/".join(f"{x:.2f}" for x in r["peak_rss_gb_per_process"])
-        print(f"{r['variant']:<20} {r['backend']:<7} {r['tokens_per_s']:>7.1f} {r['speedup_vs_1_process']:>5.2f}x "
+        print(f"{r['variant']:<22} {r['backend']:<7} {r['tokens_per_s']:>7.1f} {r['speedup_vs_1_process']:>5.2f}x "
               f"{r['step_s']:>7.2f} {r['rollout_s']:>8.2f} {r['backward_s']:>8.2f} {r['optimizer_s']:>6.2f} {rss:>12}")
     Path(args.output).write_text(json.dumps({
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": threads,

@@ -9,6 +9,8 @@ Each checkpoint holds:
 - ``adapter/``: the LoRA adapters (PEFT format), when training with LoRA;
 - ``trainer_state.pt``: optimizer, scheduler, every RNG state, step, data position, metrics;
 - ``config.yaml``: the full config of the run.
+- ``deepspeed/``: DeepSpeed's partitioned training state, in a ZeRO run (every process wrote its
+  partition into the temporary directory before process 0 completed and renamed it).
 """
 from __future__ import annotations
 
