@@ -54,8 +54,11 @@ def _per_token(adv: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def policy_gradient_loss(logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
                          old_logp: torch.Tensor | None = None, clip_eps: float | None = None,
                          aggregation: str = "sum", ref_logp: torch.Tensor | None = None,
-                         kl_coef: float = 0.0, is_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                         kl_coef: float | torch.Tensor = 0.0,
+                         is_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """-E[w min(rho A, clip(rho, 1-eps, 1+eps) A)] (+ kl_coef * KL to a reference).
+
+    ``kl_coef``: one coefficient, or one per sequence ([B], e.g. SCoRe's anchor on first turns only).
 
     logp, old_logp, ref_logp, is_weights: [B, T]; advantages: [B] or [B, T]; mask: [B, T] bool.
     ``is_weights``: the sampler correction w (:func:`rltf.algorithms.importance.importance_weights`,
@@ -72,10 +75,11 @@ def policy_gradient_loss(logp: torch.Tensor, advantages: torch.Tensor, mask: tor
         surrogate = torch.minimum(surrogate, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
     per_token = -surrogate if is_weights is None else -surrogate * is_weights.detach().to(surrogate.dtype)
     stats: dict[str, float] = {}
-    if ref_logp is not None and kl_coef:
+    coef = kl_coef.to(logp.dtype).reshape(-1, 1) if torch.is_tensor(kl_coef) else kl_coef
+    if ref_logp is not None and (bool((coef != 0).any()) if torch.is_tensor(coef) else coef):
         delta = ref_logp - logp
         kl = torch.exp(delta) - delta - 1
-        per_token = per_token + kl_coef * kl
+        per_token = per_token + coef * kl
         stats["kl"] = float(aggregate(kl.detach(), mask, "token-mean"))
     if clip_eps is not None:
         clipped = ((ratio - 1).abs() > clip_eps) & mask

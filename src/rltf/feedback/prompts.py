@@ -32,6 +32,12 @@ REVISION_TEMPLATE = (
     "but do not mention the critique or your previous solution."
 )
 
+# SDPO's teacher context (METHODS §3.1, TRL's strings): the question, then a successful sibling answer
+# and/or the critique of this answer (never the answer itself), then the closing instruction.
+SDPO_SOLUTION = "\nCorrect solution:\n\n{solution}\n\n"
+SDPO_FEEDBACK = "\nThe following is feedback from your unsuccessful earlier attempt:\n\n{critique}\n\n"
+SDPO_CLOSING = "\n\nCorrectly solve the original question.\n"
+
 FM_TEMPLATE = (
     "{question}\n\n"
     "A previous attempt at this problem:\n{answer}\n\n"

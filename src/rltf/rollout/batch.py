@@ -27,7 +27,7 @@ import torch
 
 from rltf.models.hf_backend import shared_prefix_len
 
-KINDS = ("rl", "sd", "fm", "ppo", "sft")  # the loss term a sequence feeds
+KINDS = ("rl", "sd", "fm", "refine", "ppo", "sft")  # the loss term a sequence feeds (refine: Critique-GRPO)
 TOKEN_FIELDS = ("advantages", "sampler_logprobs", "old_logprobs", "ref_logprobs", "values", "token_rewards", "returns",
                 "kl")
 
@@ -66,6 +66,8 @@ class RolloutBatch:
     token_rewards: torch.Tensor | None = None  # [B, T] PPO: per-token rewards from spans (or the last-token score)
     returns: torch.Tensor | None = None  # [B, T] PPO: GAE returns, the value head's targets
     kl: torch.Tensor | None = None  # [B, T] PPO: per-token KL to the reference (k1 or full)
+    context_ids: torch.Tensor | None = None  # [B, C] another prompt for the same completion (SDPO's teacher
+    context_mask: torch.Tensor | None = None  # context), left-aligned like prompt_ids; see with_context()
 
     def __post_init__(self):
         B, T = self.completion_ids.shape
@@ -86,10 +88,12 @@ class RolloutBatch:
                        kind: Sequence[str], turn: Sequence[int], group: Sequence[int], pad_id: int,
                        advantages: Sequence[float] | None = None,
                        sampler_logprobs: Sequence[Sequence[float] | None] | None = None,
-                       token_rewards: Sequence[Sequence[float] | torch.Tensor] | None = None) -> RolloutBatch:
+                       token_rewards: Sequence[Sequence[float] | torch.Tensor] | None = None,
+                       contexts: Sequence[Sequence[int]] | None = None) -> RolloutBatch:
         """Pad B token lists into a batch. ``advantages``: one per sequence (put on each of its tokens);
         ``sampler_logprobs`` and ``token_rewards``: one list per sequence, as long as its completion
-        (a sampler log-prob row may be None: unknown, stored as 0)."""
+        (a sampler log-prob row may be None: unknown, stored as 0); ``contexts``: a second prompt per
+        sequence (empty where there is none)."""
         B = len(completions)
         if len(prompts) != B:
             raise ValueError(f"{len(prompts)} prompts for {B} completions")
@@ -112,7 +116,23 @@ class RolloutBatch:
             batch.sampler_logprobs = batch.pad_rows(sampler_logprobs)
         if token_rewards is not None:
             batch.token_rewards = batch.pad_rows(token_rewards)
+        if contexts is not None:
+            if len(contexts) != B:
+                raise ValueError(f"{len(contexts)} contexts for {B} completions")
+            C = max(max((len(x) for x in contexts), default=0), 1)
+            batch.context_ids = torch.full((B, C), pad_id, dtype=torch.long)
+            for b, x in enumerate(contexts):
+                batch.context_ids[b, :len(x)] = torch.as_tensor(list(x), dtype=torch.long)
+            batch.context_mask = torch.arange(C) < torch.tensor([len(x) for x in contexts]).reshape(B, 1)
         return batch
+
+    def with_context(self) -> RolloutBatch:
+        """The same completions after their ``context`` prompts (e.g. the teacher's view in SDPO)."""
+        if self.context_ids is None:
+            raise ValueError("this batch has no context prompts")
+        C = max(int(self.context_mask.sum(dim=1).max()) if len(self) else 0, 1)
+        return replace(self, prompt_ids=self.context_ids[:, :C], prompt_mask=self.context_mask[:, :C],
+                       context_ids=None, context_mask=None)
 
     def pad_rows(self, rows: Sequence[Sequence[float] | torch.Tensor | None]) -> torch.Tensor:
         """One float row per sequence (each at most T long; None = unknown) -> [B, T] float32, 0-padded."""
@@ -138,6 +158,9 @@ class RolloutBatch:
         P = int(self.prompt_mask[idx].sum(dim=1).max()) if len(idx) else 0
         T = max(int(self.completion_mask[idx].sum(dim=1).max()) if len(idx) else 0, 1)
         tensors = {n: getattr(self, n)[idx, :T] for n in TOKEN_FIELDS if getattr(self, n) is not None}
+        if self.context_ids is not None:
+            C = max(int(self.context_mask[idx].sum(dim=1).max()) if len(idx) else 0, 1)
+            tensors.update(context_ids=self.context_ids[idx, :C], context_mask=self.context_mask[idx, :C])
         return replace(self, prompt_ids=self.prompt_ids[idx, :P], prompt_mask=self.prompt_mask[idx, :P],
                        completion_ids=self.completion_ids[idx, :T], completion_mask=self.completion_mask[idx, :T],
                        kind=tuple(self.kind[i] for i in idx.tolist()), turn=self.turn[idx], group=self.group[idx],

@@ -10,7 +10,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from rltf.feedback.base import Critique, FeedbackProvider
 from rltf.feedback.prompts import REVISION_TEMPLATE
@@ -70,7 +70,8 @@ def _turn(task: Task, problem: Problem, messages, gen: Generation) -> Turn:
 
 def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBackend, feedback: FeedbackProvider,
                  params: SamplingParams, n_samples: int = 1, rounds: int = 2, seed: int = 0,
-                 stop_when_correct: bool = True, first_key: int = 0) -> list[Episode]:
+                 stop_when_correct: bool = True, first_key: int = 0,
+                 select: Callable[[Sequence[Episode]], Sequence[bool]] | None = None) -> list[Episode]:
     """``n_samples`` episodes per problem, each with up to ``rounds`` answers (2 = the RLTF episode).
 
     Episode i's answers are sampled under the key ``first_key + i`` (:meth:`GenerationBackend.generate`):
@@ -79,6 +80,9 @@ def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBac
 
     With ``stop_when_correct`` (the RLTF rule) a correct answer ends its episode; otherwise every
     episode is revised each round (self-critique, where the model cannot know it was right).
+    ``select(episodes)`` -> one bool per episode (all of them, in order) replaces that rule: which
+    episodes still active get a critique and another answer (e.g. Critique-GRPO's "only prompts
+    whose answers all failed").
     """
     episodes = [Episode(p.id, k) for p in problems for k in range(n_samples)]
     owners = [p for p in problems for _ in range(n_samples)]
@@ -95,7 +99,11 @@ def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBac
         t2 = time.perf_counter()
         if r == rounds - 1:
             break
-        need = [i for i in active if not (stop_when_correct and episodes[i].turns[-1].correct)]
+        if select is not None:
+            chosen = list(select(episodes))
+            need = [i for i in active if chosen[i]]
+        else:
+            need = [i for i in active if not (stop_when_correct and episodes[i].turns[-1].correct)]
         if not need:
             break
         items = [(task, owners[i], episodes[i].turns[-1].text, episodes[i].turns[-1].score) for i in need]

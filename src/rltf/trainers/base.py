@@ -57,7 +57,7 @@ class Trainer(TrainingRun):
             source = str(self.resume_from / "model")
         model = load_model(source, dtype=config.dtype, device=self.device, seed=config.seed, tokenizer=self.tokenizer)
         self.ref_model = None
-        if config.kl_coef and not config.use_lora:  # with LoRA the reference is the base (adapters off)
+        if self.needs_reference and not config.use_lora:  # with LoRA the reference is the base (adapters off)
             self.ref_model = load_model(config.model, dtype=config.dtype, device=self.device, seed=config.seed,
                                         tokenizer=self.tokenizer)
             self.ref_model.requires_grad_(False)
@@ -101,6 +101,16 @@ class Trainer(TrainingRun):
         self.stream = self.make_stream(position)
 
     # -- set-up -----------------------------------------------------------------------------
+    @property
+    def has_kl_term(self) -> bool:
+        """A KL term to the initial policy: kl_coef, or a first-turn anchor (SCoRe's first_turn_kl)."""
+        return bool(self.config.kl_coef or getattr(self.config, "first_turn_kl", 0.0))
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the frozen initial policy is loaded (a KL term, or e.g. SDPO's initial teacher)."""
+        return self.has_kl_term
+
     def expected_tokens(self) -> int:
         """Tokens this process's rollouts generate at most (``backend: auto`` weighs vLLM's start against it)."""
         c = self.config

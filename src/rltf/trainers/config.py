@@ -16,6 +16,8 @@ import yaml
 
 from rltf.algorithms.importance import IS_MODES
 from rltf.algorithms.losses import AGGREGATIONS, SD_MODES
+from rltf.algorithms.distill import SDPO_MODES, TEACHERS
+from rltf.algorithms.refinement import REFINE_WHEN
 from rltf.errors import ConfigError
 from rltf.feedback import KINDS as FEEDBACK_KINDS
 from rltf.feedback import SPAN_KINDS
@@ -181,6 +183,16 @@ class MultiTurnGRPOConfig(RLTFFamilyConfig):
 
     method: str = arg("multiturn-grpo", "training method (set by the command)")
     gamma: float = arg(0.1, "discount of the second turn's reward in G0 = r0 + gamma * r1", ge=0, le=1)
+    revision_bonus: float = arg(0.0, "SCoRe's alpha: the revision's return becomes r1 + alpha * (r1 - r0), so a "
+                                     "revision that repeats its first answer gains nothing and one that breaks a "
+                                     "right answer loses (0 = off; SCoRe: 10)", ge=0)
+    first_turn_kl: float = arg(0.0, "SCoRe's anchor: a KL penalty to the initial policy on FIRST-turn tokens only, "
+                                    "added to kl_coef (SCoRe Stage I: 0.1), so the first answer cannot drift to "
+                                    "game the revision bonus (0 = off)", ge=0)
+    revise_correct: bool = arg(False, "also critique and revise correct first answers (SCoRe: every episode gets a "
+                                      "second turn, so breaking a right answer is seen and penalised)")
+    score_stage1_steps: int = arg(0, "SCoRe Stage I: for this many first steps the first turn gets no return "
+                                     "(only its KL anchor) and training improves the revision alone", ge=0)
 
 
 @dataclass
@@ -216,6 +228,51 @@ class RLTFSDFMConfig(RLTFSDConfig, RLTFFMConfig):
     """Both auxiliary terms."""
 
     method: str = arg("rltf-sd+fm", "training method (set by the command)")
+
+
+@dataclass
+class SDPOConfig(RLTFFamilyConfig):
+    """SDPO-style self-distillation (METHODS §3.1): the policy shown the critique (and a successful
+    sibling answer) is the teacher of the policy without it, on the student's own answers."""
+
+    method: str = arg("sdpo", "training method (set by the command)")
+    distill: str = arg("sampled_token", "what is distilled at each answer token: sampled_token (the sampled "
+                                        "token's log-ratio, TRL's default; today's RLTF-SD signal), full_logits "
+                                        "(the whole next-token distribution) or topk_logits (the student's top-k)",
+                       choices=SDPO_MODES)
+    alpha: float = arg(1.0, "divergence: 1 reverse KL(student||teacher) (the paper), 0 forward KL, 0.5 "
+                            "Jensen-Shannon (the official code); sampled_token needs 1", ge=0, le=1)
+    topk: int = arg(100, "k of topk_logits (the official code: 100)", ge=1)
+    topk_tail: bool = arg(False, "topk_logits: add a bucket for the mass outside the top k (the official code)")
+    teacher: str = arg("ema", "the teacher's weights: ema (an exponential moving average of the policy, TRL's "
+                              "default), initial (the frozen initial policy) or live (the current policy: "
+                              "unregularised, diverged in the paper)", choices=TEACHERS)
+    ema_rate: float = arg(0.05, "EMA teacher update: theta_T <- (1 - rate) theta_T + rate theta after each step",
+                          gt=0, le=1)
+    sd_weight: float = arg(1.0, "w in (1 - w) L_GRPO + w L_SD (TRL: 1, pure self-distillation)", ge=0, le=1)
+    is_clip: float = arg(2.0, "cap of the importance weight exp(log pi - log pi_sampler) on each token (0 = off)",
+                         ge=0)
+    success_threshold: float = arg(1.0, "a sibling answer with reward >= this is shown to the teacher as a "
+                                        "correct solution")
+    teacher_feedback: bool = arg(True, "show the teacher the critique of a wrong answer")
+    teacher_solution: bool = arg(True, "show the teacher a successful sibling answer (never the answer itself)")
+    loss_aggregation: str = arg("seq-mean-token-mean", "seq-mean-token-mean (TRL), sum or token-mean",
+                                choices=AGGREGATIONS)
+
+
+@dataclass
+class CritiqueGRPOConfig(RLTFFamilyConfig):
+    """Critique-GRPO (METHODS §3.2): critique-guided refinements join the group of first answers."""
+
+    method: str = arg("critique-grpo", "training method (set by the command)")
+    group_size: int = arg(8, "group size N = first answers n + refinements k per prompt (the paper: 7 + 1)", ge=2)
+    refinements: int = arg(1, "refinements k per prompt that join the group (the paper: 1; n = group_size - k)", ge=1)
+    refine_when: str = arg("all_wrong", "which first answers get a critique and a refinement: all_wrong (only prompts "
+                                        "whose n answers all failed: the paper), wrong_only (every wrong answer), "
+                                        "always (every answer: the official code)", choices=REFINE_WHEN)
+    shaping_gamma: float = arg(0.1, "gamma of the refinement tokens' shaping f(p) = p / (p + gamma)", gt=0)
+    clip_eps: float | None = arg(None, "PPO-style clip of both weights (None: no clipping, the authors' run script)",
+                                 gt=0)
 
 
 @dataclass

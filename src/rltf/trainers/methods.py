@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from rltf.errors import ConfigError
-from rltf.trainers.config import (GRPOConfig, MultiTurnGRPOConfig, RewardModelConfig, RLTFFMConfig, RLTFSDConfig,
+from rltf.trainers.config import (CritiqueGRPOConfig, GRPOConfig, SDPOConfig, MultiTurnGRPOConfig, RewardModelConfig, RLTFFMConfig, RLTFSDConfig,
                                   RLTFSDFMConfig, ScalarPPOConfig, SpanPPOConfig, config_from_recipe)
 
 RLTF_PAPER = "RL from Text Feedback (RLTF): two-turn episodes with self-distillation (SD) or feedback modelling (FM)."
 TEXT2GRAD_PAPER = "Text2Grad: critiques aligned to token spans become per-token rewards for span-level PPO."
 PPO_PAPER = "Schulman et al., Proximal Policy Optimization Algorithms, 2017 (scalar-reward baseline)."
+SDPO_PAPER = ("Hubotter et al., Reinforcement Learning via Self-Distillation (SDPO), 2026 (arXiv 2601.20802); "
+              "TRL's experimental SDPOTrainer.")
+CRITIQUE_GRPO_PAPER = ("Zhang et al., Critique-GRPO: Advancing LLM Reasoning with Natural Language and Numerical "
+                       "Feedback, 2025 (arXiv 2506.03106).")
 GRPO_PAPER = ("Shao et al., DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models "
               "(GRPO), 2024.")
 
@@ -69,6 +73,9 @@ for _m in (
     Method("rltf-sd", RLTFSDConfig, _RLTF, 2, ("rl", "sd"), RLTF_PAPER),
     Method("rltf-fm", RLTFFMConfig, _RLTF, 2, ("rl", "fm"), RLTF_PAPER),
     Method("rltf-sd+fm", RLTFSDFMConfig, _RLTF, 2, ("rl", "sd", "fm"), RLTF_PAPER),
+    Method("sdpo", SDPOConfig, "rltf.trainers.sdpo_trainer:SDPOTrainer", 1, ("rl", "sd"), SDPO_PAPER),
+    Method("critique-grpo", CritiqueGRPOConfig, "rltf.trainers.critique_grpo_trainer:CritiqueGRPOTrainer", 2,
+           ("rl", "refine"), CRITIQUE_GRPO_PAPER),
     Method("span-ppo", SpanPPOConfig, _PPO, 1, ("ppo",), TEXT2GRAD_PAPER, reward="spans"),
     Method("scalar-ppo", ScalarPPOConfig, _PPO, 1, ("ppo",), PPO_PAPER, reward="last_token"),
     Method("reward-model", RewardModelConfig, "rltf.trainers.reward_model_trainer:RewardModelTrainer", 0, ("sft",),

@@ -20,6 +20,7 @@ import torch
 
 from rltf.algorithms import (fm_loss, group_centered_advantages, multiturn_returns, policy_gradient_loss, sd_advantages,
                              sd_loss, sd_token_mask, zero_advantage_skip_is_exact)
+from rltf.algorithms.refinement import revision_bonus_returns
 from rltf.errors import ConfigError, DataError
 from rltf.feedback.prompts import FM_TEMPLATE
 from rltf.feedback.records import read_annotations
@@ -99,7 +100,8 @@ class RLTFTrainer(Trainer):
         t0 = time.perf_counter()
         with self.full_weights():
             episodes = run_episodes(self.task, problems, self.rollout_backend(), self.feedback, params, n_samples=N,
-                                    rounds=self.method.turns, seed=seed, first_key=lo * N)
+                                    rounds=self.method.turns, seed=seed, first_key=lo * N,
+                                    stop_when_correct=not getattr(c, "revise_correct", False))
         gen_time = time.perf_counter() - t0
         r0 = torch.tensor([e.turns[0].reward for e in episodes]).view(G, N)
         reached = torch.tensor([len(e.turns) > 1 for e in episodes]).view(G, N)
@@ -108,7 +110,7 @@ class RLTFTrainer(Trainer):
             a0 = group_centered_advantages(r0, std_normalize=c.std_normalize)
             a1 = torch.zeros_like(r0)
         else:
-            g0, g1 = multiturn_returns(r0, r1, reached, c.gamma)
+            g0, g1 = self.returns(r0, r1, reached)
             a0 = group_centered_advantages(g0, std_normalize=c.std_normalize)
             a1 = group_centered_advantages(g1, reached, std_normalize=c.std_normalize)
         a_sd = sd_advantages(r0, r1, reached, c.sd_baseline) if self.uses_sd else None
@@ -149,17 +151,43 @@ class RLTFTrainer(Trainer):
         if revised:
             metrics["reward/turn1"] = torch.tensor([o[3] for o in revised]).mean().item()
             metrics["accuracy/turn1"] = sum(o[4] for o in revised) / len(revised)
+            wrong = [o for o in revised if not o[1]]  # i->c among revised wrong answers, c->i among right ones
+            right = [o for o in revised if o[1]]
+            if wrong:
+                metrics["revision/wrong_to_right"] = sum(o[4] for o in wrong) / len(wrong)
+            if right:
+                metrics["revision/right_to_wrong"] = sum(not o[4] for o in right) / len(right)
         if self.uses_sd:
             metrics["sd/lambda"] = self.lambda_sd()
         if self.uses_fm:
             metrics["fm/fallback_critiques"] = counts["fm_fallbacks"]
         return self.drop_zero_advantage(batch), metrics, n
 
+    def returns(self, r0: torch.Tensor, r1: torch.Tensor, reached: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-turn returns (G0, G1) [G, N]: G0 = r0 + gamma r1, G1 = r1 (METHODS §1); with SCoRe's
+        ``revision_bonus`` alpha G1 = r1 + alpha (r1 - r0); in SCoRe's Stage I (the first
+        ``score_stage1_steps`` steps) G0 = 0."""
+        c = self.config
+        g0, g1 = multiturn_returns(r0, r1, reached, c.gamma)
+        if c.revision_bonus:
+            _, g1 = revision_bonus_returns(r0, r1, reached, c.revision_bonus)
+        if self.step < c.score_stage1_steps:
+            g0 = torch.zeros_like(g0)
+        return g0, g1
+
+    def kl_coefficients(self, batch: RolloutBatch) -> float | torch.Tensor:
+        """The KL coefficient of each rl row: kl_coef, plus first_turn_kl on first turns (SCoRe's anchor)."""
+        c = self.config
+        extra = getattr(c, "first_turn_kl", 0.0)
+        if not extra:
+            return c.kl_coef
+        return c.kl_coef + extra * (batch.turn == 0).float().to(batch.completion_ids.device)
+
     def drop_zero_advantage(self, batch: RolloutBatch) -> RolloutBatch:
         """Leave out the forward pass of sequences whose advantage is exactly 0, where that is exact
         (:func:`rltf.algorithms.zero_advantage_skip_is_exact`); rejection-mode SD keeps every sequence."""
         c = self.config
-        skip = {"rl": zero_advantage_skip_is_exact(c.loss_aggregation, c.kl_coef),
+        skip = {"rl": zero_advantage_skip_is_exact(c.loss_aggregation, float(self.has_kl_term)),
                 "sd": self.uses_sd and c.sd_mode != "rejection" and zero_advantage_skip_is_exact(c.loss_aggregation)}
         nonzero = (batch.advantages != 0).any(dim=1).tolist()
         return batch.select([b for b, kind in enumerate(batch.kind) if nonzero[b] or not skip.get(kind, False)])
@@ -189,13 +217,13 @@ class RLTFTrainer(Trainer):
         c = self.config
         logp = completion_logprobs(self.model, batch, c.bf16_autocast, self.shared_prefix)
         if kind == "rl":
-            if c.kl_coef:
+            if self.has_kl_term:
                 with torch.no_grad(), self.reference_model() as ref_model:
                     batch.ref_logprobs = completion_logprobs(ref_model, batch, c.bf16_autocast, self.shared_prefix)
             weights, is_stats = self.sampler_correction(logp, batch)
             loss, stats = policy_gradient_loss(logp, batch.advantages, batch.completion_mask,
                                                aggregation=c.loss_aggregation, ref_logp=batch.ref_logprobs,
-                                               kl_coef=c.kl_coef, is_weights=weights)
+                                               kl_coef=self.kl_coefficients(batch), is_weights=weights)
             return loss, {**stats, **is_stats}
         if kind == "sd":
             keep, masked = sd_token_mask(logp, batch.completion_mask, c.sd_mask_threshold)
@@ -211,16 +239,19 @@ class _Rows:
     """The rows of a step's batch, collected in order, then padded once into a RolloutBatch."""
 
     def __init__(self):
-        self.columns: dict[str, list] = {k: [] for k in ("kind", "prompt", "completion", "turn", "group", "adv", "logp")}
+        self.columns: dict[str, list] = {k: [] for k in ("kind", "prompt", "completion", "turn", "group", "adv", "logp",
+                                                         "context")}
 
     def add(self, kind: str, prompt: list[int], completion: list[int], turn: int, group: int, advantage: float,
-            sampler_logprobs: list[float] | None) -> None:
+            sampler_logprobs: list[float] | None, context: list[int] | None = None) -> None:
+        """One row; ``context``: a second prompt for the same completion (SDPO's teacher view)."""
         for column, value in zip(self.columns.values(), (kind, prompt, completion, turn, group, advantage,
-                                                         sampler_logprobs)):
+                                                         sampler_logprobs, context or [])):
             column.append(value)
 
     def batch(self, pad_id: int) -> RolloutBatch:
         col = self.columns
         return RolloutBatch.from_sequences(col["prompt"], col["completion"], kind=col["kind"], turn=col["turn"],
                                            group=col["group"], pad_id=pad_id, advantages=col["adv"],
-                                           sampler_logprobs=col["logp"])
+                                           sampler_logprobs=col["logp"],
+                                           contexts=col["context"] if any(col["context"]) else None)

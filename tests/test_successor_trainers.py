@@ -1,0 +1,135 @@
+"""Critique-GRPO and SCoRe's options train on the tiny random model (two steps each, as `make test`
+runs every method), with their rollout rules checked by hand."""
+import pytest
+import torch
+
+from rltf.errors import ConfigError
+from rltf.rollout.episode import Episode, Turn
+from rltf.tasks.base import Score
+from rltf.trainers.critique_grpo_trainer import choose_refinements, revision_selector
+from test_trainers import parity_grader, trainer
+
+
+def _episode(first_ok: bool, second_ok: bool | None = None) -> Episode:
+    def turn(ok):
+        return Turn([], "x", [1], [0.0], [1], "stop", Score(1.0 if ok else 0.0, ok, True, "", None))
+    e = Episode("p", 0, [turn(first_ok)])
+    if second_ok is not None:
+        e.turns.append(turn(second_ok))
+    return e
+
+
+def test_refinement_selection_rules_by_hand():
+    group_a = [_episode(False), _episode(False)]  # n = 2: all wrong
+    group_b = [_episode(True), _episode(False)]
+    eps = group_a + group_b
+    assert revision_selector("all_wrong", 2)(eps) == [True, True, False, False]
+    assert revision_selector("wrong_only", 2)(eps) == [True, True, False, True]
+    assert revision_selector("always", 2)(eps) == [True] * 4
+    # correct refinements first, then the rest, in sampling order; answers without one are skipped
+    revised = [_episode(False, False), _episode(False), _episode(False, True), _episode(False, True)]
+    assert choose_refinements(revised, 1) == [revised[2]]
+    assert choose_refinements(revised, 3) == [revised[2], revised[3], revised[0]]
+
+
+def test_critique_grpo_trains_refinements_against_the_question(tmp_path, monkeypatch):
+    tr = trainer("critique-grpo", tmp_path, max_steps=2, group_size=4, refinements=1, refine_when="always")
+    monkeypatch.setattr(tr.task, "grade", parity_grader)
+    seen = {}
+    real = tr._accumulate
+
+    def spy(batch, n_episodes, scale):
+        seen["kinds"], seen["n"] = list(batch.kind), n_episodes
+        refine = batch.of_kind("refine")
+        if len(refine):  # a refinement row is trained on the FIRST turn's prompt (the original question)
+            seen["prompt_ok"] = all(len(p) for p in refine.prompt_ids)
+        return real(batch, n_episodes, scale)
+
+    monkeypatch.setattr(tr, "_accumulate", spy)
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    m1 = tr.train_step()
+    m2 = tr.train_step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    assert seen["n"] == 2  # the loss is divided by the number of prompts
+    assert m1["refine/revised"] == 6 and m1["refine/prompts_with_refinement"] == 1.0  # always: n = 3 per prompt
+    assert 0.0 <= m2["refine/chosen_correct"] <= 1.0 and "loss/total" in m2
+    with pytest.raises(ConfigError, match="smaller than group_size"):
+        trainer("critique-grpo", tmp_path / "bad", group_size=2, refinements=2)
+
+
+def test_critique_grpo_refines_only_all_wrong_prompts_by_default(tmp_path, monkeypatch):
+    tr = trainer("critique-grpo", tmp_path, max_steps=1, group_size=4)
+    monkeypatch.setattr(tr.task, "grade", lambda problem, completion: Score(0.0, False, True, "", None))
+    m = tr.train_step()
+    assert m["refine/revised"] == 6 and m["accuracy/turn0"] == 0.0  # every answer wrong: all 3 x 2 refined
+    # every reward 0: every advantage 0, nothing to train (the zero-advantage skip is exact without KL)
+    assert m["refine/chosen_correct"] == 0.0
+
+
+def test_score_options_revision_bonus_first_turn_anchor_and_stage_one(tmp_path, monkeypatch):
+    tr = trainer("multiturn-grpo", tmp_path, max_steps=2, group_size=4, revision_bonus=10.0, first_turn_kl=0.1,
+                 revise_correct=True, score_stage1_steps=1, gamma=0.0)
+    assert tr.ref_model is not None  # the first-turn anchor needs the initial policy
+    r0, r1 = torch.tensor([[1.0, 0.0, 0.0, 1.0]]), torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    reached = torch.ones(1, 4, dtype=torch.bool)
+    g0, g1 = tr.returns(r0, r1, reached)  # step 0 < score_stage1_steps: Stage I, no first-turn return
+    assert g0.tolist() == [[0.0] * 4] and g1.tolist() == [[1.0, 11.0, 0.0, -10.0]]
+    tr.step = 1  # Stage II
+    g0, _ = tr.returns(r0, r1, reached)
+    assert g0.tolist() == r0.tolist()
+    tr.step = 0
+    batch = type("B", (), {"turn": torch.tensor([0, 1, 0]), "completion_ids": torch.zeros(3, 1, dtype=torch.long)})
+    assert tr.kl_coefficients(batch).tolist() == pytest.approx([0.1, 0.0, 0.1])  # kl_coef 0 + anchor on turn 0
+    monkeypatch.setattr(tr.task, "grade", parity_grader)
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    m = tr.train_step()
+    assert m["episodes/reached_turn1"] == 1.0  # revise_correct: every episode gets a second turn
+    assert "revision/right_to_wrong" in m or m["accuracy/turn0"] == 0.0
+    tr.train_step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+
+
+def test_sdpo_teacher_context_by_hand():
+    from rltf.trainers.sdpo_trainer import teacher_text
+
+    assert teacher_text("Q?", None, None) is None  # nothing to teach with: no distillation
+    assert teacher_text("Q?", "A1", None) == "Q?\nCorrect solution:\n\nA1\n\n\n\nCorrectly solve the original question.\n"
+    assert teacher_text("Q?", None, " wrong digit ") == ("Q?\nThe following is feedback from your unsuccessful earlier "
+                                                         "attempt:\n\nwrong digit\n\n\n\nCorrectly solve the original "
+                                                         "question.\n")
+
+
+@pytest.mark.parametrize("distill, teacher", [("sampled_token", "ema"), ("topk_logits", "initial"),
+                                              ("full_logits", "live")])
+def test_sdpo_distills_the_feedback_conditioned_teacher(distill, teacher, tmp_path, monkeypatch):
+    alpha = 1.0 if distill == "sampled_token" else 0.5
+    tr = trainer("sdpo", tmp_path, max_steps=2, group_size=4, distill=distill, teacher=teacher, alpha=alpha, topk=8,
+                 topk_tail=True)
+    assert (tr.ref_model is not None) == (teacher == "initial")
+    monkeypatch.setattr(tr.task, "grade", parity_grader)
+    seen = {}
+    real = tr.sequence_loss
+
+    def spy(kind, batch):
+        if kind == "sd":  # the teacher reads the same answer after a longer, feedback-bearing prompt
+            seen["context_longer"] = bool((batch.context_mask.sum(1) > batch.prompt_mask.sum(1)).all())
+            seen["same_answer"] = torch.equal(batch.with_context().completion_ids, batch.completion_ids)
+        return real(kind, batch)
+
+    monkeypatch.setattr(tr, "sequence_loss", spy)
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    ema_before = [p.detach().clone() for p in tr.ema_teacher.parameters()] if tr.ema_teacher is not None else None
+    m = tr.train_step()
+    tr.train_step()
+    assert 0.0 < m["sd/distilled_fraction"] <= 1.0 and seen == {"context_longer": True, "same_answer": True}
+    assert "loss/sd" in m and "sd/token_loss" in m and "loss/rl" not in m  # sd_weight 1: pure self-distillation
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    if ema_before is not None:  # theta_T <- .95 theta_T + .05 theta: moved, but less than the policy
+        moved_t = sum((a - b).abs().sum() for a, b in zip(ema_before, tr.ema_teacher.parameters()))
+        moved_s = sum((a - b).abs().sum() for a, b in zip(before, tr.model.parameters()))
+        assert 0 < moved_t < moved_s
+
+
+def test_sdpo_refuses_sampled_token_with_another_divergence(tmp_path):
+    with pytest.raises(ConfigError, match="alpha: 1"):
+        trainer("sdpo", tmp_path, distill="sampled_token", alpha=0.5)
