@@ -64,3 +64,50 @@ def test_shipped_compare_recipes_load():
     for path in (Path(__file__).parents[1] / "recipes" / "compare").glob("*.yaml"):
         cfg = load_compare_config(path)
         assert cfg.budget_tokens > 0 and "base" in cfg.methods
+
+
+def test_paired_t_test_by_hand():
+    import math
+
+    from rltf.stats import paired_t_test, t_two_sided_p
+
+    for t in (0.5, 2.5, 12.706):  # closed forms for 1 and 2 degrees of freedom
+        assert t_two_sided_p(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-12)
+        assert t_two_sided_p(t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
+    assert t_two_sided_p(2.776, 4) == pytest.approx(0.05, abs=1e-4)  # the table's t(0.975, 4)
+    # differences .1, .2, .1: mean .1333, sd .0577, t = 4.0 on 2 df: p = 1 - 4/sqrt(18)
+    test = paired_t_test([0.5, 0.6, 0.7], [0.4, 0.4, 0.6])
+    assert test["t"] == pytest.approx(4.0) and test["p"] == pytest.approx(1 - 4 / math.sqrt(18)) and test["n"] == 3
+    assert paired_t_test([0.5], [0.4]) is None
+    assert paired_t_test([0.5, 0.6], [0.4, 0.5])["p"] == 0.0  # the same gain on every seed
+
+
+def test_summary_over_tasks_metrics_and_significance_against_the_baseline(tmp_path):
+    from rltf.eval.compare import CompareConfig, markdown, summarize
+
+    cfg = CompareConfig(output_dir=str(tmp_path), methods={"base": {"method": "base"}, "grpo": {"method": "grpo"},
+                                                           "sdpo": {"method": "sdpo"}},
+                        seeds=[0, 1, 2], budget_tokens=100, metrics=["revision_use"], tasks=["add2", "fact_summary"],
+                        baseline="grpo")
+    acc = {"grpo": [0.4, 0.4, 0.6], "sdpo": [0.5, 0.6, 0.7], "base": [0.3, 0.3, 0.3]}
+    results = []
+    for task in cfg.tasks:
+        for name, values in acc.items():
+            for seed, v in enumerate(values):
+                evals = [{"step": 0, "tokens": 0, "eval/accuracy": 0.3, "eval/revision_use": 0.0}]
+                if name != "base":
+                    evals.append({"step": 5, "tokens": 120, "eval/accuracy": v + (0.1 if task == "fact_summary" else 0),
+                                  "eval/revision_use": 0.05 * seed})
+                results.append({"task": task, "name": name, "method": acc and name, "seed": seed, "evals": evals})
+    summary = summarize(cfg, results)
+    assert summary["tasks"] == ["add2", "fact_summary"] and summary["metrics"] == ["accuracy", "revision_use"]
+    add2 = summary["by_task"]["add2"]["accuracy"]
+    assert add2["table"]["sdpo"]["points"]["100"]["mean"] == pytest.approx(0.6)
+    test = add2["significance"]["sdpo"]["100"]  # the hand-computed test above: t = 4 on 2 df
+    assert test["t"] == pytest.approx(4.0) and test["n"] == 3
+    assert summary["by_task"]["fact_summary"]["accuracy"]["table"]["grpo"]["points"]["100"]["mean"] == pytest.approx(1.7 / 3)
+    assert "grpo" not in add2["significance"]  # the baseline is not tested against itself
+    assert summary["table"] == add2["table"]  # the first task's first metric, as single-task files had it
+    text = markdown(summary)
+    assert "### fact_summary" in text and "Held-out revision_use" in text and "Difference to grpo" in text
+    assert "+0.133 (p 0.06, n 3)" in text

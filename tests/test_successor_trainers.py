@@ -133,3 +133,55 @@ def test_sdpo_distills_the_feedback_conditioned_teacher(distill, teacher, tmp_pa
 def test_sdpo_refuses_sampled_token_with_another_divergence(tmp_path):
     with pytest.raises(ConfigError, match="alpha: 1"):
         trainer("sdpo", tmp_path, distill="sampled_token", alpha=0.5)
+
+
+class ReviserBackend:
+    """A scripted policy for add2: every first answer is wrong; a revision is right exactly when the
+    critique in the prompt names a digit (the programmatic critic does; 'your answer was incorrect'
+    does not) — a model that USES the critique's content."""
+
+    name = "scripted"
+
+    def __init__(self, task, n):
+        self.answers = {task.format_question(p): p.answer for p in task.problems("eval", n, seed=12345)}
+
+    def generate(self, conversations, params, seed=0, keys=None):
+        from rltf.models.backend import Generation
+
+        out = []
+        for messages in conversations:
+            text = messages[-1]["content"]
+            answer = next(a for q, a in self.answers.items() if q in text)
+            uses = "Expert critique" in text and "digit" in text
+            reply = f"\\boxed{{{answer if uses else 0}}}"
+            out.append(Generation(reply, [1, 2], [0.0, 0.0], [1], "stop"))
+        return out
+
+
+def test_fix_rates_and_revision_use_measure_the_critiques_content():
+    from rltf.feedback import build_feedback
+    from rltf.models.backend import SamplingParams
+    from rltf.rollout.evaluation import evaluate
+    from rltf.tasks import get_task
+
+    task = get_task("add2")
+    backend = ReviserBackend(task, 12)
+    params = SamplingParams(max_new_tokens=8, temperature=0.0)
+    critic = evaluate(task, backend, n=12, seed=12345, rounds=2, feedback=build_feedback("critic"), params=params)
+    plain = evaluate(task, backend, n=12, seed=12345, rounds=2, feedback=build_feedback("correctness"), params=params)
+    assert critic["wrong_first"] == plain["wrong_first"] == 12 and critic["accuracy"] == 0.0
+    assert critic["fix_rate"] == 1.0 and plain["fix_rate"] == 0.0  # revision use = 1 - 0
+    assert critic["per_round_accuracy"] == [0.0, 1.0] and critic["break_rate"] is None
+    one = evaluate(task, backend, n=12, seed=12345, rounds=1, params=params)
+    assert one["fix_rate"] is None  # no revision round, no fix rate
+
+
+def test_trainer_logs_fix_rates_and_revision_use(tmp_path):
+    tr = trainer("grpo", tmp_path, eval_feedback="critic,correctness", eval_n=4)
+    ev = tr.evaluate()
+    for kind in ("critic", "correctness"):
+        assert 0.0 <= ev[f"eval/round2_accuracy/{kind}"] <= 1.0 and ev[f"eval/wrong_first/{kind}"] >= 0
+    if ev["eval/wrong_first/critic"]:
+        assert ev["eval/revision_use"] == pytest.approx(ev["eval/fix_rate/critic"] - ev["eval/fix_rate/correctness"])
+    with pytest.raises(ConfigError, match="eval_feedback must be one of"):
+        trainer("grpo", tmp_path / "bad", eval_feedback="critic,telepathy")

@@ -1,4 +1,4 @@
-"""Interval estimates for accuracies."""
+"""Interval estimates for accuracies, and the paired t-test `rltf compare` uses between methods over seeds."""
 from __future__ import annotations
 
 import math
@@ -13,3 +13,61 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _betacf(a: float, b: float, x: float, iterations: int = 300, eps: float = 3e-16) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz's method)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, iterations + 1):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)), -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < eps:
+            break
+    return h
+
+
+def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b) for a, b > 0 and 0 <= x <= 1."""
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"x must be in [0, 1], got {x}")
+    if x in (0.0, 1.0):
+        return x
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: int) -> float:
+    """P(|T| >= |t|) for Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df}")
+    if math.isinf(t):
+        return 0.0
+    return regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+
+
+def paired_t_test(a: list[float], b: list[float]) -> dict[str, float] | None:
+    """Paired t-test of a - b over matched pairs (e.g. seeds): mean difference, t, two-sided p, n.
+    None with fewer than 2 pairs. Identical differences (sd 0): p = 0 if they are not 0, else 1."""
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} values paired with {len(b)}")
+    n = len(a)
+    if n < 2:
+        return None
+    d = [x - y for x, y in zip(a, b)]
+    mean = sum(d) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    if sd == 0.0:
+        return {"mean_diff": mean, "t": math.copysign(math.inf, mean) if mean else 0.0,
+                "p": 0.0 if mean else 1.0, "n": n}
+    t = mean / (sd / math.sqrt(n))
+    return {"mean_diff": mean, "t": t, "p": t_two_sided_p(t, n - 1), "n": n}

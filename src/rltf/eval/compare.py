@@ -9,6 +9,9 @@ A compare file (YAML)::
     budget_tokens: 4000            # each run stops at the first step that reaches it
     budget_points: [1000, 2000, 4000]
     metric: accuracy               # eval/<metric>: accuracy, mean_reward, fact_f1, ...
+    metrics: [accuracy, revision_use]   # optional: every metric tabulated (the first is `metric`)
+    baseline: grpo                 # optional: the run each method is tested against (default grpo)
+    tasks: [add2, fact_summary]    # optional: every method on every task (runs/TASK/NAME-sSEED)
     common: {model: smollm2-135m, task: add2, eval_n: 64}   # config keys shared by every run
     methods:
       base: {method: base}         # the initial model, evaluated once per seed
@@ -18,6 +21,10 @@ A compare file (YAML)::
 
 Every run is a ``rltf train`` subprocess in ``output_dir/runs/NAME-sSEED`` (its log beside it).
 Finished runs (``result.json``) are not repeated; an interrupted run resumes from its checkpoint.
+
+Significance: at each budget point, each method against the baseline with a paired t-test over the
+seeds both have (the same seed gives both methods the same prompts and evaluation set); with few
+seeds the test has little power, and the tables say so with the number of pairs.
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ from typing import Any, Callable
 import yaml
 
 from rltf.errors import ConfigError
+from rltf.stats import paired_t_test
 from rltf.trainers import build_trainer, make_config
 from rltf.trainers.checkpoint import list_checkpoints
 from rltf.trainers.config import read_yaml_mapping
@@ -50,10 +58,25 @@ class CompareConfig:
     budget_points: list[int] = field(default_factory=list)
     metric: str = "accuracy"
     common: dict[str, Any] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=list)  # every metric tabulated; the first is ``metric``
+    tasks: list[str] = field(default_factory=list)  # several tasks: runs/TASK/NAME-sSEED; empty: common's task
+    baseline: str | None = None  # the run name the others are tested against
 
     @property
     def points(self) -> list[int]:
         return sorted({0, *self.budget_points, self.budget_tokens})
+
+    @property
+    def all_metrics(self) -> list[str]:
+        return list(dict.fromkeys([self.metric, *self.metrics]))
+
+    @property
+    def task_names(self) -> list[str]:
+        return self.tasks or [str(self.common.get("task", "add2"))]
+
+    def run_dir(self, task: str, name: str, seed: int) -> Path:
+        root = Path(self.output_dir) / "runs"
+        return (root / task if self.tasks else root) / f"{name}-s{seed}"
 
 
 def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
@@ -64,7 +87,8 @@ def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = Non
         for p in parents:
             target = target.setdefault(p, {})
         target[leaf] = value
-    known = {"output_dir", "methods", "seeds", "budget_tokens", "budget_points", "metric", "common"}
+    known = {"output_dir", "methods", "seeds", "budget_tokens", "budget_points", "metric", "metrics", "tasks",
+             "baseline", "common"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -79,17 +103,24 @@ def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = Non
                         seeds=[int(s) for s in data.get("seeds", [0])],
                         budget_tokens=int(data.get("budget_tokens", 4000)),
                         budget_points=[int(p) for p in data.get("budget_points", [])],
-                        metric=str(data.get("metric", "accuracy")), common=dict(data.get("common") or {}))
+                        metric=str(data.get("metric", "accuracy")), common=dict(data.get("common") or {}),
+                        metrics=[str(m) for m in data.get("metrics", [])],
+                        tasks=[str(t) for t in data.get("tasks", [])], baseline=data.get("baseline"))
     if cfg.budget_tokens < 1:
         raise ConfigError("budget_tokens must be positive")
+    if cfg.baseline is None and "grpo" in cfg.methods:
+        cfg.baseline = "grpo"
+    if cfg.baseline is not None and cfg.baseline not in cfg.methods:
+        raise ConfigError(f"{path}: baseline {cfg.baseline!r} is not one of the methods ({', '.join(cfg.methods)})")
     return cfg
 
 
-def run_config(cfg: CompareConfig, name: str, seed: int, run_dir: Path) -> tuple[str, dict[str, Any]]:
+def run_config(cfg: CompareConfig, name: str, seed: int, run_dir: Path,
+               task: str | None = None) -> tuple[str, dict[str, Any]]:
     """The method and the full config of one run (common < method entry < compare settings)."""
     spec = dict(cfg.methods[name] or {})
     method = spec.pop("method")
-    values = {**cfg.common, **spec, "seed": seed, "output_dir": str(run_dir),
+    values = {**cfg.common, **({"task": task} if cfg.tasks else {}), **spec, "seed": seed, "output_dir": str(run_dir),
               "max_generated_tokens": cfg.budget_tokens, "eval_at_tokens": ",".join(map(str, cfg.points[1:])),
               "eval_every": 0, "eval_at_start": True}
     values.setdefault("max_steps", 10_000)
@@ -117,36 +148,35 @@ def _evals_from_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    root = Path(cfg.output_dir)
     results = []
-    for seed in cfg.seeds:
-        for name in cfg.methods:
-            run_dir = root / "runs" / f"{name}-s{seed}"
-            done = run_dir / "result.json"
-            if done.exists():
-                results.append(json.loads(done.read_text()))
-                console(f"{name} seed {seed}: done earlier")
-                continue
-            run_dir.mkdir(parents=True, exist_ok=True)
-            method, values = run_config(cfg, name, seed, run_dir)
-            console(f"{name} seed {seed}: running {method} (log: {run_dir / 'train.log'})")
-            if method == "base":
-                evals = _run_base(values, run_dir)
-            else:
-                recipe = run_dir / "recipe.yaml"
-                recipe.write_text(yaml.safe_dump(values, sort_keys=False))
-                cmd = [sys.executable, "-m", "rltf", "train", method, "--config", str(recipe)]
+    for task, seed, name in [(t, s, n) for t in cfg.task_names for s in cfg.seeds for n in cfg.methods]:
+        run_dir = cfg.run_dir(task, name, seed)
+        where = f"{task}: " if cfg.tasks else ""
+        done = run_dir / "result.json"
+        if done.exists():
+            results.append({"task": task, **json.loads(done.read_text())})
+            console(f"{where}{name} seed {seed}: done earlier")
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        method, values = run_config(cfg, name, seed, run_dir, task)
+        console(f"{where}{name} seed {seed}: running {method} (log: {run_dir / 'train.log'})")
+        if method == "base":
+            evals = _run_base(values, run_dir)
+        else:
+            recipe = run_dir / "recipe.yaml"
+            recipe.write_text(yaml.safe_dump(values, sort_keys=False))
+            cmd = [sys.executable, "-m", "rltf", "train", method, "--config", str(recipe)]
 
-                if list_checkpoints(run_dir):
-                    cmd += ["--resume", str(run_dir)]
-                with (run_dir / "train.log").open("a") as log:
-                    code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-                if code != 0:
-                    raise ConfigError(f"run {name} seed {seed} failed (exit {code}); see {run_dir / 'train.log'}")
-                evals = _evals_from_metrics(run_dir)
-            result = {"name": name, "method": method, "seed": seed, "evals": evals}
-            done.write_text(json.dumps(result, indent=1) + "\n")
-            results.append(result)
+            if list_checkpoints(run_dir):
+                cmd += ["--resume", str(run_dir)]
+            with (run_dir / "train.log").open("a") as log:
+                code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+            if code != 0:
+                raise ConfigError(f"run {where}{name} seed {seed} failed (exit {code}); see {run_dir / 'train.log'}")
+            evals = _evals_from_metrics(run_dir)
+        result = {"task": task, "name": name, "method": method, "seed": seed, "evals": evals}
+        done.write_text(json.dumps(result, indent=1) + "\n")
+        results.append(result)
     return results
 
 
@@ -175,31 +205,90 @@ def interval(values: list[float]) -> tuple[float, float]:
     return m, T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
+def metric_table(cfg: CompareConfig, results: list[dict[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
+    """Per run name: the metric at each budget point over seeds (mean, 95 % interval, values by seed).
+    A metric a run did not log at a point (e.g. revision_use of a run without wrong answers) is left out."""
     table: dict[str, dict[str, Any]] = {}
     for name in cfg.methods:
         runs = [r for r in results if r["name"] == name]
         per_point = {}
         for p in cfg.points:
-            vals = [at_points(r["evals"], [p], cfg.metric)[p] for r in runs]
-            vals = [v for v in vals if v is not None]
-            if not vals:
+            found = []
+            for r in runs:
+                try:
+                    hit = at_points(r["evals"], [p], metric)[p]
+                except ConfigError:
+                    if metric == cfg.metric:
+                        raise
+                    hit = None
+                if hit is not None:
+                    found.append((r["seed"], *hit))
+            if not found:
                 continue
-            mean, half = interval([v for v, _ in vals])
-            per_point[str(p)] = {"mean": mean, "ci95_half_width": half, "n_seeds": len(vals),
-                                 "values": [v for v, _ in vals], "tokens": [t for _, t in vals]}
+            mean, half = interval([v for _, v, _ in found])
+            per_point[str(p)] = {"mean": mean, "ci95_half_width": half, "n_seeds": len(found),
+                                 "seeds": [s for s, _, _ in found], "values": [v for _, v, _ in found],
+                                 "tokens": [t for _, _, t in found]}
         table[name] = {"method": runs[0]["method"] if runs else None, "points": per_point}
-    return {"metric": cfg.metric, "budget_tokens": cfg.budget_tokens, "points": cfg.points, "seeds": cfg.seeds,
-            "common": cfg.common, "methods": cfg.methods, "table": table}
+    return table
+
+
+def significance(table: dict[str, dict[str, Any]], baseline: str | None) -> dict[str, dict[str, Any]]:
+    """Each run name against ``baseline`` at each point: a paired t-test over the seeds both have."""
+    if baseline is None or baseline not in table:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, row in table.items():
+        if name == baseline:
+            continue
+        cells = {}
+        for p, cell in row["points"].items():
+            base = table[baseline]["points"].get(p)
+            if base is None:
+                continue
+            by_seed = dict(zip(base["seeds"], base["values"]))
+            pairs = [(v, by_seed[s]) for s, v in zip(cell["seeds"], cell["values"]) if s in by_seed]
+            test = paired_t_test([a for a, _ in pairs], [b for _, b in pairs])
+            if test is not None:
+                cells[p] = test
+        out[name] = cells
+    return out
+
+
+def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
+    by_task: dict[str, dict[str, Any]] = {}
+    for task in cfg.task_names:
+        runs = [r for r in results if r.get("task", task) == task]
+        by_task[task] = {}
+        for metric in cfg.all_metrics:
+            table = metric_table(cfg, runs, metric)
+            by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline)}
+    first = by_task[cfg.task_names[0]][cfg.metric]
+    return {"metric": cfg.metric, "metrics": cfg.all_metrics, "tasks": cfg.task_names, "baseline": cfg.baseline,
+            "budget_tokens": cfg.budget_tokens, "points": cfg.points, "seeds": cfg.seeds, "common": cfg.common,
+            "methods": cfg.methods, "table": first["table"], "by_task": by_task}
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    by_task = summary.get("by_task")
+    if not by_task:
+        return _metric_markdown(summary, summary["metric"], summary["table"], {})
+    parts = []
+    for task, metrics in by_task.items():
+        if len(by_task) > 1:
+            parts.append(f"### {task}\n")
+        for metric, data in metrics.items():
+            parts.append(_metric_markdown(summary, metric, data["table"], data["significance"]))
+    return "\n".join(parts)
+
+
+def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any], tests: dict[str, Any]) -> str:
     points = summary["points"]
-    lines = [f"Held-out {summary['metric']} at equal generated-token budgets; mean ± 95 % t-interval over seeds "
+    lines = [f"Held-out {metric} at equal generated-token budgets; mean ± 95 % t-interval over seeds "
              f"{summary['seeds']} (one seed: no interval).", "",
              "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |",
              "|---|" + "---|" * len(points)]
-    for name, row in summary["table"].items():
+    for name, row in table.items():
         cells = []
         for p in points:
             c = row["points"].get(str(p))
@@ -210,17 +299,30 @@ def markdown(summary: dict[str, Any]) -> str:
             else:
                 cells.append(f"{c['mean']:.3f} ± {c['ci95_half_width']:.3f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if tests:
+        lines += ["", f"Difference to {summary['baseline']} (paired t-test over seeds; p, pairs; * p < 0.05):", "",
+                  "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
+        for name, cells in tests.items():
+            row = []
+            for p in points:
+                t = cells.get(str(p))
+                row.append("n/a" if t is None else
+                           f"{t['mean_diff']:+.3f} (p {t['p']:.2f}, n {t['n']}){' *' if t['p'] < 0.05 else ''}")
+            lines.append(f"| {name} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot(summary: dict[str, Any], path: Path) -> None:
+def plot(summary: dict[str, Any], path: Path, table: dict[str, Any] | None = None, metric: str | None = None,
+         title: str | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    table = summary["table"] if table is None else table
+    metric = metric or summary["metric"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, row in summary["table"].items():
+    for name, row in table.items():
         pts = [(int(p), c) for p, c in row["points"].items()]
         if not pts:
             continue
@@ -231,7 +333,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ax.fill_between(xs, [m - h for m, h in zip(means, half)], [m + h for m, h in zip(means, half)],
                         color=line.get_color(), alpha=0.12)
     ax.set_xlabel("generated tokens (budget point)")
-    ax.set_ylabel(f"held-out {summary['metric']}")
+    ax.set_ylabel(f"held-out {metric}")
+    if title:
+        ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -247,6 +351,11 @@ def compare(cfg: CompareConfig, console: Callable[[str], None] = print) -> dict[
     (root / "results.md").write_text(markdown(summary))
     try:
         plot(summary, root / "curves.png")
+        if len(summary["tasks"]) > 1 or len(summary["metrics"]) > 1:  # one figure per task and metric
+            for task, metrics in summary["by_task"].items():
+                for metric, data in metrics.items():
+                    name = f"curves-{task}-{metric}".replace("/", "_").replace(":", "_")
+                    plot(summary, root / f"{name}.png", data["table"], metric, title=task)
     except ImportError:
         console("matplotlib is not installed: no curves.png (pip install 'rltf[train]')")
     return summary

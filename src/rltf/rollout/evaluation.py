@@ -52,6 +52,8 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         per_round.append(correct / len(episodes))
     first = [e.turns[0] for e in episodes]
     k = sum(t.correct for t in first)
+    wrong = [e for e in episodes if not e.turns[0].correct]
+    right = [e for e in episodes if e.turns[0].correct and len(e.turns) > 1]  # revised right answers (self)
     tokens = sum(len(t.token_ids) for e in episodes for t in e.turns)
     lo, hi = wilson_interval(k, len(first))
     result = {
@@ -60,6 +62,10 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         "mean_reward": sum(t.reward for t in first) / len(first),
         "format_rate": sum(t.score.format_ok for t in first) / len(first),
         "rounds": rounds, "per_round_accuracy": per_round,
+        # K > 1: wrong first answers fixed by the last revision (i->c), right ones broken (c->i)
+        "wrong_first": len(wrong),
+        "fix_rate": (sum(e.turns[-1].correct for e in wrong) / len(wrong) if wrong and rounds > 1 else None),
+        "break_rate": (sum(not e.turns[-1].correct for e in right) / len(right) if right else None),
         "tokens_generated": tokens,
         "sampling": {"temperature": params.temperature, "top_p": params.top_p, "max_new_tokens": params.max_new_tokens},
         "transcripts": [_compact(e) for e in episodes[:transcripts]],

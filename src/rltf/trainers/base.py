@@ -368,12 +368,36 @@ class Trainer(TrainingRun):
             result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=rounds,
                               feedback=feedback, params=params, split="eval", ranks=self.dist)
         self.last_accuracy = result["accuracy"]
+        revision = self.evaluate_revisions(params) if c.eval_feedback else {}
         out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],
                "eval/ci95_high": result["ci95"][1], "eval/format_rate": result["format_rate"]}
         out["eval/mean_reward"] = result["mean_reward"]
         out.update({f"eval/{k}": v for k, v in result.get("metrics", {}).items()})
         if rounds > 1:
             out.update({f"eval/self_critique_round{k + 1}": a for k, a in enumerate(result["per_round_accuracy"])})
+        out.update(revision)
+        return out
+
+    def evaluate_revisions(self, params: SamplingParams) -> dict[str, float]:
+        """Two-round greedy evaluation with each of ``eval_feedback``'s providers on the same held-out
+        prompts: the share of wrong first answers each one's critique lets the model fix
+        (``eval/fix_rate/KIND``), its two-round accuracy, and ``eval/revision_use`` = fix rate with
+        the critic minus fix rate with correctness-only feedback (issue 16's direct test of whether a
+        model uses the content of a critique)."""
+        c = self.config
+        kinds = [k.strip() for k in c.eval_feedback.split(",") if k.strip()]
+        out: dict[str, float] = {}
+        with self.full_weights():
+            for kind in kinds:
+                feedback = build_feedback(kind, backend=self.rollout_backend(), judge=self.judge_config())
+                result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=2,
+                                  feedback=feedback, params=params, split="eval", ranks=self.dist)
+                out[f"eval/round2_accuracy/{kind}"] = result["per_round_accuracy"][-1]
+                out[f"eval/wrong_first/{kind}"] = float(result["wrong_first"])
+                if result["fix_rate"] is not None:
+                    out[f"eval/fix_rate/{kind}"] = result["fix_rate"]
+        if "eval/fix_rate/critic" in out and "eval/fix_rate/correctness" in out:
+            out["eval/revision_use"] = out["eval/fix_rate/critic"] - out["eval/fix_rate/correctness"]
         return out
 
     # -- the loop's hooks --------------------------------------------------------------------

@@ -69,6 +69,9 @@ def validate_config(config) -> None:
     """Check every field of a config dataclass against its declared range or choices."""
     for f in fields(config):
         check_value(f.name, getattr(config, f.name), f.metadata)
+    for kind in str(getattr(config, "eval_feedback", "") or "").split(","):  # a list of feedback kinds
+        if kind.strip():
+            check_value("eval_feedback", kind.strip(), {"choices": FEEDBACK_KINDS, "plugin": True})
 
 
 @dataclass
@@ -152,6 +155,11 @@ class TrainConfig(RunConfig):
                                   "these comma-separated budget points (rltf compare)")
     eval_n: int = arg(64, "held-out prompts per evaluation", ge=1)
     eval_rounds: int = arg(1, "K > 1 also measures K-round self-critique accuracy (FM use)", ge=1)
+    eval_feedback: str = arg("", "comma-separated feedback kinds (e.g. critic,correctness): at each evaluation, "
+                                 "also revise the wrong greedy answers once with each and log the fix rate "
+                                 "eval/fix_rate/KIND; with critic and correctness, eval/revision_use = the "
+                                 "difference: how much the critique's content helps beyond 'your answer was "
+                                 "incorrect'")
     eval_at_start: bool = arg(True, "evaluate the initial policy before step 1")
     importance_sampling: str = arg("token_truncate", "correction of vLLM rollouts for the sampler/trainer mismatch: "
                                                      "per-token or per-sequence ratio pi_train/pi_sampler, truncated "
@@ -253,7 +261,7 @@ class SDPOConfig(RLTFFamilyConfig):
     is_clip: float = arg(2.0, "cap of the importance weight exp(log pi - log pi_sampler) on each token (0 = off)",
                          ge=0)
     success_threshold: float = arg(1.0, "a sibling answer with reward >= this is shown to the teacher as a "
-                                        "correct solution")
+                                        "correct solution (task rewards are at most 1)", ge=-1e3, le=1e3)
     teacher_feedback: bool = arg(True, "show the teacher the critique of a wrong answer")
     teacher_solution: bool = arg(True, "show the teacher a successful sibling answer (never the answer itself)")
     loss_aggregation: str = arg("seq-mean-token-mean", "seq-mean-token-mean (TRL), sum or token-mean",

@@ -25,7 +25,7 @@ import torch
 
 from rltf.errors import ConfigError
 from rltf.trainers.sharding import FSDPPlan
-from rltf.trainers.zero import ZeROPlan
+from rltf.trainers.zero import ZeROPlan, skip_cpu_shm_op
 
 T = TypeVar("T")
 
@@ -66,6 +66,9 @@ class Distributed:
         self.rank, self.local_rank, self.state, self.fsdp, self.zero = 0, 0, None, None, None
         if self.world_size > 1:
             from accelerate import PartialState
+
+            if ZeROPlan.from_env() is not None:  # before accelerate wraps the process group for DeepSpeed
+                skip_cpu_shm_op()
 
             cpu = device == "cpu" or not torch.cuda.is_available()
             self.state = PartialState(cpu=cpu)

@@ -27,6 +27,7 @@ own checkpoints do). A ZeRO checkpoint resumes under ZeRO with the same number o
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -174,6 +175,19 @@ def step(engine, where: str) -> float:
     if not engine.was_step_applied() or not math.isfinite(norm):
         raise NonFiniteError(f"non-finite gradient norm {where}")
     return norm
+
+
+def skip_cpu_shm_op() -> None:
+    """Without CUDA, DeepSpeed's CPU accelerator JIT-compiles a shared-memory all-reduce op (C++) when
+    its process group is first wrapped (accelerate does it while setting up): ~35 s and a compiler
+    at run time, for faster inference all-reduces. ZeRO's reductions go through torch.distributed
+    (gloo) without it, so rltf leaves it out. Call before the process group is set up."""
+    if torch.cuda.is_available():
+        return
+    import_deepspeed()
+    # by module name: the attribute deepspeed.comm.torch is the torch package (deepspeed.comm imports it)
+    ds_torch_comm = importlib.import_module("deepspeed.comm.torch")
+    ds_torch_comm.build_shm_op = lambda: None
 
 
 def _offload(engine):
