@@ -185,3 +185,44 @@ def test_trainer_logs_fix_rates_and_revision_use(tmp_path):
         assert ev["eval/revision_use"] == pytest.approx(ev["eval/fix_rate/critic"] - ev["eval/fix_rate/correctness"])
     with pytest.raises(ConfigError, match="eval_feedback must be one of"):
         trainer("grpo", tmp_path / "bad", eval_feedback="critic,telepathy")
+
+
+def test_revision_prompts_paper_plain_and_chat():
+    from rltf.rollout.episode import revision_messages
+    from rltf.tasks import get_task
+
+    task = get_task("add2")
+    problem = task.problems("train", 1)[0]
+    first = task.messages(problem)
+    paper = revision_messages(task, problem, first, " 12 ", "The tens digit is wrong.", "paper")
+    plain = revision_messages(task, problem, first, " 12 ", "The tens digit is wrong.", "plain")
+    chat = revision_messages(task, problem, first, " 12 ", "The tens digit is wrong.", "chat")
+    # paper and plain: one new user message with question, answer and critique (few-shot turns kept)
+    assert len(paper) == len(plain) == len(first) and "Expert critique" in paper[-1]["content"]
+    assert "Expert critique" not in plain[-1]["content"] and "Feedback on it: The tens digit" in plain[-1]["content"]
+    assert task.format_question(problem) in plain[-1]["content"]
+    # chat: the conversation goes on, the answer as the assistant's turn, the critique as the user's
+    assert chat[:len(first)] == first and chat[-2] == {"role": "assistant", "content": "12"}
+    assert chat[-1]["role"] == "user" and chat[-1]["content"].startswith("The tens digit is wrong.")
+    with pytest.raises(ValueError, match="revision prompt"):
+        revision_messages(task, problem, first, "12", "x", "poem")
+
+
+def test_chat_revisions_in_training_and_evaluation(tmp_path, monkeypatch):
+    tr = trainer("rltf-sd", tmp_path, max_steps=1, group_size=4, revision_prompt="chat", eval_feedback="correctness")
+    monkeypatch.setattr(tr.task, "grade", parity_grader)
+    seen = []
+    real = tr.backend.generate
+
+    def spy(conversations, params, seed=0, keys=None):
+        seen.extend(len(c) for c in conversations)
+        return real(conversations, params, seed, keys)
+
+    monkeypatch.setattr(tr.backend, "generate", spy)
+    m = tr.train_step()
+    first_len = len(tr.task.messages(tr.task.problems("train", 1)[0]))
+    assert m["episodes/reached_turn1"] > 0 and first_len + 2 in seen  # revisions continue the chat
+    seen.clear()
+    monkeypatch.setattr(tr.task, "grade", lambda problem, completion: Score(0.0, False, True, "", None))
+    ev = tr.evaluate()  # every greedy answer wrong: each is revised once with correctness-only feedback
+    assert ev["eval/wrong_first/correctness"] == 4 and first_len + 2 in seen

@@ -7,6 +7,7 @@ import sys
 from rltf.cli.common import (add_feedback_args, add_model_args, bounded, build_feedback_from_args, load_backend,
                              write_json)
 from rltf.eval import evaluate
+from rltf.feedback.prompts import REVISION_PROMPTS
 from rltf.models.backend import SamplingParams
 from rltf.tasks import get_task
 
@@ -23,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=bounded(float, ge=0), default=0.0, help="0 = greedy")
     p.add_argument("--top-p", type=bounded(float, gt=0, le=1), default=1.0)
     p.add_argument("--max-new-tokens", type=bounded(int, ge=1), help="default: the task's own budget")
+    p.add_argument("--revision-prompt", default="paper", choices=REVISION_PROMPTS,
+                   help="how a revision is asked for: paper (METHODS §1), plain, or chat (the critique as the "
+                        "next user turn)")
     p.add_argument("--output", help="write the result as JSON here (timings go beside it, *.timing.json)")
     add_feedback_args(p)
     p.set_defaults(func=run)
@@ -37,7 +41,7 @@ def run(args) -> int:
     params = SamplingParams(max_new_tokens=args.max_new_tokens or task.max_new_tokens,
                             temperature=args.temperature, top_p=args.top_p)
     result = evaluate(task, backend, n=args.n, seed=args.seed, rounds=args.rounds, feedback=feedback,
-                      params=params, split=args.split, progress=sys.stderr.isatty())
+                      params=params, split=args.split, progress=sys.stderr.isatty(), revision=args.revision_prompt)
     result["model"] = args.model
     timing = result.pop("timing")
     if args.output:  # written before anything is printed: a closed pipe cannot lose the result
@@ -50,6 +54,8 @@ def run(args) -> int:
         print(", ".join(f"{k} {v:.3f}" for k, v in result["metrics"].items()))
     if args.rounds > 1:
         print("per-round accuracy: " + ", ".join(f"{a:.3f}" for a in result["per_round_accuracy"]))
+        if result["fix_rate"] is not None:
+            print(f"wrong first answers fixed by the revisions: {result['fix_rate']:.3f} of {result['wrong_first']}")
     if "feedback" in result:
         fb = result["feedback"]
         print(f"feedback {fb['provider']}: {fb['requested']} critiques, {fb['failed']} failed and fell back"

@@ -38,6 +38,17 @@ SDPO_SOLUTION = "\nCorrect solution:\n\n{solution}\n\n"
 SDPO_FEEDBACK = "\nThe following is feedback from your unsuccessful earlier attempt:\n\n{critique}\n\n"
 SDPO_CLOSING = "\n\nCorrectly solve the original question.\n"
 
+# Alternatives for models that copy the paper prompt's labels ("Expert critique: ...") instead of
+# revising (issue 16): a plainer wording, and the feedback as the next user turn of the chat.
+PLAIN_REVISION_TEMPLATE = (
+    "{question}\n\n"
+    "A first attempt:\n{answer}\n\n"
+    "Feedback on it: {critique}\n\n"
+    "Now solve the problem correctly."
+)
+CHAT_REVISION_TURN = "{critique}\n\nPlease solve the problem again, correctly."
+REVISION_PROMPTS = ("paper", "plain", "chat")  # chat: [question, answer, feedback turn] instead of one message
+
 FM_TEMPLATE = (
     "{question}\n\n"
     "A previous attempt at this problem:\n{answer}\n\n"

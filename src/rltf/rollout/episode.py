@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rltf.feedback.base import Critique, FeedbackProvider
-from rltf.feedback.prompts import REVISION_TEMPLATE
+from rltf.feedback.prompts import (CHAT_REVISION_TURN, PLAIN_REVISION_TEMPLATE, REVISION_PROMPTS,
+                                   REVISION_TEMPLATE)
 from rltf.models.backend import Generation, GenerationBackend, SamplingParams
 from rltf.tasks.base import Problem, Score, Task
 
@@ -59,8 +60,23 @@ class Episode:
                 "timings": self.timings}
 
 
-def revision_prompt(task: Task, problem: Problem, answer: str, critique: str) -> str:
-    return REVISION_TEMPLATE.format(question=task.format_question(problem), answer=answer.strip(), critique=critique)
+def revision_prompt(task: Task, problem: Problem, answer: str, critique: str, kind: str = "paper") -> str:
+    """The revision request as one new user message (``paper``: METHODS §1's prompt; ``plain``)."""
+    template = {"paper": REVISION_TEMPLATE, "plain": PLAIN_REVISION_TEMPLATE}[kind]
+    return template.format(question=task.format_question(problem), answer=answer.strip(), critique=critique)
+
+
+def revision_messages(task: Task, problem: Problem, previous: list[dict[str, str]], answer: str, critique: str,
+                      kind: str = "paper") -> list[dict[str, str]]:
+    """The conversation of the next answer: ``paper`` / ``plain`` ask in a NEW user message built
+    from the question, the answer and the critique (the model does not see its own turn); ``chat``
+    continues the conversation: the answer as the assistant's turn, the critique as the user's next."""
+    if kind not in REVISION_PROMPTS:
+        raise ValueError(f"revision prompt must be one of {REVISION_PROMPTS}, got {kind!r}")
+    if kind == "chat":
+        return [*previous, {"role": "assistant", "content": answer.strip()},
+                {"role": "user", "content": CHAT_REVISION_TURN.format(critique=critique.strip())}]
+    return task.messages(problem, revision_prompt(task, problem, answer, critique, kind))
 
 
 def _turn(task: Task, problem: Problem, messages, gen: Generation) -> Turn:
@@ -71,7 +87,8 @@ def _turn(task: Task, problem: Problem, messages, gen: Generation) -> Turn:
 def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBackend, feedback: FeedbackProvider,
                  params: SamplingParams, n_samples: int = 1, rounds: int = 2, seed: int = 0,
                  stop_when_correct: bool = True, first_key: int = 0,
-                 select: Callable[[Sequence[Episode]], Sequence[bool]] | None = None) -> list[Episode]:
+                 select: Callable[[Sequence[Episode]], Sequence[bool]] | None = None,
+                 revision: str = "paper") -> list[Episode]:
     """``n_samples`` episodes per problem, each with up to ``rounds`` answers (2 = the RLTF episode).
 
     Episode i's answers are sampled under the key ``first_key + i`` (:meth:`GenerationBackend.generate`):
@@ -82,7 +99,8 @@ def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBac
     episode is revised each round (self-critique, where the model cannot know it was right).
     ``select(episodes)`` -> one bool per episode (all of them, in order) replaces that rule: which
     episodes still active get a critique and another answer (e.g. Critique-GRPO's "only prompts
-    whose answers all failed").
+    whose answers all failed"). ``revision``: how the next answer is asked for
+    (:func:`revision_messages`: paper, plain or chat).
     """
     episodes = [Episode(p.id, k) for p in problems for k in range(n_samples)]
     owners = [p for p in problems for _ in range(n_samples)]
@@ -113,7 +131,7 @@ def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBac
             episodes[i].critiques.append(c)
             episodes[i].timings[f"score_{r}"] = t2 - t1
             episodes[i].timings[f"critique_{r}"] = t3 - t2
-            messages[i] = task.messages(owners[i], revision_prompt(task, owners[i], episodes[i].turns[-1].text, c.text))
+            messages[i] = revision_messages(task, owners[i], messages[i], episodes[i].turns[-1].text, c.text, revision)
         active = need
     return episodes
 

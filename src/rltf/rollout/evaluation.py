@@ -15,7 +15,8 @@ from rltf.tasks.base import Task, mean_task_metrics
 
 def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, rounds: int = 1,
              feedback: FeedbackProvider | None = None, params: SamplingParams | None = None,
-             split: str = "eval", transcripts: int = 3, progress: bool = False, ranks=None) -> dict[str, Any]:
+             split: str = "eval", transcripts: int = 3, progress: bool = False, ranks=None,
+             revision: str = "paper") -> dict[str, Any]:
     """Accuracy of the first answer on ``n`` held-out problems, with its 95 % interval.
 
     ``ranks`` (a :class:`rltf.trainers.distributed.Distributed`): each training process answers a
@@ -24,6 +25,7 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
 
     With ``rounds`` K > 1, each wrong answer gets a critique from ``feedback`` and is revised, K-1
     times; ``per_round`` gives the accuracy after each round. Self-critique revises every answer.
+    ``revision``: how a revision is asked for (paper, plain or chat; see :func:`run_episodes`).
     """
     params = params or SamplingParams(max_new_tokens=task.max_new_tokens, temperature=0.0)
     problems = task.problems(split, n, seed=seed)
@@ -40,7 +42,8 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
     for lo in range(0, len(mine), chunk):
         part = mine[lo:lo + chunk]
         episodes += run_episodes(task, part, backend, feedback, params, n_samples=1, rounds=rounds, seed=seed,
-                                 stop_when_correct=getattr(feedback, "name", "") != "self", first_key=offset + lo)
+                                 stop_when_correct=getattr(feedback, "name", "") != "self", first_key=offset + lo,
+                                 revision=revision)
         bar.update(len(part))
     bar.close()
     if ranks is not None and ranks.world_size > 1:

@@ -366,7 +366,8 @@ class Trainer(TrainingRun):
         with self.full_weights():
             feedback = build_feedback("self", backend=self.rollout_backend()) if rounds > 1 else None
             result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=rounds,
-                              feedback=feedback, params=params, split="eval", ranks=self.dist)
+                              feedback=feedback, params=params, split="eval", ranks=self.dist,
+                              revision=c.revision_prompt)
         self.last_accuracy = result["accuracy"]
         revision = self.evaluate_revisions(params) if c.eval_feedback else {}
         out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],
@@ -391,7 +392,8 @@ class Trainer(TrainingRun):
             for kind in kinds:
                 feedback = build_feedback(kind, backend=self.rollout_backend(), judge=self.judge_config())
                 result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=2,
-                                  feedback=feedback, params=params, split="eval", ranks=self.dist)
+                                  feedback=feedback, params=params, split="eval", ranks=self.dist,
+                                  revision=c.revision_prompt)
                 out[f"eval/round2_accuracy/{kind}"] = result["per_round_accuracy"][-1]
                 out[f"eval/wrong_first/{kind}"] = float(result["wrong_first"])
                 if result["fix_rate"] is not None:

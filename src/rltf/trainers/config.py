@@ -21,6 +21,7 @@ from rltf.algorithms.refinement import REFINE_WHEN
 from rltf.errors import ConfigError
 from rltf.feedback import KINDS as FEEDBACK_KINDS
 from rltf.feedback import SPAN_KINDS
+from rltf.feedback.prompts import REVISION_PROMPTS
 from rltf.models.engines import AUTO_MIN_TOKENS, BACKENDS
 from rltf.plugins import is_plugin_spec
 
@@ -155,6 +156,10 @@ class TrainConfig(RunConfig):
                                   "these comma-separated budget points (rltf compare)")
     eval_n: int = arg(64, "held-out prompts per evaluation", ge=1)
     eval_rounds: int = arg(1, "K > 1 also measures K-round self-critique accuracy (FM use)", ge=1)
+    revision_prompt: str = arg("paper", "how a revision is asked for, in training and evaluation: paper (METHODS "
+                                        "§1: a new message with the question, the answer and an 'Expert critique'), "
+                                        "plain (the same, plainer wording) or chat (the answer as the assistant's "
+                                        "turn, the critique as the next user turn)", choices=REVISION_PROMPTS)
     eval_feedback: str = arg("", "comma-separated feedback kinds (e.g. critic,correctness): at each evaluation, "
                                  "also revise the wrong greedy answers once with each and log the fix rate "
                                  "eval/fix_rate/KIND; with critic and correctness, eval/revision_use = the "
@@ -240,8 +245,10 @@ class RLTFSDFMConfig(RLTFSDConfig, RLTFFMConfig):
 
 @dataclass
 class SDPOConfig(RLTFFamilyConfig):
-    """SDPO-style self-distillation (METHODS §3.1): the policy shown the critique (and a successful
-    sibling answer) is the teacher of the policy without it, on the student's own answers."""
+    """SDPO-style self-distillation (METHODS §3.1): a feedback-conditioned self-teacher.
+
+    The policy shown the critique (and a successful sibling answer) is the teacher of the policy
+    without it, on the student's own answers."""
 
     method: str = arg("sdpo", "training method (set by the command)")
     distill: str = arg("sampled_token", "what is distilled at each answer token: sampled_token (the sampled "

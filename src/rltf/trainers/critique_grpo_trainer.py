@@ -65,7 +65,8 @@ class CritiqueGRPOTrainer(RLTFTrainer):
         t0 = time.perf_counter()
         with self.full_weights():
             episodes = run_episodes(self.task, problems, self.rollout_backend(), self.feedback, params, n_samples=n,
-                                    rounds=2, seed=seed, first_key=lo * n, select=revision_selector(c.refine_when, n))
+                                    rounds=2, seed=seed, first_key=lo * n, select=revision_selector(c.refine_when, n),
+                                    revision=c.revision_prompt)
         gen_time = time.perf_counter() - t0
         groups = [episodes[g * n:(g + 1) * n] for g in range(len(problems))]
         chosen = [choose_refinements(group, k) for group in groups]

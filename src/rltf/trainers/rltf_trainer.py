@@ -101,7 +101,8 @@ class RLTFTrainer(Trainer):
         with self.full_weights():
             episodes = run_episodes(self.task, problems, self.rollout_backend(), self.feedback, params, n_samples=N,
                                     rounds=self.method.turns, seed=seed, first_key=lo * N,
-                                    stop_when_correct=not getattr(c, "revise_correct", False))
+                                    stop_when_correct=not getattr(c, "revise_correct", False),
+                                    revision=c.revision_prompt)
         gen_time = time.perf_counter() - t0
         r0 = torch.tensor([e.turns[0].reward for e in episodes]).view(G, N)
         reached = torch.tensor([len(e.turns) > 1 for e in episodes]).view(G, N)
