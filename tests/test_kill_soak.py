@@ -16,7 +16,9 @@ from safetensors.torch import load_file
 
 from rltf.trainers.checkpoint import list_checkpoints, resolve_resume
 
-ARGS = ["train", "rltf-fm", "--backend", "hf", "--model", "tiny-random", "--task", "add2", "--max-steps", "100", "--prompts-per-step", "2",
+# 50 steps: 20 kills take ~15 (each cycle of 5 kills waits for 3-5 steps of progress), so the run
+# never finishes early (the test fails if it does), and the uninterrupted run stays short
+ARGS = ["train", "rltf-fm", "--backend", "hf", "--model", "tiny-random", "--task", "add2", "--max-steps", "50", "--prompts-per-step", "2",
         "--group-size", "3", "--max-new-tokens", "12", "--eval-every", "25", "--eval-n", "4", "--save-every", "1",
         "--save-total-limit", "2", "--micro-batch-size", "8", "--learning-rate", "1e-3"]
 KILLS = 20
@@ -95,7 +97,7 @@ def test_sigkill_at_twenty_moments_loses_nothing(tmp_path):
     assert [modes.count(m) for m in ("saving", "pruning", "startup", "random")] == [4, 4, 4, 8]
 
     a, b = resolve_resume(reference), resolve_resume(out)
-    assert a.name == b.name == "checkpoint-100"
+    assert a.name == b.name == "checkpoint-50"
     wa, wb = load_file(a / "model" / "model.safetensors"), load_file(b / "model" / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     sa = torch.load(a / "trainer_state.pt", weights_only=False)["optimizer"]["state"]
