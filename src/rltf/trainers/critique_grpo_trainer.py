@@ -10,14 +10,11 @@ their current probability. Each prompt's first answers are weighted 1/n and its 
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
 from rltf.algorithms import zero_advantage_skip_is_exact
 from rltf.algorithms.refinement import critique_grpo_loss, mixed_group_advantages
 from rltf.errors import ConfigError
-from rltf.rollout import RolloutBatch, SamplingParams, run_episodes
 from rltf.trainers.forward import completion_logprobs
 from rltf.trainers.rltf_trainer import RLTFTrainer, _Rows
 
@@ -55,19 +52,10 @@ class CritiqueGRPOTrainer(RLTFTrainer):
 
     def make_batch(self, problems, seed):
         c = self.config
-        lo, hi = self.dist.shard_bounds(len(problems), "prompts per step (prompts_per_step)")
-        problems = problems[lo:hi]
         n, k = self.n_first, c.refinements
-        params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens,
-                                temperature=c.temperature, top_p=c.top_p)
-        self.model.eval()
         failed_before = self.feedback.stats.failed
-        t0 = time.perf_counter()
-        with self.full_weights():
-            episodes = run_episodes(self.task, problems, self.rollout_backend(), self.feedback, params, n_samples=n,
-                                    rounds=2, seed=seed, first_key=lo * n, select=revision_selector(c.refine_when, n),
-                                    revision=c.revision_prompt)
-        gen_time = time.perf_counter() - t0
+        lo, problems, episodes, gen_time = self.roll_out(problems, seed, n, 2, select=revision_selector(c.refine_when, n),
+                                                         revision=c.revision_prompt)
         groups = [episodes[g * n:(g + 1) * n] for g in range(len(problems))]
         chosen = [choose_refinements(group, k) for group in groups]
         r0 = torch.tensor([[e.turns[0].reward for e in group] for group in groups]).view(len(groups), n)
@@ -101,11 +89,9 @@ class CritiqueGRPOTrainer(RLTFTrainer):
             metrics["refine/chosen_correct"] = sum(p[1] for p in picked) / len(picked)
         return self.drop_zero_advantage(batch), metrics, n_prompts
 
-    def drop_zero_advantage(self, batch: RolloutBatch) -> RolloutBatch:
-        c = self.config
-        exact = zero_advantage_skip_is_exact(c.loss_aggregation, float(self.has_kl_term))
-        nonzero = (batch.advantages != 0).any(dim=1).tolist()
-        return batch.select([b for b in range(len(batch)) if nonzero[b] or not exact])
+    def zero_advantage_skips(self) -> dict[str, bool]:
+        exact = zero_advantage_skip_is_exact(self.config.loss_aggregation, float(self.has_kl_term))
+        return {"rl": exact, "refine": exact}
 
     def sequence_loss(self, kind, batch):
         if kind != "refine":

@@ -67,7 +67,8 @@ class Distributed:
         if self.world_size > 1:
             from accelerate import PartialState
 
-            if ZeROPlan.from_env() is not None:  # before accelerate wraps the process group for DeepSpeed
+            self.zero = ZeROPlan.from_env()  # an accelerate DeepSpeed config: ZeRO-2/3
+            if self.zero is not None:  # before accelerate wraps the process group for DeepSpeed
                 skip_cpu_shm_op()
 
             cpu = device == "cpu" or not torch.cuda.is_available()
@@ -78,7 +79,6 @@ class Distributed:
             self.rank, self.local_rank = self.state.process_index, self.state.local_process_index
             atexit.register(_shut_down)  # a live process group at interpreter exit can abort the process
             self.fsdp = FSDPPlan.from_env()  # an accelerate FSDP config: shard the policy (FSDP2)
-            self.zero = ZeROPlan.from_env()  # an accelerate DeepSpeed config: ZeRO-2/3
 
     @property
     def enabled(self) -> bool:

@@ -90,20 +90,12 @@ class RLTFTrainer(Trainer):
         c = self.config
         if self.offline:
             return self._offline_batch(problems)
-        lo, hi = self.dist.shard_bounds(len(problems), "prompts per step (prompts_per_step)")
-        problems = problems[lo:hi]
-        G, N = len(problems), c.group_size
-        params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens,
-                                temperature=c.temperature, top_p=c.top_p)
-        self.model.eval()
+        N = c.group_size
         failed_before = self.feedback.stats.failed
-        t0 = time.perf_counter()
-        with self.full_weights():
-            episodes = run_episodes(self.task, problems, self.rollout_backend(), self.feedback, params, n_samples=N,
-                                    rounds=self.method.turns, seed=seed, first_key=lo * N,
-                                    stop_when_correct=not getattr(c, "revise_correct", False),
-                                    revision=c.revision_prompt)
-        gen_time = time.perf_counter() - t0
+        lo, problems, episodes, gen_time = self.roll_out(problems, seed, N, self.method.turns,
+                                                         stop_when_correct=not getattr(c, "revise_correct", False),
+                                                         revision=c.revision_prompt)
+        G = len(problems)
         r0 = torch.tensor([e.turns[0].reward for e in episodes]).view(G, N)
         reached = torch.tensor([len(e.turns) > 1 for e in episodes]).view(G, N)
         r1 = torch.tensor([e.turns[1].reward if len(e.turns) > 1 else 0.0 for e in episodes]).view(G, N)
@@ -164,6 +156,23 @@ class RLTFTrainer(Trainer):
             metrics["fm/fallback_critiques"] = counts["fm_fallbacks"]
         return self.drop_zero_advantage(batch), metrics, n
 
+    def roll_out(self, problems, seed: int, n_samples: int, rounds: int, **options):
+        """This process's share of the step's ``problems`` (whole groups), ``n_samples`` episodes each
+        of up to ``rounds`` answers, sampled at the config's temperature on the gathered weights ->
+        (index of its first problem in the step, its problems, the episodes, generation seconds).
+        ``options`` go to :func:`run_episodes` (e.g. ``select``, ``revision``)."""
+        c = self.config
+        lo, hi = self.dist.shard_bounds(len(problems), "prompts per step (prompts_per_step)")
+        params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens,
+                                temperature=c.temperature, top_p=c.top_p)
+        self.model.eval()
+        t0 = time.perf_counter()
+        with self.full_weights():
+            episodes = run_episodes(self.task, problems[lo:hi], self.rollout_backend(), self.feedback, params,
+                                    n_samples=n_samples, rounds=rounds, seed=seed, first_key=lo * n_samples,
+                                    **options)
+        return lo, problems[lo:hi], episodes, time.perf_counter() - t0
+
     def returns(self, r0: torch.Tensor, r1: torch.Tensor, reached: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-turn returns (G0, G1) [G, N]: G0 = r0 + gamma r1, G1 = r1 (METHODS §1); with SCoRe's
         ``revision_bonus`` alpha G1 = r1 + alpha (r1 - r0); in SCoRe's Stage I (the first
@@ -184,12 +193,17 @@ class RLTFTrainer(Trainer):
             return c.kl_coef
         return c.kl_coef + extra * (batch.turn == 0).float().to(batch.completion_ids.device)
 
-    def drop_zero_advantage(self, batch: RolloutBatch) -> RolloutBatch:
-        """Leave out the forward pass of sequences whose advantage is exactly 0, where that is exact
+    def zero_advantage_skips(self) -> dict[str, bool]:
+        """Per loss term: whether its sequences with advantage exactly 0 may be left out
         (:func:`rltf.algorithms.zero_advantage_skip_is_exact`); rejection-mode SD keeps every sequence."""
         c = self.config
-        skip = {"rl": zero_advantage_skip_is_exact(c.loss_aggregation, float(self.has_kl_term)),
+        return {"rl": zero_advantage_skip_is_exact(c.loss_aggregation, float(self.has_kl_term)),
                 "sd": self.uses_sd and c.sd_mode != "rejection" and zero_advantage_skip_is_exact(c.loss_aggregation)}
+
+    def drop_zero_advantage(self, batch: RolloutBatch) -> RolloutBatch:
+        """Leave out the forward pass of sequences whose advantage is exactly 0, where that is exact
+        for their loss term (:meth:`zero_advantage_skips`)."""
+        skip = self.zero_advantage_skips()
         nonzero = (batch.advantages != 0).any(dim=1).tolist()
         return batch.select([b for b, kind in enumerate(batch.kind) if nonzero[b] or not skip.get(kind, False)])
 

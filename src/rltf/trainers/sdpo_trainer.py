@@ -21,7 +21,6 @@ from rltf.algorithms import group_centered_advantages, zero_advantage_skip_is_ex
 from rltf.algorithms.distill import ema_update, sdpo_loss
 from rltf.errors import ConfigError
 from rltf.feedback.prompts import SDPO_CLOSING, SDPO_FEEDBACK, SDPO_SOLUTION
-from rltf.rollout import SamplingParams, run_episodes
 from rltf.trainers.forward import completion_forward
 from rltf.trainers.rltf_trainer import RLTFTrainer, _Rows
 
@@ -84,17 +83,10 @@ class SDPOTrainer(RLTFTrainer):
 
     def make_batch(self, problems, seed):
         c = self.config
-        lo, hi = self.dist.shard_bounds(len(problems), "prompts per step (prompts_per_step)")
-        problems = problems[lo:hi]
-        G, N = len(problems), c.group_size
-        params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens,
-                                temperature=c.temperature, top_p=c.top_p)
-        self.model.eval()
+        N = c.group_size
         failed_before = self.feedback.stats.failed
-        t0 = time.perf_counter()
-        with self.full_weights():
-            episodes = run_episodes(self.task, problems, self.rollout_backend(), self.feedback, params, n_samples=N,
-                                    rounds=1, seed=seed, first_key=lo * N)
+        lo, problems, episodes, gen_time = self.roll_out(problems, seed, N, 1)
+        G = len(problems)
         t1 = time.perf_counter()
         owners = [p for p in problems for _ in range(N)]
         wrong = [k for k, e in enumerate(episodes) if not e.turns[0].correct] if c.teacher_feedback else []
@@ -127,16 +119,14 @@ class SDPOTrainer(RLTFTrainer):
                                      "distilled": float(distilled)})
         n = len(outcomes)
         metrics = {"reward/turn0": sum(o[0] for o in outcomes) / n, "accuracy/turn0": sum(o[1] for o in outcomes) / n,
-                   "tokens/generated": float(sum(o[2] for o in outcomes)), "time/generate": t1 - t0,
+                   "tokens/generated": float(sum(o[2] for o in outcomes)), "time/generate": gen_time,
                    "time/feedback": t2 - t1, "critique/failed": counts["failed"],
                    "sd/distilled_fraction": counts["distilled"] / n}
         return self.drop_zero_advantage(batch), metrics, n
 
-    def drop_zero_advantage(self, batch):
+    def zero_advantage_skips(self) -> dict[str, bool]:
         """GRPO rows whose advantage is 0 are left out where that is exact; SD rows always stay."""
-        exact = zero_advantage_skip_is_exact(self.config.loss_aggregation, float(self.has_kl_term))
-        nonzero = (batch.advantages != 0).any(dim=1).tolist()
-        return batch.select([b for b, kind in enumerate(batch.kind) if kind == "sd" or nonzero[b] or not exact])
+        return {"rl": zero_advantage_skip_is_exact(self.config.loss_aggregation, float(self.has_kl_term))}
 
     def sequence_loss(self, kind, batch):
         if kind != "sd":
