@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from rltf.trainers import build_trainer, make_config
+from rltf.trainers.distributed import exit_finished_process
 from test_ppo_trainer import FirstCharsCritic  # this file runs as a script from tests/
 from test_trainers import parity_grader
 
@@ -61,7 +62,7 @@ def annotations(out: Path) -> Path:
     return path
 
 
-def run_reward_model(out: Path, steps: int, stop_after: int | None, resume: bool) -> None:
+def run_reward_model(out: Path, steps: int, stop_after: int | None, resume: bool):
     from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
 
     overrides = {**{k: COMMON[k] for k in RM_KEYS}, **RUNS["reward-model"], "train_data": str(annotations(out)),
@@ -69,6 +70,7 @@ def run_reward_model(out: Path, steps: int, stop_after: int | None, resume: bool
     trainer = RewardModelTrainer(make_rm_config(overrides=overrides), console=lambda s: None,
                                  resume=str(out / "reward-model") if resume else None)
     finish(trainer, out / "reward-model", stop_after, resume)
+    return trainer
 
 
 def finish(trainer, run_dir: Path, stop_after: int | None, resume: bool) -> None:
@@ -93,7 +95,7 @@ def finish(trainer, run_dir: Path, stop_after: int | None, resume: bool) -> None
                     "weight_syncs": getattr(backend, "weight_syncs", None)}, run_dir / "final.pt")
 
 
-def run(out: Path, method: str, steps: int, stop_after: int | None, resume: bool, backend: str = "hf") -> None:
+def run(out: Path, method: str, steps: int, stop_after: int | None, resume: bool, backend: str = "hf"):
     if method == "reward-model":
         return run_reward_model(out, steps, stop_after, resume)
     engine = {"backend": backend}
@@ -107,6 +109,7 @@ def run(out: Path, method: str, steps: int, stop_after: int | None, resume: bool
     if method.endswith("ppo"):
         trainer.feedback = FirstCharsCritic()
     finish(trainer, out / method, stop_after, resume)
+    return trainer
 
 
 def main() -> None:
@@ -119,7 +122,10 @@ def main() -> None:
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
     args = p.parse_args()
     for method in args.methods:
-        run(args.out, method, args.steps, args.stop_after, args.resume, args.backend)
+        trainer = run(args.out, method, args.steps, args.stop_after, args.resume, args.backend)
+    if trainer.dist.enabled:  # as `rltf train` ends a finished multi-process run
+        trainer.dist.close()
+        exit_finished_process(0)
 
 
 if __name__ == "__main__":

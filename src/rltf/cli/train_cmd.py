@@ -18,6 +18,7 @@ from rltf.models.engines import build_backend, vllm_options
 from rltf.spans.annotate import read_annotations
 from rltf.trainers import build_trainer, get_method, make_config
 from rltf.trainers.config import range_text
+from rltf.trainers.distributed import exit_finished_process
 from rltf.trainers.methods import METHODS
 from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
 
@@ -74,6 +75,14 @@ def run(args) -> int:
     acc = summary["final_accuracy"]
     say(f"done: step {summary['step']}, held-out accuracy "
           f"{'n/a' if acc is None else f'{acc:.3f}'}; checkpoint {summary['checkpoint']}")
+    return finished(trainer)
+
+
+def finished(trainer) -> int:
+    """Exit code 0; a multi-process run leaves its process group together and exits at once."""
+    if trainer.dist.enabled:
+        trainer.dist.close()
+        exit_finished_process(0)
     return 0
 
 
@@ -94,7 +103,7 @@ def run_reward_model(args, overrides) -> int:
         result = evaluate_reward_model(rm, records)
         write_json(f"{config.output_dir}/eval_rm.json", result)
         print_rm_result(result)
-    return 0
+    return finished(trainer)
 
 
 def print_rm_result(result) -> None:

@@ -186,6 +186,15 @@ class Distributed:
         """``console`` on the first process, a no-op on the others: one process speaks for the run."""
         return console if self.is_main else _quiet
 
+    def close(self) -> None:
+        """Leave the process group after a FINISHED run: every process reaches this barrier with no
+        collective in flight, then all tear the group down together. (At interpreter exit an
+        unsynchronised teardown could abort a process whose run had succeeded; the exit hook stays
+        for runs that end on an error, where waiting for the others would hang.)"""
+        if self.enabled and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            _shut_down()
+
     def broadcast_object(self, obj: T) -> T:
         """Rank 0's ``obj`` on every rank."""
         if not self.enabled:
@@ -193,6 +202,22 @@ class Distributed:
         box = [obj]
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
+
+
+def exit_finished_process(code: int = 0) -> None:
+    """End a process of a finished multi-process run: Python's exit hooks run (loggers flushed and
+    closed), then the process exits without C++ static destructors. Communication libraries' threads
+    torn down there have aborted a run that had already succeeded ("terminate called without an
+    active exception", SIGABRT, once in CI after a ZeRO-3 run), which a launcher reports as a failure."""
+    import sys
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _quiet(*_args, **_kwargs) -> None:
