@@ -149,7 +149,8 @@ def _evals_from_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[dict[str, Any]]:
     results = []
-    for task, seed, name in [(t, s, n) for t in cfg.task_names for s in cfg.seeds for n in cfg.methods]:
+    # seed-major: a study stopped part-way has every method on every task for its first seeds
+    for seed, task, name in [(s, t, n) for s in cfg.seeds for t in cfg.task_names for n in cfg.methods]:
         run_dir = cfg.run_dir(task, name, seed)
         where = f"{task}: " if cfg.tasks else ""
         done = run_dir / "result.json"
