@@ -9,7 +9,7 @@ import pytest
 
 from rltf.cli import build_parser
 from rltf.errors import ConfigError
-from rltf.trainers.config import config_from_values
+from rltf.trainers.config_fields import config_from_values
 from rltf.trainers.methods import METHODS
 
 CONFIGS = {name: method.config for name, method in METHODS.items()}

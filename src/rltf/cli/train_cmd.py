@@ -17,7 +17,7 @@ from rltf.feedback.reward_model import SpanRewardModel
 from rltf.models.engines import build_backend, vllm_options
 from rltf.spans.annotate import read_annotations
 from rltf.trainers import build_trainer, get_method, make_config
-from rltf.trainers.config import range_text
+from rltf.trainers.config_fields import range_text
 from rltf.trainers.distributed import exit_finished_process
 from rltf.trainers.methods import METHODS
 from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config

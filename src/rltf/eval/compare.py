@@ -43,7 +43,7 @@ from rltf.errors import ConfigError
 from rltf.stats import paired_t_test
 from rltf.trainers import build_trainer, make_config
 from rltf.trainers.checkpoint import list_checkpoints
-from rltf.trainers.config import read_yaml_mapping
+from rltf.trainers.config_fields import read_yaml_mapping
 from rltf.trainers.methods import METHODS
 
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}

@@ -19,16 +19,16 @@ from rltf.errors import ConfigError
 from rltf.feedback import JudgeConfig, build_feedback
 from rltf.models import load_model, load_tokenizer
 from rltf.algorithms import importance_weights
-from rltf.models.backend import GenerationBackend, SamplingParams, render_chat
+from rltf.models.backend import GenerationBackend, render_chat
 from rltf.models.engines import build_backend, resolve_backend, vllm_options
 from rltf.models.loading import resolve_device
 from rltf.rollout import KINDS, RolloutBatch
-from rltf.rollout.evaluation import evaluate
 from rltf.tasks import get_task
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers.config import TrainConfig
 from rltf.trainers.data import ProblemStream
 from rltf.trainers.distributed import Distributed, is_dtensor
+from rltf.trainers.held_out import HeldOutEvaluation
 from rltf.trainers import zero
 from rltf.trainers.sharding import full_weights, idle_loss, shard_model, total_grad_norm
 from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step, lr_lambda  # noqa: F401 - re-exported
@@ -37,7 +37,7 @@ from rltf.trainers.methods import get_method
 from rltf.trainers.metrics_logger import MetricsLogger
 
 
-class Trainer(TrainingRun):
+class Trainer(HeldOutEvaluation, TrainingRun):
     """The RL trainers' shared part: policy, reference, rollout backend, feedback, micro-batched losses, evaluation."""
 
     def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
@@ -355,52 +355,6 @@ class Trainer(TrainingRun):
         if metrics.get("tokens/generated") and metrics.get("time/generate"):
             metrics["tokens/per_s"] = metrics["tokens/generated"] / metrics["time/generate"]
         return metrics
-
-    def evaluate(self) -> dict[str, float]:
-        """Greedy single-turn accuracy on a fixed held-out set (and K-round self-critique when asked)."""
-
-        c = self.config
-        self.model.eval()
-        params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens, temperature=0.0)
-        rounds = c.eval_rounds
-        with self.full_weights():
-            feedback = build_feedback("self", backend=self.rollout_backend()) if rounds > 1 else None
-            result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=rounds,
-                              feedback=feedback, params=params, split="eval", ranks=self.dist,
-                              revision=c.revision_prompt)
-        self.last_accuracy = result["accuracy"]
-        revision = self.evaluate_revisions(params) if c.eval_feedback else {}
-        out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],
-               "eval/ci95_high": result["ci95"][1], "eval/format_rate": result["format_rate"]}
-        out["eval/mean_reward"] = result["mean_reward"]
-        out.update({f"eval/{k}": v for k, v in result.get("metrics", {}).items()})
-        if rounds > 1:
-            out.update({f"eval/self_critique_round{k + 1}": a for k, a in enumerate(result["per_round_accuracy"])})
-        out.update(revision)
-        return out
-
-    def evaluate_revisions(self, params: SamplingParams) -> dict[str, float]:
-        """Two-round greedy evaluation with each of ``eval_feedback``'s providers on the same held-out
-        prompts: the share of wrong first answers each one's critique lets the model fix
-        (``eval/fix_rate/KIND``), its two-round accuracy, and ``eval/revision_use`` = fix rate with
-        the critic minus fix rate with correctness-only feedback (issue 16's direct test of whether a
-        model uses the content of a critique)."""
-        c = self.config
-        kinds = [k.strip() for k in c.eval_feedback.split(",") if k.strip()]
-        out: dict[str, float] = {}
-        with self.full_weights():
-            for kind in kinds:
-                feedback = build_feedback(kind, backend=self.rollout_backend(), judge=self.judge_config())
-                result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=2,
-                                  feedback=feedback, params=params, split="eval", ranks=self.dist,
-                                  revision=c.revision_prompt)
-                out[f"eval/round2_accuracy/{kind}"] = result["per_round_accuracy"][-1]
-                out[f"eval/wrong_first/{kind}"] = float(result["wrong_first"])
-                if result["fix_rate"] is not None:
-                    out[f"eval/fix_rate/{kind}"] = result["fix_rate"]
-        if "eval/fix_rate/critic" in out and "eval/fix_rate/correctness" in out:
-            out["eval/revision_use"] = out["eval/fix_rate/critic"] - out["eval/fix_rate/correctness"]
-        return out
 
     # -- the loop's hooks --------------------------------------------------------------------
     @property

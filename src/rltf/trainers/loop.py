@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from rltf.errors import ConfigError, RltfError
 from rltf.trainers import checkpoint as ckpt
 from rltf.trainers import zero
-from rltf.trainers.config import config_to_dict
+from rltf.trainers.config_fields import config_to_dict
 from rltf.trainers.distributed import Distributed, SingleProcess
 from rltf.trainers.metrics_logger import MetricsLogger, NullLogger
 from rltf.trainers.sharding import full_state_dicts, load_optimizer_state

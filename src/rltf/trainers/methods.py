@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from rltf.errors import ConfigError
-from rltf.trainers.config import (CritiqueGRPOConfig, GRPOConfig, SDPOConfig, MultiTurnGRPOConfig, RewardModelConfig, RLTFFMConfig, RLTFSDConfig,
-                                  RLTFSDFMConfig, ScalarPPOConfig, SpanPPOConfig, config_from_recipe)
+from rltf.trainers.config import (CritiqueGRPOConfig, GRPOConfig, MultiTurnGRPOConfig, RewardModelConfig, RLTFFMConfig,
+                                  RLTFSDConfig, RLTFSDFMConfig, ScalarPPOConfig, SDPOConfig, SpanPPOConfig)
+from rltf.trainers.config_fields import config_from_recipe
 
 RLTF_PAPER = "RL from Text Feedback (RLTF): two-turn episodes with self-distillation (SD) or feedback modelling (FM)."
 TEXT2GRAD_PAPER = "Text2Grad: critiques aligned to token spans become per-token rewards for span-level PPO."
