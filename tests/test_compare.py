@@ -111,3 +111,27 @@ def test_summary_over_tasks_metrics_and_significance_against_the_baseline(tmp_pa
     text = markdown(summary)
     assert "### fact_summary" in text and "Held-out revision_use" in text and "Difference to grpo" in text
     assert "+0.133 (p 0.06, n 3)" in text
+
+
+def test_report_only_summarises_the_finished_runs_and_says_it_is_partial(tmp_path, capsys):
+    import json
+
+    from rltf.cli import main
+    from rltf.eval.compare import load_compare_config
+
+    (tmp_path / "study.yaml").write_text(
+        f"output_dir: {tmp_path / 'out'}\ntasks: [add2, fact_summary]\nseeds: [0, 1]\nbudget_tokens: 100\n"
+        "baseline: grpo\nmethods:\n  grpo: {method: grpo}\n  sdpo: {method: sdpo}\n")
+    assert main(["compare", "--config", str(tmp_path / "study.yaml"), "--report-only"]) == 2  # nothing finished yet
+    assert "no finished runs" in capsys.readouterr().err
+    cfg = load_compare_config(tmp_path / "study.yaml")
+    for name, value in (("grpo", 0.25), ("sdpo", 0.5)):  # seed 0 on add2 only: 2 of 8 runs
+        run_dir = cfg.run_dir("add2", name, 0)
+        run_dir.mkdir(parents=True)
+        evals = [{"step": 0, "tokens": 0, "eval/accuracy": 0.1}, {"step": 3, "tokens": 104, "eval/accuracy": value}]
+        (run_dir / "result.json").write_text(json.dumps({"name": name, "method": name, "seed": 0, "evals": evals}))
+    assert main(["compare", "--config", str(tmp_path / "study.yaml"), "--report-only"]) == 0
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "Partial report: 2 of 8 runs finished" in text
+    assert "| sdpo | 0.100 | 0.500 |" in text and "| grpo | n/a | n/a |" in text.split("### fact_summary")[1]
+    assert not (tmp_path / "out" / "runs" / "fact_summary").exists()  # nothing was trained

@@ -16,6 +16,8 @@ def register(sub) -> None:
     p.add_argument("--config", required=True, help="compare file (YAML), e.g. recipes/compare-cpu-add2.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key (repeatable); dotted keys reach into common/methods, e.g. common.eval_n=16")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: write the report (tables, tests, curves) from the runs finished so far")
     p.set_defaults(func=run)
 
 
@@ -26,7 +28,7 @@ def run(args) -> int:
         parse_sets([item])  # same KEY=VALUE validation as rltf train
         overrides[key.strip()] = yaml.safe_load(value) if value != "" else ""
     cfg = load_compare_config(args.config, overrides)
-    summary = compare(cfg, console=lambda s: print(s, flush=True))
+    summary = compare(cfg, console=lambda s: print(s, flush=True), run=not args.report_only)
     print(markdown(summary))
     print(f"wrote {cfg.output_dir}/results.md, results.json, curves.png")
     return 0

@@ -147,10 +147,25 @@ def _evals_from_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def all_runs(cfg: CompareConfig) -> list[tuple[int, str, str]]:
+    """Every (seed, task, run name) of the study, seed-major: a study stopped part-way has every
+    method on every task for its first seeds."""
+    return [(s, t, n) for s in cfg.seeds for t in cfg.task_names for n in cfg.methods]
+
+
+def finished_runs(cfg: CompareConfig) -> list[dict[str, Any]]:
+    """The results of the runs that have finished (their result.json), without running anything."""
+    results = []
+    for seed, task, name in all_runs(cfg):
+        done = cfg.run_dir(task, name, seed) / "result.json"
+        if done.exists():
+            results.append({"task": task, **json.loads(done.read_text())})
+    return results
+
+
 def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[dict[str, Any]]:
     results = []
-    # seed-major: a study stopped part-way has every method on every task for its first seeds
-    for seed, task, name in [(s, t, n) for s in cfg.seeds for t in cfg.task_names for n in cfg.methods]:
+    for seed, task, name in all_runs(cfg):
         run_dir = cfg.run_dir(task, name, seed)
         where = f"{task}: " if cfg.tasks else ""
         done = run_dir / "result.json"
@@ -265,7 +280,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             table = metric_table(cfg, runs, metric)
             by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline)}
     first = by_task[cfg.task_names[0]][cfg.metric]
-    return {"metric": cfg.metric, "metrics": cfg.all_metrics, "tasks": cfg.task_names, "baseline": cfg.baseline,
+    return {"runs_done": len(results), "runs_total": len(all_runs(cfg)),"metric": cfg.metric, "metrics": cfg.all_metrics, "tasks": cfg.task_names, "baseline": cfg.baseline,
             "budget_tokens": cfg.budget_tokens, "points": cfg.points, "seeds": cfg.seeds, "common": cfg.common,
             "methods": cfg.methods, "table": first["table"], "by_task": by_task}
 
@@ -275,6 +290,10 @@ def markdown(summary: dict[str, Any]) -> str:
     if not by_task:
         return _metric_markdown(summary, summary["metric"], summary["table"], {})
     parts = []
+    done, total = summary.get("runs_done"), summary.get("runs_total")
+    if done is not None and done < total:
+        parts.append(f"**Partial report: {done} of {total} runs finished** (cells average the seeds that "
+                     "have finished; the rest are n/a).\n")
     for task, metrics in by_task.items():
         if len(by_task) > 1:
             parts.append(f"### {task}\n")
@@ -344,8 +363,12 @@ def plot(summary: dict[str, Any], path: Path, table: dict[str, Any] | None = Non
     plt.close(fig)
 
 
-def compare(cfg: CompareConfig, console: Callable[[str], None] = print) -> dict[str, Any]:
-    results = run_all(cfg, console)
+def compare(cfg: CompareConfig, console: Callable[[str], None] = print, run: bool = True) -> dict[str, Any]:
+    """Run every run not finished yet (``run=False``: none, report the finished ones), then write
+    results.json, results.md and the curves into ``output_dir``."""
+    results = run_all(cfg, console) if run else finished_runs(cfg)
+    if not results:
+        raise ConfigError(f"no finished runs in {cfg.output_dir} yet")
     summary = summarize(cfg, results)
     root = Path(cfg.output_dir)
     (root / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
