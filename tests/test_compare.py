@@ -53,6 +53,10 @@ def test_rltf_compare_end_to_end_and_resume(tmp_path, capsys):
     recipe = (out / "runs" / "fm-correctness-s0" / "recipe.yaml").read_text()
     assert "feedback: correctness" in recipe and "max_generated_tokens: 40" in recipe
     assert (out / "results.md").read_text().count("|") > 10 and (out / "curves.png").stat().st_size > 1000
+    wall = json.loads((out / "runs" / "fm-correctness-s0" / "wall_time.json").read_text())
+    assert len(wall["sittings_s"]) == 1 and wall["total_s"] > 0
+    assert set(summary["wall_min"]["add2"]) == {"base", "fm-correctness"}
+    assert "Wall time per run" in (out / "results.md").read_text()
     capsys.readouterr()
     assert main(["compare", "--config", str(f), "--set", "common.eval_n=3"]) == 0
     assert capsys.readouterr().out.count("done earlier") == 2

@@ -202,6 +202,7 @@ def test_periodic_eval_with_k_round_self_critique(tmp_path):
     evals = [r for r in rows if "eval/accuracy" in r]
     assert [r["step"] for r in evals] == [1, 2]
     assert all("eval/self_critique_round2" in r for r in evals)
+    assert all(r["time/eval"] > 0 for r in evals) and not any("time/eval" in r for r in rows if r not in evals)
 
 
 class FailingJudge:

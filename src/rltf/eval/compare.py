@@ -33,6 +33,7 @@ import math
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -163,6 +164,15 @@ def finished_runs(cfg: CompareConfig) -> list[dict[str, Any]]:
     return results
 
 
+def _add_wall_time(run_dir: Path, seconds: float) -> float:
+    """Add one sitting's wall-clock seconds to the run's total (a resumed run has several); -> total."""
+    path = run_dir / "wall_time.json"
+    sittings = json.loads(path.read_text())["sittings_s"] if path.exists() else []
+    sittings.append(round(seconds, 1))
+    path.write_text(json.dumps({"sittings_s": sittings, "total_s": round(sum(sittings), 1)}) + "\n")
+    return round(sum(sittings), 1)
+
+
 def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[dict[str, Any]]:
     results = []
     for seed, task, name in all_runs(cfg):
@@ -174,10 +184,12 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[
             console(f"{where}{name} seed {seed}: done earlier")
             continue
         run_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
         method, values = run_config(cfg, name, seed, run_dir, task)
         console(f"{where}{name} seed {seed}: running {method} (log: {run_dir / 'train.log'})")
         if method == "base":
             evals = _run_base(values, run_dir)
+            wall = _add_wall_time(run_dir, time.monotonic() - started)
         else:
             recipe = run_dir / "recipe.yaml"
             recipe.write_text(yaml.safe_dump(values, sort_keys=False))
@@ -187,10 +199,11 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[
                 cmd += ["--resume", str(run_dir)]
             with (run_dir / "train.log").open("a") as log:
                 code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+            wall = _add_wall_time(run_dir, time.monotonic() - started)
             if code != 0:
                 raise ConfigError(f"run {where}{name} seed {seed} failed (exit {code}); see {run_dir / 'train.log'}")
             evals = _evals_from_metrics(run_dir)
-        result = {"task": task, "name": name, "method": method, "seed": seed, "evals": evals}
+        result = {"task": task, "name": name, "method": method, "seed": seed, "evals": evals, "wall_s": wall}
         done.write_text(json.dumps(result, indent=1) + "\n")
         results.append(result)
     return results
@@ -279,10 +292,15 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
         for metric in cfg.all_metrics:
             table = metric_table(cfg, runs, metric)
             by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline)}
+    wall: dict[str, dict[str, float]] = {}
+    for r in results:
+        if r.get("wall_s") is not None:
+            wall.setdefault(r.get("task", cfg.task_names[0]), {}).setdefault(r["name"], []).append(r["wall_s"])
     first = by_task[cfg.task_names[0]][cfg.metric]
     return {"runs_done": len(results), "runs_total": len(all_runs(cfg)),"metric": cfg.metric, "metrics": cfg.all_metrics, "tasks": cfg.task_names, "baseline": cfg.baseline,
             "budget_tokens": cfg.budget_tokens, "points": cfg.points, "seeds": cfg.seeds, "common": cfg.common,
-            "methods": cfg.methods, "table": first["table"], "by_task": by_task}
+            "methods": cfg.methods, "table": first["table"], "by_task": by_task,
+            "wall_min": {t: {n: statistics.mean(v) / 60 for n, v in names.items()} for t, names in wall.items()}}
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -299,6 +317,10 @@ def markdown(summary: dict[str, Any]) -> str:
             parts.append(f"### {task}\n")
         for metric, data in metrics.items():
             parts.append(_metric_markdown(summary, metric, data["table"], data["significance"]))
+        wall = summary.get("wall_min", {}).get(task)
+        if wall:
+            parts.append("Wall time per run (mean over finished seeds, evaluations included): "
+                         + ", ".join(f"{n} {m:.1f} min" for n, m in wall.items()) + ".\n")
     return "\n".join(parts)
 
 

@@ -4,6 +4,8 @@ feedback provider, its fix rate, and the revision-use rate (the critic's fix rat
 correctness-only feedback's)."""
 from __future__ import annotations
 
+import time
+
 from rltf.feedback import build_feedback
 from rltf.models.backend import SamplingParams
 from rltf.rollout.evaluation import evaluate
@@ -17,6 +19,7 @@ class HeldOutEvaluation:
         """Greedy single-turn accuracy on a fixed held-out set (and K-round self-critique when asked)."""
 
         c = self.config
+        started = time.perf_counter()
         self.model.eval()
         params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens, temperature=0.0)
         rounds = c.eval_rounds
@@ -34,6 +37,7 @@ class HeldOutEvaluation:
         if rounds > 1:
             out.update({f"eval/self_critique_round{k + 1}": a for k, a in enumerate(result["per_round_accuracy"])})
         out.update(revision)
+        out["time/eval"] = time.perf_counter() - started
         return out
 
     def evaluate_revisions(self, params: SamplingParams) -> dict[str, float]:
