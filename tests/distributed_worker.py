@@ -35,6 +35,15 @@ RUNS = {
     "rltf-fm": dict(task="add2", prompts_per_step=4, group_size=3, learning_rate=1e-3, feedback="critic"),
     "span-ppo": dict(task="fact_summary", prompts_per_step=4, group_size=2, learning_rate=1e-3,
                      value_learning_rate=1e-2, mini_batch_size=4, ppo_epochs=2, kl_coef=0.1),
+    # SDPO: a live teacher (a second forward of the sharded policy per SD micro-batch) and an EMA
+    # teacher (a whole copy, updated from the gathered policy after each step). The sampled-token
+    # estimate: the random model's next-token distributions are near uniform, so a full/top-k KL
+    # between two contexts is ~1e-4 and its gradient mostly float32 cancellation noise. Half GRPO: the
+    # SD gradient alone is small enough (norm ~0.04) for Adam to amplify rounding past the tolerance
+    "sdpo": dict(task="add2", prompts_per_step=4, group_size=3, learning_rate=1e-3, feedback="critic",
+                 teacher="live", sd_weight=0.5),
+    "sdpo-ema": dict(method="sdpo", task="add2", prompts_per_step=4, group_size=3, learning_rate=1e-3,
+                     feedback="critic", teacher="ema", ema_rate=0.5, sd_weight=0.5),
     # SFT of the span reward model: 6 annotation records, batches of 4 (the epoch's last batch is short)
     "reward-model": dict(batch_size=4, micro_batch_size=1, epochs=2, learning_rate=1e-3, warmup_steps=0),
 }

@@ -161,6 +161,11 @@ class Trainer(HeldOutEvaluation, TrainingRun):
         module (a value head) add it."""
         return idle_loss(self.model, self.tokenizer.eos_token_id)
 
+    def idle_pass(self, kind: str) -> torch.Tensor:
+        """The idle pass of loss term ``kind``: :meth:`idle_loss`, plus whatever other forwards of the
+        sharded policy one micro-batch of that term makes (e.g. SDPO's live teacher), in the same order."""
+        return self.idle_loss()
+
     def sampler_correction(self, logp: torch.Tensor,
                            batch: RolloutBatch) -> tuple[torch.Tensor | None, dict[str, float]]:
         """Importance weights for tokens sampled by another engine than the trained model (vLLM):
@@ -269,7 +274,7 @@ class Trainer(HeldOutEvaluation, TrainingRun):
             parts = list(rows.split(mb)) if len(rows) else []
             for k in range(passes[kind] if self.lockstep else len(parts)):
                 if k >= len(parts) or error:  # lockstep: the collectives of a pass this process lacks
-                    self._backward(self._forward(self.idle_loss))
+                    self._backward(self._forward(lambda: self.idle_pass(kind)))
                     continue
                 part = parts[k].to(device)
                 loss, stats = self._forward(lambda: self.sequence_loss(kind, part))

@@ -45,9 +45,6 @@ class SDPOTrainer(RLTFTrainer):
 
     def init_state(self):
         c = self.config
-        if self.dist.fsdp is not None or self.dist.zero is not None:
-            raise ConfigError("sdpo's teacher forward is not supported under FSDP or DeepSpeed yet; train it data "
-                              "parallel (recipes/accelerate/ddp-8gpu.yaml)")
         if c.distill == "sampled_token" and c.alpha != 1.0:
             raise ConfigError("distill: sampled_token estimates the reverse KL: set alpha: 1 (or distill: full_logits)")
         self.ema_teacher = None
@@ -75,10 +72,21 @@ class SDPOTrainer(RLTFTrainer):
         else:
             yield self.model
 
+    def idle_pass(self, kind):
+        """In lockstep (FSDP2, ZeRO-3) an SD micro-batch with the live teacher runs two forwards of
+        the sharded policy, the student's and the teacher's: the idle pass makes both. (The EMA and
+        initial teachers are whole copies on every process: their forwards do not communicate.)"""
+        loss = self.idle_loss()
+        if kind == "sd" and self.config.teacher == "live":
+            with torch.no_grad():
+                self.idle_loss()
+        return loss
+
     def _apply_gradients(self) -> float:
         norm = super()._apply_gradients()
         if self.ema_teacher is not None:
-            ema_update(self.ema_teacher, self.model, self.config.ema_rate)
+            with self.full_weights():  # the whole updated policy (FSDP2 and ZeRO-3 hold shards)
+                ema_update(self.ema_teacher, self.model, self.config.ema_rate)
         return norm
 
     def make_batch(self, problems, seed):
