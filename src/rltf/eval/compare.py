@@ -315,6 +315,9 @@ def markdown(summary: dict[str, Any]) -> str:
     for task, metrics in by_task.items():
         if len(by_task) > 1:
             parts.append(f"### {task}\n")
+        if not any(row["points"] for data in metrics.values() for row in data["table"].values()):
+            parts.append("No finished runs yet.\n")
+            continue
         for metric, data in metrics.items():
             parts.append(_metric_markdown(summary, metric, data["table"], data["significance"]))
         wall = summary.get("wall_min", {}).get(task)
