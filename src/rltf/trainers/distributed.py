@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from typing import Any, Callable, Iterable, TypeVar
 
 import torch
@@ -209,8 +210,6 @@ def exit_finished_process(code: int = 0) -> None:
     closed), then the process exits without C++ static destructors. Communication libraries' threads
     torn down there have aborted a run that had already succeeded ("terminate called without an
     active exception", SIGABRT, once in CI after a ZeRO-3 run), which a launcher reports as a failure."""
-    import sys
-
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
