@@ -21,6 +21,10 @@ A compare file (YAML)::
 
 Every run is a ``rltf train`` subprocess in ``output_dir/runs/NAME-sSEED`` (its log beside it).
 Finished runs (``result.json``) are not repeated; an interrupted run resumes from its checkpoint.
+Runs go seed-major (every method on every task for the first seed, then the next), so a study
+spread over several sittings stays balanced; ``--report-only`` writes the report from the runs
+finished so far (marked partial) and trains nothing. Each run's wall time (summed over its
+sittings) is in ``wall_time.json`` and the report.
 
 Significance: at each budget point, each method against the baseline with a paired t-test over the
 seeds both have (the same seed gives both methods the same prompts and evaluation set); with few
