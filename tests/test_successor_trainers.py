@@ -226,3 +226,24 @@ def test_chat_revisions_in_training_and_evaluation(tmp_path, monkeypatch):
     monkeypatch.setattr(tr.task, "grade", lambda problem, completion: Score(0.0, False, True, "", None))
     ev = tr.evaluate()  # every greedy answer wrong: each is revised once with correctness-only feedback
     assert ev["eval/wrong_first/correctness"] == 4 and first_len + 2 in seen
+
+
+@pytest.mark.parametrize("distill", ["sampled_token", "full_logits"])
+def test_sdpo_teacher_reading_the_students_own_prompt_teaches_nothing(distill, tmp_path, monkeypatch):
+    """Alignment check: with the live teacher shown exactly the student's prompt (left-aligned
+    contexts of other lengths than the prompts in the same batch), the teacher's logits at each answer
+    token equal the student's, so the loss and its gradient are 0; with the real feedback contexts not."""
+    tr = trainer("sdpo", tmp_path, max_steps=1, group_size=4, distill=distill, teacher="live")
+    monkeypatch.setattr(tr.task, "grade", parity_grader)
+    batch, _, _ = tr.make_batch(tr.stream.take(tr.config.prompts_per_step), seed=0)
+    sd = batch.of_kind("sd")
+    assert len(sd) >= 2 and (sd.context_mask.sum(1) > sd.prompt_mask.sum(1)).all()
+    own = type(sd)(**{**sd.__dict__, "context_ids": sd.prompt_ids.clone(), "context_mask": sd.prompt_mask.clone()})
+    tr.model.train()
+    loss, _ = tr.sequence_loss("sd", own)
+    loss.backward()
+    grads = [p.grad for p in tr.model.parameters() if p.grad is not None]
+    assert abs(loss.item()) < 1e-6 and all(g.abs().max() < 1e-6 for g in grads)
+    tr.model.zero_grad()
+    real, _ = tr.sequence_loss("sd", sd)
+    assert abs(real.item()) > 1e-5  # the feedback context does change the (near-uniform, random) teacher
