@@ -139,4 +139,5 @@ def test_report_only_summarises_the_finished_runs_and_says_it_is_partial(tmp_pat
     assert "Partial report: 2 of 8 runs finished" in text
     assert "| sdpo | 0.100 | 0.500 |" in text and "| grpo | n/a | n/a |" not in text
     assert text.split("### fact_summary")[1].strip() == "No finished runs yet."
+    assert "Difference to grpo: no paired test yet" in text  # one seed each
     assert not (tmp_path / "out" / "runs" / "fact_summary").exists()  # nothing was trained

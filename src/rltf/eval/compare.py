@@ -348,7 +348,10 @@ def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any]
             else:
                 cells.append(f"{c['mean']:.3f} ± {c['ci95_half_width']:.3f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if tests:
+    if tests and not any(tests.values()):
+        lines += ["", f"Difference to {summary['baseline']}: no paired test yet (it needs a method and "
+                      f"{summary['baseline']} finished under at least 2 common seeds)."]
+    elif tests:
         lines += ["", f"Difference to {summary['baseline']} (paired t-test over seeds; p, pairs; * p < 0.05):", "",
                   "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
         for name, cells in tests.items():
