@@ -87,7 +87,8 @@ def test_paired_t_test_by_hand():
 
 
 def test_summary_over_tasks_metrics_and_significance_against_the_baseline(tmp_path):
-    from rltf.eval.compare import CompareConfig, markdown, summarize
+    from rltf.eval.compare import CompareConfig, summarize
+    from rltf.eval.compare_report import markdown
 
     cfg = CompareConfig(output_dir=str(tmp_path), methods={"base": {"method": "base"}, "grpo": {"method": "grpo"},
                                                            "sdpo": {"method": "sdpo"}},

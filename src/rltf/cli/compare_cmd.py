@@ -7,7 +7,8 @@ import yaml
 
 from rltf.cli.train_cmd import parse_sets
 from rltf.eval import compare as compare_module
-from rltf.eval.compare import compare, load_compare_config, markdown
+from rltf.eval.compare import compare, load_compare_config
+from rltf.eval.compare_report import markdown
 
 
 def register(sub) -> None:

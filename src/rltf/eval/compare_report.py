@@ -1,0 +1,95 @@
+"""``rltf compare``'s report: the tables (Markdown, with the paired tests) and the curves (PNG) of
+a summary from :func:`rltf.eval.compare.summarize`."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    by_task = summary.get("by_task")
+    if not by_task:
+        return _metric_markdown(summary, summary["metric"], summary["table"], {})
+    parts = []
+    done, total = summary.get("runs_done"), summary.get("runs_total")
+    if done is not None and done < total:
+        parts.append(f"**Partial report: {done} of {total} runs finished** (cells average the seeds that "
+                     "have finished; the rest are n/a).\n")
+    for task, metrics in by_task.items():
+        if len(by_task) > 1:
+            parts.append(f"### {task}\n")
+        if not any(row["points"] for data in metrics.values() for row in data["table"].values()):
+            parts.append("No finished runs yet.\n")
+            continue
+        for metric, data in metrics.items():
+            parts.append(_metric_markdown(summary, metric, data["table"], data["significance"]))
+        wall = summary.get("wall_min", {}).get(task)
+        if wall:
+            parts.append("Wall time per run (mean over finished seeds, evaluations included): "
+                         + ", ".join(f"{n} {m:.1f} min" for n, m in wall.items()) + ".\n")
+    return "\n".join(parts)
+
+
+def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any], tests: dict[str, Any]) -> str:
+    points = summary["points"]
+    lines = [f"Held-out {metric} at equal generated-token budgets; mean ± 95 % t-interval over seeds "
+             f"{summary['seeds']} (one seed: no interval).", "",
+             "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |",
+             "|---|" + "---|" * len(points)]
+    for name, row in table.items():
+        cells = []
+        for p in points:
+            c = row["points"].get(str(p))
+            if c is None:
+                cells.append("n/a")
+            elif math.isnan(c["ci95_half_width"]):
+                cells.append(f"{c['mean']:.3f}")
+            else:
+                cells.append(f"{c['mean']:.3f} ± {c['ci95_half_width']:.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if tests and not any(tests.values()):
+        lines += ["", f"Difference to {summary['baseline']}: no paired test yet (it needs a method and "
+                      f"{summary['baseline']} finished under at least 2 common seeds)."]
+    elif tests:
+        lines += ["", f"Difference to {summary['baseline']} (paired t-test over seeds; p, pairs; * p < 0.05):", "",
+                  "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
+        for name, cells in tests.items():
+            row = []
+            for p in points:
+                t = cells.get(str(p))
+                row.append("n/a" if t is None else
+                           f"{t['mean_diff']:+.3f} (p {t['p']:.2f}, n {t['n']}){' *' if t['p'] < 0.05 else ''}")
+            lines.append(f"| {name} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict[str, Any], path: Path, table: dict[str, Any] | None = None, metric: str | None = None,
+         title: str | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summary["table"] if table is None else table
+    metric = metric or summary["metric"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, row in table.items():
+        pts = [(int(p), c) for p, c in row["points"].items()]
+        if not pts:
+            continue
+        xs = [p for p, _ in pts]
+        means = [c["mean"] for _, c in pts]
+        half = [0.0 if math.isnan(c["ci95_half_width"]) else c["ci95_half_width"] for _, c in pts]
+        line, = ax.plot(xs, means, marker="o", label=name)
+        ax.fill_between(xs, [m - h for m, h in zip(means, half)], [m + h for m, h in zip(means, half)],
+                        color=line.get_color(), alpha=0.12)
+    ax.set_xlabel("generated tokens (budget point)")
+    ax.set_ylabel(f"held-out {metric}")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
