@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rltf.algorithms.distill import divergence, ema_update, sdpo_loss, sdpo_token_losses, topk_log_distributions
+from rltf.algorithms.losses import gather_logprobs, policy_gradient_loss
 from rltf.algorithms.refinement import (critique_grpo_loss, mixed_group_advantages, refinement_shaping,
                                         revision_bonus_returns)
 
@@ -84,6 +85,35 @@ def test_sdpo_loss_aggregates_per_sequence_and_reaches_the_teacher():
         loss.backward()
         opt.step()
     assert loss.item() < 0.1 * first
+
+
+@pytest.mark.parametrize("aggregation", ["sum", "seq-mean-token-mean", "token-mean"])
+def test_loss_mix_with_sampled_tokens_is_the_papers_hybrid_advantage(aggregation):
+    """(1 - w) L_GRPO(A) + w L_SD(sampled_token) has the gradient of one policy-gradient loss with the
+    per-token advantage lam A + (1 - lam) sg(log q_t - log p_t), lam = 1 - w: SDPO's hybrid (paper,
+    METHODS §3.1 (b)). So sd_weight 0.1 is the paper's lam 0.9 for small models."""
+    torch.manual_seed(1)
+    student = torch.randn(3, 4, 6, requires_grad=True)
+    teacher = torch.randn(3, 4, 6)
+    tokens = torch.randint(0, 6, (3, 4))
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    adv = torch.tensor([0.7, -1.2, 0.5])
+    w = 0.1
+    logp = gather_logprobs(student, tokens)
+    grpo, _ = policy_gradient_loss(logp, adv * (1 - w), mask, aggregation=aggregation)
+    sd, _ = sdpo_loss(student, teacher, tokens, mask, "sampled_token", is_clip=None, aggregation=aggregation)
+    (mixed_grad,) = torch.autograd.grad(grpo + w * sd, student)
+
+    t_logp = gather_logprobs(teacher, tokens)
+    hybrid_adv = (1 - w) * adv[:, None] + w * (t_logp - logp).detach()
+    hybrid, _ = policy_gradient_loss(gather_logprobs(student, tokens), hybrid_adv, mask, aggregation=aggregation)
+    (hybrid_grad,) = torch.autograd.grad(hybrid, student)
+    assert torch.allclose(mixed_grad, hybrid_grad, atol=1e-6)
+    assert mixed_grad.abs().max() > 1e-3  # not vacuous
+    # and the SD part really is there: without it the gradients differ
+    (grpo_grad,) = torch.autograd.grad(policy_gradient_loss(gather_logprobs(student, tokens), adv * (1 - w), mask,
+                                                            aggregation=aggregation)[0], student)
+    assert not torch.allclose(grpo_grad, hybrid_grad, atol=1e-4)
 
 
 def test_ema_teacher_update():

@@ -214,7 +214,10 @@ class SDPOConfig(RLTFFamilyConfig):
                               "unregularised, diverged in the paper)", choices=TEACHERS)
     ema_rate: float = arg(0.05, "EMA teacher update: theta_T <- (1 - rate) theta_T + rate theta after each step",
                           gt=0, le=1)
-    sd_weight: float = arg(1.0, "w in (1 - w) L_GRPO + w L_SD (TRL: 1, pure self-distillation)", ge=0, le=1)
+    sd_weight: float = arg(1.0, "w in (1 - w) L_GRPO + w L_SD (TRL: 1, pure self-distillation); with distill: "
+                                "sampled_token this is the paper's hybrid advantage lam A_GRPO + (1 - lam) "
+                                "(log q - log p) with lam = 1 - w (the paper's lam 0.9 for small models = w 0.1)",
+                           ge=0, le=1)
     is_clip: float = arg(2.0, "cap of the importance weight exp(log pi - log pi_sampler) on each token (0 = off)",
                          ge=0)
     success_threshold: float = arg(1.0, "a sibling answer with reward >= this is shown to the teacher as a "
