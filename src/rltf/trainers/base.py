@@ -18,8 +18,6 @@ import torch
 from rltf.errors import ConfigError
 from rltf.feedback import JudgeConfig, build_feedback
 from rltf.models import load_model, load_tokenizer
-from rltf.algorithms import importance_weights
-from rltf.models.backend import GenerationBackend, render_chat
 from rltf.models.engines import build_backend, resolve_backend, vllm_options
 from rltf.models.loading import resolve_device
 from rltf.rollout import KINDS, RolloutBatch
@@ -29,6 +27,7 @@ from rltf.trainers.config import TrainConfig
 from rltf.trainers.data import ProblemStream
 from rltf.trainers.distributed import Distributed, is_dtensor
 from rltf.trainers.held_out import HeldOutEvaluation
+from rltf.trainers.rollout_side import RolloutSide
 from rltf.trainers import zero
 from rltf.trainers.sharding import full_weights, idle_loss, shard_model, total_grad_norm
 from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step, lr_lambda  # noqa: F401 - re-exported
@@ -37,7 +36,7 @@ from rltf.trainers.methods import get_method
 from rltf.trainers.metrics_logger import MetricsLogger
 
 
-class Trainer(HeldOutEvaluation, TrainingRun):
+class Trainer(RolloutSide, HeldOutEvaluation, TrainingRun):
     """The RL trainers' shared part: policy, reference, rollout backend, feedback, micro-batched losses, evaluation."""
 
     def __init__(self, config: TrainConfig, console: Callable[[str], None] = print, resume: str | None = None):
@@ -111,35 +110,6 @@ class Trainer(HeldOutEvaluation, TrainingRun):
         """Whether the frozen initial policy is loaded (a KL term, or e.g. SDPO's initial teacher)."""
         return self.has_kl_term
 
-    def expected_tokens(self) -> int:
-        """Tokens this process's rollouts generate at most (``backend: auto`` weighs vLLM's start against it)."""
-        c = self.config
-        new = c.max_new_tokens or self.task.max_new_tokens
-        prompts = c.prompts_per_step // self.dist.world_size  # this process's share
-        steps = c.max_steps * prompts * c.group_size * new * self.method.turns
-        return min(steps, c.max_generated_tokens // self.dist.world_size) if c.max_generated_tokens else steps
-
-    def rollout_tokens(self) -> int:
-        """Tokens one rollout of this process holds at once (the vLLM KV cache's default size): every
-        sequence of its share of a step, each as long as a sample prompt of the task plus, for a
-        revision, the answer and a critique, plus its own answer."""
-        c = self.config
-        new = c.max_new_tokens or self.task.max_new_tokens
-        problem = self.task.problems("train", 1, seed=c.seed)[0]
-        prompt = len(render_chat(self.tokenizer, self.task.messages(problem)))
-        per_sequence = prompt + new + (2 * new + 128 if self.method.turns > 1 else 0)
-        return c.prompts_per_step // self.dist.world_size * c.group_size * per_sequence
-
-    def rollout_backend(self) -> GenerationBackend:
-        """The generation backend, holding the policy's current weights: a backend with its own copy
-        (vLLM) gets the trainer's weights when an optimizer step has changed them since the last sync."""
-        if self.synced_version != self.weights_version:
-            t0 = time.perf_counter()
-            self.backend.sync_weights(self.model)
-            self.synced_version = self.weights_version
-            self.sync_seconds = time.perf_counter() - t0
-        return self.backend
-
     @property
     def shared_prefix(self) -> bool:
         """Whether training forwards encode the prompts' shared prefix once (two model calls): not
@@ -165,18 +135,6 @@ class Trainer(HeldOutEvaluation, TrainingRun):
         """The idle pass of loss term ``kind``: :meth:`idle_loss`, plus whatever other forwards of the
         sharded policy one micro-batch of that term makes (e.g. SDPO's live teacher), in the same order."""
         return self.idle_loss()
-
-    def sampler_correction(self, logp: torch.Tensor,
-                           batch: RolloutBatch) -> tuple[torch.Tensor | None, dict[str, float]]:
-        """Importance weights for tokens sampled by another engine than the trained model (vLLM):
-        (weights [B, T] or None, mismatch statistics). None for the HF backend, which samples from
-        the trained model itself; with ``importance_sampling: off`` the mismatch is still measured."""
-        c = self.config
-        if self.backend.name == "hf" or batch.sampler_logprobs is None:
-            return None, {}
-        weights, stats = importance_weights(logp, batch.sampler_logprobs, batch.completion_mask,
-                                            c.importance_sampling, c.importance_sampling_cap)
-        return (None if c.importance_sampling == "off" else weights), {f"is_{k}": v for k, v in stats.items()}
 
     def _wrap_lora(self, model):
         return wrap_lora(model, self.config, self.resume_from / "adapter" if self.resume_from else None)
