@@ -86,6 +86,59 @@ def test_paired_t_test_by_hand():
     assert paired_t_test([0.5, 0.6], [0.4, 0.5])["p"] == 0.0  # the same gain on every seed
 
 
+def test_mcnemar_by_hand_and_its_lower_bound():
+    from rltf.stats import mcnemar_lower_bound, mcnemar_one_sided
+
+    assert mcnemar_one_sided(5, 0) == pytest.approx(1 / 32)
+    assert mcnemar_one_sided(3, 1) == pytest.approx(5 / 16)  # P(X >= 3), X ~ Bin(4, 1/2): (4 + 1) / 16
+    assert mcnemar_one_sided(0, 4) == 1.0 and mcnemar_one_sided(0, 0) == 1.0
+    assert mcnemar_one_sided(1, 1) == pytest.approx(3 / 4)
+    with pytest.raises(ValueError):
+        mcnemar_one_sided(-1, 2)
+    # the bound from b - c alone is never above the exact p of any split with that difference
+    for b in range(0, 12):
+        for c in range(0, 12):
+            assert mcnemar_lower_bound(b - c) <= mcnemar_one_sided(b, c) + 1e-12
+    assert mcnemar_lower_bound(3) == 0.125 == mcnemar_one_sided(3, 0)  # attained at c = 0
+    assert mcnemar_lower_bound(0) == mcnemar_lower_bound(-2) == 0.5
+
+
+def test_feedback_use_pools_fixes_over_seeds_exactly_or_as_a_bound(tmp_path):
+    from rltf.eval.compare import CompareConfig, feedback_use, summarize
+    from rltf.eval.compare_report import markdown
+
+    cfg = CompareConfig(output_dir=str(tmp_path), methods={"grpo": {"method": "grpo"}, "rltf-fm": {"method": "rltf-fm"}},
+                        seeds=[0, 1], budget_tokens=100, metrics=["revision_use"])
+
+    def ev(tokens, wrong, fix_c, fix_k, only=None):
+        e = {"tokens": tokens, "eval/accuracy": 0.5, "eval/wrong_first/critic": wrong,
+             "eval/wrong_first/correctness": wrong, "eval/fix_rate/critic": fix_c / wrong,
+             "eval/fix_rate/correctness": fix_k / wrong, "eval/revision_use": (fix_c - fix_k) / wrong}
+        if only is not None:
+            e["eval/fixed_only/critic"], e["eval/fixed_only/correctness"] = only
+        return e
+
+    results = [
+        # rltf-fm: logged which answers were fixed -> exact McNemar on the pooled discordant pairs
+        {"name": "rltf-fm", "seed": 0, "evals": [ev(0, 20, 0, 0, (0, 0)), ev(120, 10, 4, 1, (3, 0))]},
+        {"name": "rltf-fm", "seed": 1, "evals": [ev(0, 20, 0, 0, (0, 0)), ev(110, 12, 3, 1, (2, 0))]},
+        # grpo: counts only (a run from before the pairs were logged) -> a lower bound 0.5 ** (b - c)
+        {"name": "grpo", "seed": 0, "evals": [ev(0, 20, 0, 0), ev(105, 9, 2, 0)]},
+        {"name": "grpo", "seed": 1, "evals": [ev(0, 20, 0, 0), ev(101, 9, 1, 1)]},
+    ]
+    uses = feedback_use(cfg, results)
+    fm = uses["rltf-fm"]["100"]
+    assert (fm["wrong"], fm["fixed_critic"], fm["fixed_correctness"], fm["runs"]) == (22, 7, 2, 2)
+    assert fm["exact"] and (fm["only_critic"], fm["only_correctness"]) == (5, 0)
+    assert fm["p"] == pytest.approx(1 / 32)
+    g = uses["grpo"]["100"]
+    assert (g["wrong"], g["fixed_critic"], g["fixed_correctness"]) == (18, 3, 1) and not g["exact"]
+    assert g["p"] == pytest.approx(0.25)
+    text = markdown(summarize(cfg, [{**r, "method": r["name"]} for r in results]))
+    assert "| rltf-fm | 0 / 0 of 40 (p 1.00) | 7 / 2 of 22 (p 0.03) * |" in text
+    assert "| grpo | 0 / 0 of 40 (p ≥ 0.50) | 3 / 1 of 18 (p ≥ 0.25) |" in text
+
+
 def test_summary_over_tasks_metrics_and_significance_against_the_baseline(tmp_path):
     from rltf.eval.compare import CompareConfig, summarize
     from rltf.eval.compare_report import markdown

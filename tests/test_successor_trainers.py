@@ -172,6 +172,7 @@ def test_fix_rates_and_revision_use_measure_the_critiques_content():
     assert critic["wrong_first"] == plain["wrong_first"] == 12 and critic["accuracy"] == 0.0
     assert critic["fix_rate"] == 1.0 and plain["fix_rate"] == 0.0  # revision use = 1 - 0
     assert critic["per_round_accuracy"] == [0.0, 1.0] and critic["break_rate"] is None
+    assert len(critic["fixed_ids"]) == 12 and plain["fixed_ids"] == []  # which answers each fixed
     one = evaluate(task, backend, n=12, seed=12345, rounds=1, params=params)
     assert one["fix_rate"] is None  # no revision round, no fix rate
 
@@ -183,8 +184,26 @@ def test_trainer_logs_fix_rates_and_revision_use(tmp_path):
         assert 0.0 <= ev[f"eval/round2_accuracy/{kind}"] <= 1.0 and ev[f"eval/wrong_first/{kind}"] >= 0
     if ev["eval/wrong_first/critic"]:
         assert ev["eval/revision_use"] == pytest.approx(ev["eval/fix_rate/critic"] - ev["eval/fix_rate/correctness"])
+        # the discordant pairs differ by exactly the difference of the fix counts
+        diff = ev["eval/fixed_only/critic"] - ev["eval/fixed_only/correctness"]
+        assert diff == pytest.approx(ev["eval/revision_use"] * ev["eval/wrong_first/critic"])
     with pytest.raises(ConfigError, match="eval_feedback must be one of"):
         trainer("grpo", tmp_path / "bad", eval_feedback="critic,telepathy")
+
+
+def test_trainer_counts_the_answers_only_the_critique_fixed(tmp_path, monkeypatch):
+    """The trainer's revision evaluation with a model that uses the critique's content: all 12 wrong
+    first answers are fixed with the critic's critique, none with correctness-only feedback, so all 12
+    are discordant pairs on the critique's side (what McNemar's test in `rltf compare` reads)."""
+    from rltf.models.backend import SamplingParams
+
+    tr = trainer("grpo", tmp_path, eval_feedback="critic,correctness", eval_n=12)
+    backend = ReviserBackend(tr.task, 12)
+    monkeypatch.setattr(tr, "rollout_backend", lambda: backend)
+    ev = tr.evaluate_revisions(SamplingParams(max_new_tokens=8, temperature=0.0))
+    assert ev["eval/wrong_first/critic"] == ev["eval/wrong_first/correctness"] == 12
+    assert ev["eval/revision_use"] == 1.0
+    assert ev["eval/fixed_only/critic"] == 12 and ev["eval/fixed_only/correctness"] == 0
 
 
 def test_revision_prompts_paper_plain_and_chat():

@@ -71,3 +71,21 @@ def paired_t_test(a: list[float], b: list[float]) -> dict[str, float] | None:
                 "p": 0.0 if mean else 1.0, "n": n}
     t = mean / (sd / math.sqrt(n))
     return {"mean_diff": mean, "t": t, "p": t_two_sided_p(t, n - 1), "n": n}
+
+
+def mcnemar_one_sided(b: int, c: int) -> float:
+    """Exact McNemar test, one-sided: P(X >= b) for X ~ Binomial(b + c, 1/2), where b and c are the
+    discordant pairs (e.g. wrong answers fixed only with the critique, only with correctness-only
+    feedback). Small p: the first condition wins more often than chance allows. b = c = 0: p = 1."""
+    if b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {b}, {c}")
+    n = b + c
+    return min(1.0, sum(math.comb(n, k) for k in range(b, n + 1)) / 2 ** n)
+
+
+def mcnemar_lower_bound(difference: int) -> float:
+    """The smallest one-sided McNemar p any split into discordant pairs can give when only the
+    difference d = b - c is known (the counts of fixes, not which answers): 0.5 ** d for d > 0 (b = d,
+    c = 0; more discordant pairs with the same d only raise p), and 0.5 for d <= 0 (P(X >= b) with
+    b <= (b + c) / 2 is above 1/2). So p >= this bound; a bound above 0.05 rules significance out."""
+    return 0.5 ** difference if difference > 0 else 0.5

@@ -46,7 +46,7 @@ import yaml
 
 from rltf.errors import ConfigError
 from rltf.eval.compare_report import markdown, plot
-from rltf.stats import paired_t_test
+from rltf.stats import mcnemar_lower_bound, mcnemar_one_sided, paired_t_test
 from rltf.trainers import build_trainer, make_config
 from rltf.trainers.checkpoint import list_checkpoints
 from rltf.trainers.config_fields import read_yaml_mapping
@@ -214,16 +214,20 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[
     return results
 
 
+def eval_at(evals: list[dict[str, Any]], point: int) -> dict[str, Any] | None:
+    """The evaluation that stands for a budget point: the first whose token count reached it (the base
+    model's single evaluation stands for every point); None if the run has not got there."""
+    if len(evals) == 1 and evals[0]["tokens"] == 0:
+        return evals[0]
+    return next((e for e in evals if e["tokens"] >= point), None)
+
+
 def at_points(evals: list[dict[str, Any]], points: list[int], metric: str) -> dict[int, tuple[float, int] | None]:
-    """The metric at each budget point: the first evaluation whose token count reached it (the
-    base model's single evaluation stands for every point). -> {point: (value, tokens) or None}."""
+    """The metric at each budget point (:func:`eval_at`) -> {point: (value, tokens) or None}."""
     key = f"eval/{metric}"
     out: dict[int, tuple[float, int] | None] = {}
     for p in points:
-        if len(evals) == 1 and evals[0]["tokens"] == 0:
-            hit = evals[0]
-        else:
-            hit = next((e for e in evals if e["tokens"] >= p), None)
+        hit = eval_at(evals, p)
         if hit is not None and key not in hit:
             raise ConfigError(f"metric {metric!r} not logged; available: "
                               + ", ".join(k[5:] for k in hit if k.startswith("eval/")))
@@ -289,22 +293,66 @@ def significance(table: dict[str, dict[str, Any]], baseline: str | None) -> dict
     return out
 
 
+def _fixes(ev: dict[str, Any], kind: str) -> tuple[int, int] | None:
+    """(wrong first answers, of them fixed) with ``kind``'s feedback in one evaluation, or None."""
+    wrong = ev.get(f"eval/wrong_first/{kind}")
+    if wrong is None:
+        return None
+    return int(wrong), round(ev.get(f"eval/fix_rate/{kind}", 0.0) * wrong)
+
+
+def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per run name and budget point, pooled over seeds: the wrong first answers, how many the critic's
+    critique fixed and how many correctness-only feedback fixed (the same greedy answers, so a paired
+    design), and the one-sided exact McNemar p that the critique fixes more. Runs that logged which
+    answers each fixed (``eval/fixed_only/*``) give the exact p; otherwise only b - c is known and
+    the p is a lower bound (``exact`` False). Names without both evaluations are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in cfg.methods:
+        cells = {}
+        for p in cfg.points:
+            hits = [ev for r in results if r["name"] == name and (ev := eval_at(r["evals"], p)) is not None]
+            pairs = [(ev, _fixes(ev, "critic"), _fixes(ev, "correctness")) for ev in hits]
+            pairs = [(ev, c, k) for ev, c, k in pairs if c is not None and k is not None]
+            if not pairs:
+                continue
+            wrong = sum(c[0] for _, c, _ in pairs)
+            fixed_c, fixed_k = sum(c[1] for _, c, _ in pairs), sum(k[1] for _, _, k in pairs)
+            exact = all("eval/fixed_only/critic" in ev for ev, _, _ in pairs)
+            cell = {"runs": len(pairs), "wrong": wrong, "fixed_critic": fixed_c, "fixed_correctness": fixed_k,
+                    "exact": exact}
+            if exact:
+                b = sum(int(ev["eval/fixed_only/critic"]) for ev, _, _ in pairs)
+                c = sum(int(ev["eval/fixed_only/correctness"]) for ev, _, _ in pairs)
+                cell.update(only_critic=b, only_correctness=c, p=mcnemar_one_sided(b, c))
+            else:
+                cell["p"] = mcnemar_lower_bound(fixed_c - fixed_k)
+            cells[str(p)] = cell
+        if cells:
+            out[name] = cells
+    return out
+
+
 def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
     by_task: dict[str, dict[str, Any]] = {}
+    uses: dict[str, dict[str, Any]] = {}
     for task in cfg.task_names:
         runs = [r for r in results if r.get("task", task) == task]
         by_task[task] = {}
         for metric in cfg.all_metrics:
             table = metric_table(cfg, runs, metric)
             by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline)}
+        uses[task] = feedback_use(cfg, runs)
     wall: dict[str, dict[str, float]] = {}
     for r in results:
         if r.get("wall_s") is not None:
             wall.setdefault(r.get("task", cfg.task_names[0]), {}).setdefault(r["name"], []).append(r["wall_s"])
     first = by_task[cfg.task_names[0]][cfg.metric]
-    return {"runs_done": len(results), "runs_total": len(all_runs(cfg)),"metric": cfg.metric, "metrics": cfg.all_metrics, "tasks": cfg.task_names, "baseline": cfg.baseline,
+    return {"runs_done": len(results), "runs_total": len(all_runs(cfg)), "metric": cfg.metric,
+            "metrics": cfg.all_metrics, "tasks": cfg.task_names, "baseline": cfg.baseline,
             "budget_tokens": cfg.budget_tokens, "points": cfg.points, "seeds": cfg.seeds, "common": cfg.common,
             "methods": cfg.methods, "table": first["table"], "by_task": by_task,
+            "feedback_use": {t: u for t, u in uses.items() if u},
             "wall_min": {t: {n: statistics.mean(v) / 60 for n, v in names.items()} for t, names in wall.items()}}
 
 

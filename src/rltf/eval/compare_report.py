@@ -24,6 +24,9 @@ def markdown(summary: dict[str, Any]) -> str:
             continue
         for metric, data in metrics.items():
             parts.append(_metric_markdown(summary, metric, data["table"], data["significance"]))
+        uses = summary.get("feedback_use", {}).get(task)
+        if uses:
+            parts.append(_feedback_use_markdown(summary["points"], uses))
         wall = summary.get("wall_min", {}).get(task)
         if wall:
             parts.append("Wall time per run (mean over finished seeds, evaluations included): "
@@ -61,6 +64,27 @@ def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any]
                 row.append("n/a" if t is None else
                            f"{t['mean_diff']:+.3f} (p {t['p']:.2f}, n {t['n']}){' *' if t['p'] < 0.05 else ''}")
             lines.append(f"| {name} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _feedback_use_markdown(points: list[int], uses: dict[str, Any]) -> str:
+    """Does the critique's content help? Fixes with the critique vs correctness-only feedback, pooled."""
+    lines = ["Does the critique's content help? Wrong greedy first answers fixed by the revision with the "
+             "critic's critique vs with correctness-only feedback (\"your answer was incorrect\"), summed over "
+             "the finished seeds: `critique / correctness of wrong`, and the one-sided exact McNemar p that the "
+             "critique fixes more (`≥`: a lower bound, for runs that logged only the counts; * p < 0.05):", "",
+             "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
+    for name, cells in uses.items():
+        row = []
+        for p in points:
+            c = cells.get(str(p))
+            if c is None:
+                row.append("n/a")
+                continue
+            pval = f"p {c['p']:.2f}" if c["exact"] else f"p ≥ {c['p']:.2f}"
+            star = " *" if c["exact"] and c["p"] < 0.05 else ""
+            row.append(f"{c['fixed_critic']} / {c['fixed_correctness']} of {c['wrong']} ({pval}){star}")
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 

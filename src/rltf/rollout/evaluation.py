@@ -68,6 +68,7 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         # K > 1: wrong first answers fixed by the last revision (i->c), right ones broken (c->i)
         "wrong_first": len(wrong),
         "fix_rate": (sum(e.turns[-1].correct for e in wrong) / len(wrong) if wrong and rounds > 1 else None),
+        "fixed_ids": sorted(str(e.problem_id) for e in wrong if rounds > 1 and e.turns[-1].correct),
         "break_rate": (sum(not e.turns[-1].correct for e in right) / len(right) if right else None),
         "tokens_generated": tokens,
         "sampling": {"temperature": params.temperature, "top_p": params.top_p, "max_new_tokens": params.max_new_tokens},

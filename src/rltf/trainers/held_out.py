@@ -45,10 +45,12 @@ class HeldOutEvaluation:
         prompts: the share of wrong first answers each one's critique lets the model fix
         (``eval/fix_rate/KIND``), its two-round accuracy, and ``eval/revision_use`` = fix rate with
         the critic minus fix rate with correctness-only feedback (issue 16's direct test of whether a
-        model uses the content of a critique)."""
+        model uses the content of a critique), and the wrong first answers only the critique fixed and
+        only correctness-only feedback fixed (``eval/fixed_only/KIND``: McNemar's discordant pairs)."""
         c = self.config
         kinds = [k.strip() for k in c.eval_feedback.split(",") if k.strip()]
         out: dict[str, float] = {}
+        fixed: dict[str, set[str]] = {}
         with self.full_weights():
             for kind in kinds:
                 feedback = build_feedback(kind, backend=self.rollout_backend(), judge=self.judge_config())
@@ -57,8 +59,12 @@ class HeldOutEvaluation:
                                   revision=c.revision_prompt)
                 out[f"eval/round2_accuracy/{kind}"] = result["per_round_accuracy"][-1]
                 out[f"eval/wrong_first/{kind}"] = float(result["wrong_first"])
+                fixed[kind] = set(result["fixed_ids"])
                 if result["fix_rate"] is not None:
                     out[f"eval/fix_rate/{kind}"] = result["fix_rate"]
         if "eval/fix_rate/critic" in out and "eval/fix_rate/correctness" in out:
             out["eval/revision_use"] = out["eval/fix_rate/critic"] - out["eval/fix_rate/correctness"]
+            # the discordant pairs of the same wrong (greedy) first answers, for McNemar's test
+            out["eval/fixed_only/critic"] = float(len(fixed["critic"] - fixed["correctness"]))
+            out["eval/fixed_only/correctness"] = float(len(fixed["correctness"] - fixed["critic"]))
         return out
