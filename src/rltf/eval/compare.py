@@ -28,7 +28,10 @@ sittings) is in ``wall_time.json`` and the report.
 
 Significance: at each budget point, each method against the baseline with a paired t-test over the
 seeds both have (the same seed gives both methods the same prompts and evaluation set); with few
-seeds the test has little power, and the tables say so with the number of pairs.
+seeds the test has little power, and the tables say so with the number of pairs. Where runs evaluate
+revisions with the critic and with correctness-only feedback, the report adds the direct test of
+feedback use: the wrong first answers each fixed, pooled over seeds, with the one-sided exact
+McNemar p that the critique fixes more (:func:`feedback_use`).
 """
 from __future__ import annotations
 
