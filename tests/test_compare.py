@@ -4,7 +4,8 @@ import json
 import pytest
 
 from rltf.errors import ConfigError
-from rltf.eval.compare import at_points, interval, load_compare_config
+from rltf.eval.compare import load_compare_config
+from rltf.eval.compare_stats import at_points, interval
 
 
 def test_at_points_takes_the_first_eval_that_reached_each_point():
@@ -104,7 +105,8 @@ def test_mcnemar_by_hand_and_its_lower_bound():
 
 
 def test_feedback_use_pools_fixes_over_seeds_exactly_or_as_a_bound(tmp_path):
-    from rltf.eval.compare import CompareConfig, feedback_use, summarize
+    from rltf.eval.compare import CompareConfig, summarize
+    from rltf.eval.compare_stats import feedback_use
     from rltf.eval.compare_report import markdown
 
     cfg = CompareConfig(output_dir=str(tmp_path), methods={"grpo": {"method": "grpo"}, "rltf-fm": {"method": "rltf-fm"}},

@@ -13,7 +13,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from rltf.eval.compare import interval  # mean and 95 % t-interval over seeds
+from rltf.eval.compare_stats import interval  # mean and 95 % t-interval over seeds
 
 
 def load(root: Path):

@@ -1,0 +1,135 @@
+"""``rltf compare``'s statistics over finished runs: the metric at each budget point, mean and 95 %
+t-interval over seeds, the paired t-test of each method against the baseline, and the pooled
+McNemar test of feedback use. Pure functions of the runs' results (``{"name", "seed", "evals"}``)."""
+from __future__ import annotations
+
+import math
+import statistics
+from typing import TYPE_CHECKING, Any
+
+from rltf.errors import ConfigError
+from rltf.stats import mcnemar_lower_bound, mcnemar_one_sided, paired_t_test
+
+if TYPE_CHECKING:
+    from rltf.eval.compare import CompareConfig
+
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def eval_at(evals: list[dict[str, Any]], point: int) -> dict[str, Any] | None:
+    """The evaluation that stands for a budget point: the first whose token count reached it (the base
+    model's single evaluation stands for every point); None if the run has not got there."""
+    if len(evals) == 1 and evals[0]["tokens"] == 0:
+        return evals[0]
+    return next((e for e in evals if e["tokens"] >= point), None)
+
+
+def at_points(evals: list[dict[str, Any]], points: list[int], metric: str) -> dict[int, tuple[float, int] | None]:
+    """The metric at each budget point (:func:`eval_at`) -> {point: (value, tokens) or None}."""
+    key = f"eval/{metric}"
+    out: dict[int, tuple[float, int] | None] = {}
+    for p in points:
+        hit = eval_at(evals, p)
+        if hit is not None and key not in hit:
+            raise ConfigError(f"metric {metric!r} not logged; available: "
+                              + ", ".join(k[5:] for k in hit if k.startswith("eval/")))
+        out[p] = None if hit is None else (float(hit[key]), int(hit["tokens"]))
+    return out
+
+
+def interval(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % t-interval over seeds (nan for one seed)."""
+    m = statistics.mean(values)
+    if len(values) < 2:
+        return m, float("nan")
+    return m, T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def metric_table(cfg: CompareConfig, results: list[dict[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
+    """Per run name: the metric at each budget point over seeds (mean, 95 % interval, values by seed).
+    A metric a run did not log at a point (e.g. revision_use of a run without wrong answers) is left out."""
+    table: dict[str, dict[str, Any]] = {}
+    for name in cfg.methods:
+        runs = [r for r in results if r["name"] == name]
+        per_point = {}
+        for p in cfg.points:
+            found = []
+            for r in runs:
+                try:
+                    hit = at_points(r["evals"], [p], metric)[p]
+                except ConfigError:
+                    if metric == cfg.metric:
+                        raise
+                    hit = None
+                if hit is not None:
+                    found.append((r["seed"], *hit))
+            if not found:
+                continue
+            mean, half = interval([v for _, v, _ in found])
+            per_point[str(p)] = {"mean": mean, "ci95_half_width": half, "n_seeds": len(found),
+                                 "seeds": [s for s, _, _ in found], "values": [v for _, v, _ in found],
+                                 "tokens": [t for _, _, t in found]}
+        table[name] = {"method": runs[0]["method"] if runs else None, "points": per_point}
+    return table
+
+
+def significance(table: dict[str, dict[str, Any]], baseline: str | None) -> dict[str, dict[str, Any]]:
+    """Each run name against ``baseline`` at each point: a paired t-test over the seeds both have."""
+    if baseline is None or baseline not in table:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, row in table.items():
+        if name == baseline:
+            continue
+        cells = {}
+        for p, cell in row["points"].items():
+            base = table[baseline]["points"].get(p)
+            if base is None:
+                continue
+            by_seed = dict(zip(base["seeds"], base["values"]))
+            pairs = [(v, by_seed[s]) for s, v in zip(cell["seeds"], cell["values"]) if s in by_seed]
+            test = paired_t_test([a for a, _ in pairs], [b for _, b in pairs])
+            if test is not None:
+                cells[p] = test
+        out[name] = cells
+    return out
+
+
+def _fixes(ev: dict[str, Any], kind: str) -> tuple[int, int] | None:
+    """(wrong first answers, of them fixed) with ``kind``'s feedback in one evaluation, or None."""
+    wrong = ev.get(f"eval/wrong_first/{kind}")
+    if wrong is None:
+        return None
+    return int(wrong), round(ev.get(f"eval/fix_rate/{kind}", 0.0) * wrong)
+
+
+def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per run name and budget point, pooled over seeds: the wrong first answers, how many the critic's
+    critique fixed and how many correctness-only feedback fixed (the same greedy answers, so a paired
+    design), and the one-sided exact McNemar p that the critique fixes more. Runs that logged which
+    answers each fixed (``eval/fixed_only/*``) give the exact p; otherwise only b - c is known and
+    the p is a lower bound (``exact`` False). Names without both evaluations are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in cfg.methods:
+        cells = {}
+        for p in cfg.points:
+            hits = [ev for r in results if r["name"] == name and (ev := eval_at(r["evals"], p)) is not None]
+            pairs = [(ev, _fixes(ev, "critic"), _fixes(ev, "correctness")) for ev in hits]
+            pairs = [(ev, c, k) for ev, c, k in pairs if c is not None and k is not None]
+            if not pairs:
+                continue
+            wrong = sum(c[0] for _, c, _ in pairs)
+            fixed_c, fixed_k = sum(c[1] for _, c, _ in pairs), sum(k[1] for _, _, k in pairs)
+            exact = all("eval/fixed_only/critic" in ev for ev, _, _ in pairs)
+            cell = {"runs": len(pairs), "wrong": wrong, "fixed_critic": fixed_c, "fixed_correctness": fixed_k,
+                    "exact": exact}
+            if exact:
+                b = sum(int(ev["eval/fixed_only/critic"]) for ev, _, _ in pairs)
+                c = sum(int(ev["eval/fixed_only/correctness"]) for ev, _, _ in pairs)
+                cell.update(only_critic=b, only_correctness=c, p=mcnemar_one_sided(b, c))
+            else:
+                cell["p"] = mcnemar_lower_bound(fixed_c - fixed_k)
+            cells[str(p)] = cell
+        if cells:
+            out[name] = cells
+    return out
