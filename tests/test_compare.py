@@ -139,6 +139,15 @@ def test_feedback_use_pools_fixes_over_seeds_exactly_or_as_a_bound(tmp_path):
     text = markdown(summarize(cfg, [{**r, "method": r["name"]} for r in results]))
     assert "| rltf-fm | 0 / 0 of 40 (p 1.00) | 7 / 2 of 22 (p 0.03) * |" in text
     assert "| grpo | 0 / 0 of 40 (p ≥ 0.50) | 3 / 1 of 18 (p ≥ 0.25) |" in text
+    assert "initial model's wrong greedy answers" not in text  # no draft evaluations logged
+    # the same test on the revisions of the initial model's drafts (eval_drafts: eval/draft_* keys)
+    drafted = [{**r, "method": r["name"], "evals": [{**e, **{k.replace("eval/", "eval/draft_", 1): v for k, v in e.items()
+                                                            if k.startswith(("eval/wrong", "eval/fix"))}}
+                                                   for e in r["evals"]]} for r in results]
+    assert feedback_use(cfg, drafted, prefix="draft_") == uses
+    summary = summarize(cfg, drafted)
+    assert summary["draft_feedback_use"][cfg.task_names[0]] == uses
+    assert "initial model's wrong greedy answers" in markdown(summary)
 
 
 def test_summary_over_tasks_metrics_and_significance_against_the_baseline(tmp_path):

@@ -206,6 +206,80 @@ def test_trainer_counts_the_answers_only_the_critique_fixed(tmp_path, monkeypatc
     assert ev["eval/fixed_only/critic"] == 12 and ev["eval/fixed_only/correctness"] == 0
 
 
+class AlwaysRightBackend(ReviserBackend):
+    """A model that answers every add2 question right, first time and on revision."""
+
+    def generate(self, conversations, params, seed=0, keys=None):
+        from rltf.models.backend import Generation
+
+        out = []
+        for messages in conversations:
+            answer = next(a for q, a in self.answers.items() if q in messages[-1]["content"])
+            out.append(Generation(f"\\boxed{{{answer}}}", [1, 2], [0.0, 0.0], [1], "stop"))
+        return out
+
+
+def test_run_episodes_revises_given_first_answers():
+    from rltf.feedback import build_feedback
+    from rltf.models.backend import SamplingParams
+    from rltf.rollout.episode import run_episodes
+    from rltf.tasks import get_task
+
+    task = get_task("add2")
+    problems = task.problems("eval", 3, seed=12345)
+    backend = AlwaysRightBackend(task, 3)
+    drafts = {str(p.id): "\\boxed{1000}" for p in problems}
+    episodes = run_episodes(task, problems, backend, build_feedback("correctness"),
+                            SamplingParams(max_new_tokens=8, temperature=0.0), first_answers=drafts)
+    assert [e.turns[0].text for e in episodes] == ["\\boxed{1000}"] * 3  # the drafts, not the backend's
+    assert all(not e.turns[0].correct and e.turns[0].token_ids == [] for e in episodes)
+    assert all(len(e.turns) == 2 and e.turns[1].correct for e in episodes)  # revised by the backend
+    with pytest.raises(ValueError, match="no first answer"):
+        run_episodes(task, problems, backend, build_feedback("correctness"),
+                     SamplingParams(max_new_tokens=8, temperature=0.0), first_answers={})
+
+
+def test_draft_revision_use_keeps_measuring_when_the_policy_no_longer_errs(tmp_path, monkeypatch):
+    """eval_drafts: the initial policy's wrong answers are recorded at the evaluation before step 1
+    and revised by the later policy; they survive a checkpoint."""
+    tr = trainer("grpo", tmp_path, eval_feedback="critic,correctness", eval_n=12, eval_drafts=True)
+    monkeypatch.setattr(tr, "rollout_backend", lambda: ReviserBackend(tr.task, 12))
+    first = tr.evaluate()  # the initial policy: every answer wrong, the critique fixes them all
+    assert first["eval/wrong_first/critic"] == 12 and first["eval/revision_use"] == 1.0
+    assert first["eval/draft_wrong_first/critic"] == 12 and first["eval/draft_revision_use"] == 1.0
+    assert first["eval/draft_fixed_only/critic"] == 12 and first["eval/draft_fixed_only/correctness"] == 0
+    assert len(tr.eval_drafts) == 12 and set(tr.eval_drafts.values()) == {"\\boxed{0}"}
+    # later: a policy that is always right has no wrong answers of its own, but revises the drafts
+    tr.weights_version = 1
+    monkeypatch.setattr(tr, "rollout_backend", lambda: AlwaysRightBackend(tr.task, 12))
+    later = tr.evaluate()
+    assert later["eval/accuracy"] == 1.0 and later["eval/wrong_first/critic"] == 0
+    assert "eval/revision_use" not in later
+    assert later["eval/draft_wrong_first/critic"] == later["eval/draft_wrong_first/correctness"] == 12
+    assert later["eval/draft_fix_rate/critic"] == later["eval/draft_fix_rate/correctness"] == 1.0
+    assert later["eval/draft_revision_use"] == 0.0 and later["eval/draft_fixed_only/critic"] == 0
+    assert tr.checkpoint_state()["eval_drafts"] == tr.eval_drafts
+    # a run whose first evaluation comes after training began has no drafts: no draft metrics
+    late = trainer("grpo", tmp_path / "late", eval_feedback="critic,correctness", eval_n=12, eval_drafts=True)
+    late.weights_version = 1
+    monkeypatch.setattr(late, "rollout_backend", lambda: ReviserBackend(late.task, 12))
+    assert not any(k.startswith("eval/draft_") for k in late.evaluate())
+
+
+def test_drafts_survive_a_resume(tmp_path):
+    from rltf.trainers import build_trainer, make_config
+    from test_trainers import BASE
+
+    tr = trainer("grpo", tmp_path, eval_feedback="critic,correctness", eval_drafts=True, max_steps=2)
+    tr.eval_drafts = {"add2/eval/0": "\\boxed{3}", "add2/eval/1": "12"}
+    ckpt = tr.save()
+    resumed = build_trainer(make_config("grpo", overrides={**BASE, "output_dir": str(tmp_path / "grpo"),
+                                                           "eval_feedback": "critic,correctness",
+                                                           "eval_drafts": True, "max_steps": 2}),
+                            console=lambda s: None, resume=str(ckpt))
+    assert resumed.eval_drafts == tr.eval_drafts
+
+
 def test_revision_prompts_paper_plain_and_chat():
     from rltf.rollout.episode import revision_messages
     from rltf.tasks import get_task

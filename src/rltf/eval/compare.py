@@ -216,6 +216,7 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[
 def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
     by_task: dict[str, dict[str, Any]] = {}
     uses: dict[str, dict[str, Any]] = {}
+    draft_uses: dict[str, dict[str, Any]] = {}
     for task in cfg.task_names:
         runs = [r for r in results if r.get("task", task) == task]
         by_task[task] = {}
@@ -223,6 +224,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             table = metric_table(cfg, runs, metric)
             by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline)}
         uses[task] = feedback_use(cfg, runs)
+        draft_uses[task] = feedback_use(cfg, runs, prefix="draft_")
     wall: dict[str, dict[str, float]] = {}
     for r in results:
         if r.get("wall_s") is not None:
@@ -233,6 +235,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             "budget_tokens": cfg.budget_tokens, "points": cfg.points, "seeds": cfg.seeds, "common": cfg.common,
             "methods": cfg.methods, "table": first["table"], "by_task": by_task,
             "feedback_use": {t: u for t, u in uses.items() if u},
+            "draft_feedback_use": {t: u for t, u in draft_uses.items() if u},
             "wall_min": {t: {n: statistics.mean(v) / 60 for n, v in names.items()} for t, names in wall.items()}}
 
 

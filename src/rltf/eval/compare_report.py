@@ -26,7 +26,10 @@ def markdown(summary: dict[str, Any]) -> str:
             parts.append(_metric_markdown(summary, metric, data["table"], data["significance"]))
         uses = summary.get("feedback_use", {}).get(task)
         if uses:
-            parts.append(_feedback_use_markdown(summary["points"], uses))
+            parts.append(_feedback_use_markdown(summary["points"], uses, OWN_ANSWERS))
+        drafts = summary.get("draft_feedback_use", {}).get(task)
+        if drafts:
+            parts.append(_feedback_use_markdown(summary["points"], drafts, DRAFTS))
         wall = summary.get("wall_min", {}).get(task)
         if wall:
             parts.append("Wall time per run (mean over finished seeds, evaluations included): "
@@ -67,9 +70,14 @@ def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any]
     return "\n".join(lines) + "\n"
 
 
-def _feedback_use_markdown(points: list[int], uses: dict[str, Any]) -> str:
+OWN_ANSWERS = "Wrong greedy first answers of the trained policy"
+DRAFTS = ("The initial model's wrong greedy answers (the same drafts for every method and seed, `eval_drafts`; "
+          "they stay when the policy no longer errs)")
+
+
+def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str) -> str:
     """Does the critique's content help? Fixes with the critique vs correctness-only feedback, pooled."""
-    lines = ["Does the critique's content help? Wrong greedy first answers fixed by the revision with the "
+    lines = [f"Does the critique's content help? {what}, fixed by the policy's revision with the "
              "critic's critique vs with correctness-only feedback (\"your answer was incorrect\"), summed over "
              "the finished seeds: `critique / correctness of wrong`, and the one-sided exact McNemar p that the "
              "critique fixes more (`≥`: a lower bound, for runs that logged only the counts; * p < 0.05):", "",

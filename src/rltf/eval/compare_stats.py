@@ -95,37 +95,38 @@ def significance(table: dict[str, dict[str, Any]], baseline: str | None) -> dict
     return out
 
 
-def _fixes(ev: dict[str, Any], kind: str) -> tuple[int, int] | None:
+def _fixes(ev: dict[str, Any], kind: str, prefix: str = "") -> tuple[int, int] | None:
     """(wrong first answers, of them fixed) with ``kind``'s feedback in one evaluation, or None."""
-    wrong = ev.get(f"eval/wrong_first/{kind}")
+    wrong = ev.get(f"eval/{prefix}wrong_first/{kind}")
     if wrong is None:
         return None
-    return int(wrong), round(ev.get(f"eval/fix_rate/{kind}", 0.0) * wrong)
+    return int(wrong), round(ev.get(f"eval/{prefix}fix_rate/{kind}", 0.0) * wrong)
 
 
-def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]], prefix: str = "") -> dict[str, dict[str, Any]]:
     """Per run name and budget point, pooled over seeds: the wrong first answers, how many the critic's
     critique fixed and how many correctness-only feedback fixed (the same greedy answers, so a paired
     design), and the one-sided exact McNemar p that the critique fixes more. Runs that logged which
     answers each fixed (``eval/fixed_only/*``) give the exact p; otherwise only b - c is known and
-    the p is a lower bound (``exact`` False). Names without both evaluations are left out."""
+    the p is a lower bound (``exact`` False). Names without both evaluations are left out.
+    ``prefix`` "draft_": the same for the revisions of the initial policy's answers (``eval_drafts``)."""
     out: dict[str, dict[str, Any]] = {}
     for name in cfg.methods:
         cells = {}
         for p in cfg.points:
             hits = [ev for r in results if r["name"] == name and (ev := eval_at(r["evals"], p)) is not None]
-            pairs = [(ev, _fixes(ev, "critic"), _fixes(ev, "correctness")) for ev in hits]
+            pairs = [(ev, _fixes(ev, "critic", prefix), _fixes(ev, "correctness", prefix)) for ev in hits]
             pairs = [(ev, c, k) for ev, c, k in pairs if c is not None and k is not None]
             if not pairs:
                 continue
             wrong = sum(c[0] for _, c, _ in pairs)
             fixed_c, fixed_k = sum(c[1] for _, c, _ in pairs), sum(k[1] for _, _, k in pairs)
-            exact = all("eval/fixed_only/critic" in ev for ev, _, _ in pairs)
+            exact = all(f"eval/{prefix}fixed_only/critic" in ev for ev, _, _ in pairs)
             cell = {"runs": len(pairs), "wrong": wrong, "fixed_critic": fixed_c, "fixed_correctness": fixed_k,
                     "exact": exact}
             if exact:
-                b = sum(int(ev["eval/fixed_only/critic"]) for ev, _, _ in pairs)
-                c = sum(int(ev["eval/fixed_only/correctness"]) for ev, _, _ in pairs)
+                b = sum(int(ev[f"eval/{prefix}fixed_only/critic"]) for ev, _, _ in pairs)
+                c = sum(int(ev[f"eval/{prefix}fixed_only/correctness"]) for ev, _, _ in pairs)
                 cell.update(only_critic=b, only_correctness=c, p=mcnemar_one_sided(b, c))
             else:
                 cell["p"] = mcnemar_lower_bound(fixed_c - fixed_k)

@@ -10,7 +10,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from rltf.feedback.base import Critique, FeedbackProvider
 from rltf.feedback.prompts import (CHAT_REVISION_TURN, PLAIN_REVISION_TEMPLATE, REVISION_PROMPTS,
@@ -88,7 +88,7 @@ def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBac
                  params: SamplingParams, n_samples: int = 1, rounds: int = 2, seed: int = 0,
                  stop_when_correct: bool = True, first_key: int = 0,
                  select: Callable[[Sequence[Episode]], Sequence[bool]] | None = None,
-                 revision: str = "paper") -> list[Episode]:
+                 revision: str = "paper", first_answers: Mapping[str, str] | None = None) -> list[Episode]:
     """``n_samples`` episodes per problem, each with up to ``rounds`` answers (2 = the RLTF episode).
 
     Episode i's answers are sampled under the key ``first_key + i`` (:meth:`GenerationBackend.generate`):
@@ -100,7 +100,9 @@ def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBac
     ``select(episodes)`` -> one bool per episode (all of them, in order) replaces that rule: which
     episodes still active get a critique and another answer (e.g. Critique-GRPO's "only prompts
     whose answers all failed"). ``revision``: how the next answer is asked for
-    (:func:`revision_messages`: paper, plain or chat).
+    (:func:`revision_messages`: paper, plain or chat). ``first_answers`` (problem id -> text) replaces
+    the first round's sampling with given answers (e.g. another model's drafts, to measure how well
+    this one revises them); they count no generated tokens.
     """
     episodes = [Episode(p.id, k) for p in problems for k in range(n_samples)]
     owners = [p for p in problems for _ in range(n_samples)]
@@ -108,8 +110,14 @@ def run_episodes(task: Task, problems: Sequence[Problem], backend: GenerationBac
     messages = {i: task.messages(owners[i]) for i in active}
     for r in range(rounds):
         t0 = time.perf_counter()
-        gens = backend.generate([messages[i] for i in active], params, seed=seed * 1009 + r * 7919,
-                                keys=[first_key + i for i in active])
+        if r == 0 and first_answers is not None:
+            missing = sorted({str(owners[i].id) for i in active} - set(first_answers))
+            if missing:
+                raise ValueError(f"no first answer given for problem(s) {missing[:3]}")
+            gens = [Generation(first_answers[str(owners[i].id)], [], [], finish_reason="stop") for i in active]
+        else:
+            gens = backend.generate([messages[i] for i in active], params, seed=seed * 1009 + r * 7919,
+                                    keys=[first_key + i for i in active])
         t1 = time.perf_counter()
         for i, gen in zip(active, gens):
             episodes[i].turns.append(_turn(task, owners[i], messages[i], gen))

@@ -16,7 +16,8 @@ from rltf.tasks.base import Task, mean_task_metrics
 def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, rounds: int = 1,
              feedback: FeedbackProvider | None = None, params: SamplingParams | None = None,
              split: str = "eval", transcripts: int = 3, progress: bool = False, ranks=None,
-             revision: str = "paper") -> dict[str, Any]:
+             revision: str = "paper", drafts: dict[str, str] | None = None,
+             keep_first_answers: bool = False) -> dict[str, Any]:
     """Accuracy of the first answer on ``n`` held-out problems, with its 95 % interval.
 
     ``ranks`` (a :class:`rltf.trainers.distributed.Distributed`): each training process answers a
@@ -26,6 +27,9 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
     With ``rounds`` K > 1, each wrong answer gets a critique from ``feedback`` and is revised, K-1
     times; ``per_round`` gives the accuracy after each round. Self-critique revises every answer.
     ``revision``: how a revision is asked for (paper, plain or chat; see :func:`run_episodes`).
+    ``drafts`` (problem id -> text): the first answers are these instead of the backend's (e.g. the
+    initial model's), so the rounds after measure how the backend's model revises them.
+    ``keep_first_answers``: the result also has ``first_answers`` (problem id -> text).
     """
     params = params or SamplingParams(max_new_tokens=task.max_new_tokens, temperature=0.0)
     problems = task.problems(split, n, seed=seed)
@@ -43,7 +47,7 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         part = mine[lo:lo + chunk]
         episodes += run_episodes(task, part, backend, feedback, params, n_samples=1, rounds=rounds, seed=seed,
                                  stop_when_correct=getattr(feedback, "name", "") != "self", first_key=offset + lo,
-                                 revision=revision)
+                                 revision=revision, first_answers=drafts)
         bar.update(len(part))
     bar.close()
     if ranks is not None and ranks.world_size > 1:
@@ -73,6 +77,7 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         "tokens_generated": tokens,
         "sampling": {"temperature": params.temperature, "top_p": params.top_p, "max_new_tokens": params.max_new_tokens},
         "transcripts": [_compact(e) for e in episodes[:transcripts]],
+        **({"first_answers": {str(e.problem_id): e.turns[0].text for e in episodes}} if keep_first_answers else {}),
         # Wall-clock figures vary run to run; everything else is a function of the seed.
         "timing": {"seconds": seconds, "tokens_per_s": tokens / seconds if seconds else 0.0},
     }

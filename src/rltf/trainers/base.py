@@ -92,6 +92,7 @@ class Trainer(RolloutSide, HeldOutEvaluation, TrainingRun):
             self.engine = zero.initialize(self.root, self.optimizer, self.dist.zero, config.max_grad_norm)
         self.generated_tokens = 0
         self.last_accuracy: float | None = None
+        self.eval_drafts: dict[str, str] | None = None  # the initial policy's held-out answers (eval_drafts)
         self.history: list[dict[str, Any]] = []
         position = 0
         if self.resume_from is not None:
@@ -147,6 +148,7 @@ class Trainer(RolloutSide, HeldOutEvaluation, TrainingRun):
         self.generated_tokens = state.get("generated_tokens", 0)
         self.last_accuracy = state.get("last_accuracy")
         self.history = state.get("history", [])
+        self.eval_drafts = state.get("eval_drafts")
         return state["position"]
 
     # -- subclass hooks ---------------------------------------------------------------------
@@ -326,7 +328,7 @@ class Trainer(RolloutSide, HeldOutEvaluation, TrainingRun):
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {"position": self.stream.position, "generated_tokens": self.generated_tokens,
-                "last_accuracy": self.last_accuracy, "history": self.history,
+                "last_accuracy": self.last_accuracy, "history": self.history, "eval_drafts": self.eval_drafts,
                 "extra_modules": {name: m.state_dict() for name, m in self.extra_modules.items()},
                 **self.state_extras()}
 

@@ -115,6 +115,11 @@ class TrainConfig(RunConfig):
                                  "eval/fix_rate/KIND; with critic and correctness, eval/revision_use = the "
                                  "difference: how much the critique's content helps beyond 'your answer was "
                                  "incorrect'")
+    eval_drafts: bool = arg(False, "with eval_feedback: also revise the INITIAL policy's wrong greedy answers "
+                                   "(its drafts, recorded at the first evaluation) with each feedback kind: "
+                                   "eval/draft_fix_rate/KIND and eval/draft_revision_use. Unlike the policy's own "
+                                   "wrong answers these stay the same over training, and remain when it no "
+                                   "longer errs")
     eval_at_start: bool = arg(True, "evaluate the initial policy before step 1")
     importance_sampling: str = arg("token_truncate", "correction of vLLM rollouts for the sampler/trainer mismatch: "
                                                      "per-token or per-sequence ratio pi_train/pi_sampler, truncated "

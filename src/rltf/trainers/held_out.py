@@ -27,9 +27,11 @@ class HeldOutEvaluation:
             feedback = build_feedback("self", backend=self.rollout_backend()) if rounds > 1 else None
             result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=rounds,
                               feedback=feedback, params=params, split="eval", ranks=self.dist,
-                              revision=c.revision_prompt)
+                              revision=c.revision_prompt, keep_first_answers=True)
         self.last_accuracy = result["accuracy"]
         revision = self.evaluate_revisions(params) if c.eval_feedback else {}
+        if c.eval_feedback and getattr(c, "eval_drafts", False):
+            revision.update(self.evaluate_drafts(params, result["first_answers"], revision))
         out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],
                "eval/ci95_high": result["ci95"][1], "eval/format_rate": result["format_rate"]}
         out["eval/mean_reward"] = result["mean_reward"]
@@ -40,13 +42,35 @@ class HeldOutEvaluation:
         out["time/eval"] = time.perf_counter() - started
         return out
 
-    def evaluate_revisions(self, params: SamplingParams) -> dict[str, float]:
+    def evaluate_drafts(self, params: SamplingParams, first_answers: dict[str, str],
+                        own: dict[str, float]) -> dict[str, float]:
+        """``eval_revisions`` on the initial policy's greedy answers (``eval/draft_*``). They are
+        recorded at the evaluation before step 1 (then the drafts are the policy's own answers and the
+        metrics those of :meth:`evaluate_revisions`, ``own``) and kept in checkpoints; a run without
+        that evaluation, or resumed from a checkpoint without drafts, logs no draft metrics."""
+        if self.eval_drafts is None:
+            if self.weights_version != 0 or self.resume_from is not None:
+                if not getattr(self, "_warned_no_drafts", False):
+                    self.console("eval_drafts: the initial policy's answers were not recorded in this run (no "
+                                 "evaluation before step 1, or resumed from a checkpoint without them): no "
+                                 "eval/draft_* metrics")
+                    self._warned_no_drafts = True
+                return {}
+            self.eval_drafts = dict(first_answers)
+            return {k.replace("eval/", "eval/draft_", 1): v for k, v in own.items()
+                    if not k.startswith("eval/round2_accuracy/")}
+        return self.evaluate_revisions(params, drafts=self.eval_drafts, prefix="draft_")
+
+    def evaluate_revisions(self, params: SamplingParams, drafts: dict[str, str] | None = None,
+                           prefix: str = "") -> dict[str, float]:
         """Two-round greedy evaluation with each of ``eval_feedback``'s providers on the same held-out
         prompts: the share of wrong first answers each one's critique lets the model fix
         (``eval/fix_rate/KIND``), its two-round accuracy, and ``eval/revision_use`` = fix rate with
         the critic minus fix rate with correctness-only feedback (issue 16's direct test of whether a
         model uses the content of a critique), and the wrong first answers only the critique fixed and
-        only correctness-only feedback fixed (``eval/fixed_only/KIND``: McNemar's discordant pairs)."""
+        only correctness-only feedback fixed (``eval/fixed_only/KIND``: McNemar's discordant pairs).
+        ``drafts``: revise these first answers instead of the policy's; ``prefix`` goes before each
+        metric's name (``eval/PREFIXfix_rate/KIND``)."""
         c = self.config
         kinds = [k.strip() for k in c.eval_feedback.split(",") if k.strip()]
         out: dict[str, float] = {}
@@ -56,15 +80,17 @@ class HeldOutEvaluation:
                 feedback = build_feedback(kind, backend=self.rollout_backend(), judge=self.judge_config())
                 result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=2,
                                   feedback=feedback, params=params, split="eval", ranks=self.dist,
-                                  revision=c.revision_prompt)
-                out[f"eval/round2_accuracy/{kind}"] = result["per_round_accuracy"][-1]
-                out[f"eval/wrong_first/{kind}"] = float(result["wrong_first"])
+                                  revision=c.revision_prompt, drafts=drafts)
+                if drafts is None:  # with drafts, round 2 accuracy is theirs plus the fixes: fix_rate says it
+                    out[f"eval/round2_accuracy/{kind}"] = result["per_round_accuracy"][-1]
+                out[f"eval/{prefix}wrong_first/{kind}"] = float(result["wrong_first"])
                 fixed[kind] = set(result["fixed_ids"])
                 if result["fix_rate"] is not None:
-                    out[f"eval/fix_rate/{kind}"] = result["fix_rate"]
-        if "eval/fix_rate/critic" in out and "eval/fix_rate/correctness" in out:
-            out["eval/revision_use"] = out["eval/fix_rate/critic"] - out["eval/fix_rate/correctness"]
+                    out[f"eval/{prefix}fix_rate/{kind}"] = result["fix_rate"]
+        rate = f"eval/{prefix}fix_rate/"
+        if rate + "critic" in out and rate + "correctness" in out:
+            out[f"eval/{prefix}revision_use"] = out[rate + "critic"] - out[rate + "correctness"]
             # the discordant pairs of the same wrong (greedy) first answers, for McNemar's test
-            out["eval/fixed_only/critic"] = float(len(fixed["critic"] - fixed["correctness"]))
-            out["eval/fixed_only/correctness"] = float(len(fixed["correctness"] - fixed["critic"]))
+            out[f"eval/{prefix}fixed_only/critic"] = float(len(fixed["critic"] - fixed["correctness"]))
+            out[f"eval/{prefix}fixed_only/correctness"] = float(len(fixed["correctness"] - fixed["critic"]))
         return out
