@@ -88,20 +88,22 @@ def test_paired_t_test_by_hand():
 
 
 def test_mcnemar_by_hand_and_its_lower_bound():
-    from rltf.stats import mcnemar_lower_bound, mcnemar_one_sided
+    from rltf.stats import mcnemar_lower_bound, mcnemar_one_sided, mcnemar_two_sided
 
     assert mcnemar_one_sided(5, 0) == pytest.approx(1 / 32)
     assert mcnemar_one_sided(3, 1) == pytest.approx(5 / 16)  # P(X >= 3), X ~ Bin(4, 1/2): (4 + 1) / 16
     assert mcnemar_one_sided(0, 4) == 1.0 and mcnemar_one_sided(0, 0) == 1.0
     assert mcnemar_one_sided(1, 1) == pytest.approx(3 / 4)
+    assert mcnemar_two_sided(5, 0) == mcnemar_two_sided(0, 5) == pytest.approx(1 / 16)
+    assert mcnemar_two_sided(0, 7) == pytest.approx(1 / 64) and mcnemar_two_sided(2, 2) == 1.0
     with pytest.raises(ValueError):
         mcnemar_one_sided(-1, 2)
     # the bound from b - c alone is never above the exact p of any split with that difference
     for b in range(0, 12):
         for c in range(0, 12):
-            assert mcnemar_lower_bound(b - c) <= mcnemar_one_sided(b, c) + 1e-12
-    assert mcnemar_lower_bound(3) == 0.125 == mcnemar_one_sided(3, 0)  # attained at c = 0
-    assert mcnemar_lower_bound(0) == mcnemar_lower_bound(-2) == 0.5
+            assert mcnemar_lower_bound(b - c) <= mcnemar_two_sided(b, c) + 1e-12
+    assert mcnemar_lower_bound(3) == mcnemar_lower_bound(-3) == 0.25 == mcnemar_two_sided(0, 3)  # attained
+    assert mcnemar_lower_bound(0) == mcnemar_lower_bound(1) == 1.0
 
 
 def test_feedback_use_pools_fixes_over_seeds_exactly_or_as_a_bound(tmp_path):
@@ -132,14 +134,19 @@ def test_feedback_use_pools_fixes_over_seeds_exactly_or_as_a_bound(tmp_path):
     fm = uses["rltf-fm"]["100"]
     assert (fm["wrong"], fm["fixed_critic"], fm["fixed_correctness"], fm["runs"]) == (22, 7, 2, 2)
     assert fm["exact"] and (fm["only_critic"], fm["only_correctness"]) == (5, 0)
-    assert fm["p"] == pytest.approx(1 / 32)
+    assert fm["p"] == pytest.approx(1 / 16)  # two-sided: 2 * 0.5 ** 5
     g = uses["grpo"]["100"]
     assert (g["wrong"], g["fixed_critic"], g["fixed_correctness"]) == (18, 3, 1) and not g["exact"]
-    assert g["p"] == pytest.approx(0.25)
+    assert g["p"] == pytest.approx(0.5)  # only b - c = 2 known: p >= 2 * 0.5 ** 2
     text = markdown(summarize(cfg, [{**r, "method": r["name"]} for r in results]))
-    assert "| rltf-fm | 0 / 0 of 40 (p 1.00) | 7 / 2 of 22 (p 0.03) * |" in text
-    assert "| grpo | 0 / 0 of 40 (p ≥ 0.50) | 3 / 1 of 18 (p ≥ 0.25) |" in text
+    assert "| rltf-fm | 0 / 0 of 40 (p 1.00) | 7 / 2 of 22 (p 0.06) |" in text
+    assert "| grpo | 0 / 0 of 40 (p ≥ 1.00) | 3 / 1 of 18 (p ≥ 0.50) |" in text
     assert "initial model's wrong greedy answers" not in text  # no draft evaluations logged
+    from rltf.eval.compare_report import OWN_ANSWERS, _feedback_use_markdown
+
+    cells = {"m": {"100": {"wrong": 30, "fixed_critic": 1, "fixed_correctness": 8, "exact": True, "p": 0.0156},
+                   "200": {"wrong": 0, "fixed_critic": 0, "fixed_correctness": 0, "exact": False, "p": 1.0}}}
+    assert "| m | 1 / 8 of 30 (p 0.02) *- | no wrong answers |" in _feedback_use_markdown([100, 200], cells, OWN_ANSWERS)
     # the same test on the revisions of the initial model's drafts (eval_drafts: eval/draft_* keys)
     drafted = [{**r, "method": r["name"], "evals": [{**e, **{k.replace("eval/", "eval/draft_", 1): v for k, v in e.items()
                                                             if k.startswith(("eval/wrong", "eval/fix"))}}

@@ -83,9 +83,15 @@ def mcnemar_one_sided(b: int, c: int) -> float:
     return min(1.0, sum(math.comb(n, k) for k in range(b, n + 1)) / 2 ** n)
 
 
+def mcnemar_two_sided(b: int, c: int) -> float:
+    """Exact McNemar test, two-sided: 2 P(X >= max(b, c)), capped at 1. Small p: one condition wins
+    more often than chance allows, either way (the counts say which)."""
+    return min(1.0, 2 * mcnemar_one_sided(max(b, c), min(b, c)))
+
+
 def mcnemar_lower_bound(difference: int) -> float:
-    """The smallest one-sided McNemar p any split into discordant pairs can give when only the
-    difference d = b - c is known (the counts of fixes, not which answers): 0.5 ** d for d > 0 (b = d,
-    c = 0; more discordant pairs with the same d only raise p), and 0.5 for d <= 0 (P(X >= b) with
-    b <= (b + c) / 2 is above 1/2). So p >= this bound; a bound above 0.05 rules significance out."""
-    return 0.5 ** difference if difference > 0 else 0.5
+    """The smallest two-sided McNemar p any split into discordant pairs can give when only the
+    difference d = b - c is known (the counts of fixes, not which answers): 2 * 0.5 ** |d| capped at
+    1 (b = |d|, c = 0 or the reverse; more discordant pairs with the same d only raise p). So p >=
+    this bound; a bound above 0.05 rules significance out."""
+    return min(1.0, 2 * 0.5 ** abs(difference))

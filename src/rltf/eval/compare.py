@@ -30,8 +30,8 @@ Significance: at each budget point, each method against the baseline with a pair
 seeds both have (the same seed gives both methods the same prompts and evaluation set); with few
 seeds the test has little power, and the tables say so with the number of pairs. Where runs evaluate
 revisions with the critic and with correctness-only feedback, the report adds the direct test of
-feedback use: the wrong first answers each fixed, pooled over seeds, with the one-sided exact
-McNemar p that the critique fixes more (:func:`feedback_use`).
+feedback use: the wrong first answers each fixed, pooled over seeds, with the two-sided exact
+McNemar p of a difference, either way (:func:`feedback_use`).
 """
 from __future__ import annotations
 

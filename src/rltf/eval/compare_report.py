@@ -79,8 +79,9 @@ def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str) -
     """Does the critique's content help? Fixes with the critique vs correctness-only feedback, pooled."""
     lines = [f"Does the critique's content help? {what}, fixed by the policy's revision with the "
              "critic's critique vs with correctness-only feedback (\"your answer was incorrect\"), summed over "
-             "the finished seeds: `critique / correctness of wrong`, and the one-sided exact McNemar p that the "
-             "critique fixes more (`≥`: a lower bound, for runs that logged only the counts; * p < 0.05):", "",
+             "the finished seeds: `critique / correctness of wrong`, and the two-sided exact McNemar p of a "
+             "difference (`≥`: a lower bound, for runs that logged only the counts; * p < 0.05, `+` the "
+             "critique fixed more, `-` fewer):", "",
              "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
     for name, cells in uses.items():
         row = []
@@ -89,8 +90,12 @@ def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str) -
             if c is None:
                 row.append("n/a")
                 continue
+            if c["wrong"] == 0:
+                row.append("no wrong answers")
+                continue
             pval = f"p {c['p']:.2f}" if c["exact"] else f"p ≥ {c['p']:.2f}"
-            star = " *" if c["exact"] and c["p"] < 0.05 else ""
+            way = "+" if c["fixed_critic"] > c["fixed_correctness"] else "-"
+            star = f" *{way}" if c["exact"] and c["p"] < 0.05 else ""
             row.append(f"{c['fixed_critic']} / {c['fixed_correctness']} of {c['wrong']} ({pval}){star}")
         lines.append(f"| {name} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

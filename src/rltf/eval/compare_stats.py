@@ -8,7 +8,7 @@ import statistics
 from typing import TYPE_CHECKING, Any
 
 from rltf.errors import ConfigError
-from rltf.stats import mcnemar_lower_bound, mcnemar_one_sided, paired_t_test
+from rltf.stats import mcnemar_lower_bound, mcnemar_two_sided, paired_t_test
 
 if TYPE_CHECKING:
     from rltf.eval.compare import CompareConfig
@@ -106,9 +106,9 @@ def _fixes(ev: dict[str, Any], kind: str, prefix: str = "") -> tuple[int, int] |
 def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]], prefix: str = "") -> dict[str, dict[str, Any]]:
     """Per run name and budget point, pooled over seeds: the wrong first answers, how many the critic's
     critique fixed and how many correctness-only feedback fixed (the same greedy answers, so a paired
-    design), and the one-sided exact McNemar p that the critique fixes more. Runs that logged which
-    answers each fixed (``eval/fixed_only/*``) give the exact p; otherwise only b - c is known and
-    the p is a lower bound (``exact`` False). Names without both evaluations are left out.
+    design), and the two-sided exact McNemar p of a difference (the counts say which way). Runs that
+    logged which answers each fixed (``eval/fixed_only/*``) give the exact p; otherwise only b - c is
+    known and the p is a lower bound (``exact`` False). Names without both evaluations are left out.
     ``prefix`` "draft_": the same for the revisions of the initial policy's answers (``eval_drafts``)."""
     out: dict[str, dict[str, Any]] = {}
     for name in cfg.methods:
@@ -127,7 +127,7 @@ def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]], prefix: str 
             if exact:
                 b = sum(int(ev[f"eval/{prefix}fixed_only/critic"]) for ev, _, _ in pairs)
                 c = sum(int(ev[f"eval/{prefix}fixed_only/correctness"]) for ev, _, _ in pairs)
-                cell.update(only_critic=b, only_correctness=c, p=mcnemar_one_sided(b, c))
+                cell.update(only_critic=b, only_correctness=c, p=mcnemar_two_sided(b, c))
             else:
                 cell["p"] = mcnemar_lower_bound(fixed_c - fixed_k)
             cells[str(p)] = cell
