@@ -17,6 +17,7 @@ from pathlib import Path
 from rltf.models.backend import SamplingParams
 from rltf.rollout.evaluation import evaluate
 from rltf.trainers import build_trainer, make_config
+from rltf.trainers.held_out import as_draft_metrics
 from rltf.models.loading import list_checkpoints
 
 
@@ -40,9 +41,7 @@ def backfill(run_dir: Path) -> None:
     result = json.loads(done.read_text())
     last = result["evals"][-1]
     if result["method"] == "base":  # the drafts are its own answers
-        last.update({k.replace("eval/", "eval/draft_", 1): v for k, v in list(last.items())
-                     if k.startswith(("eval/wrong_first/", "eval/fix_rate/", "eval/revision_use",
-                                      "eval/fixed_only/"))})
+        last.update(as_draft_metrics(last))
     else:
         checkpoints = list_checkpoints(run_dir)
         if not checkpoints or int(checkpoints[-1].name.split("-")[-1]) != last["step"]:

@@ -125,9 +125,9 @@ def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]], prefix: str 
             cell = {"runs": len(pairs), "wrong": wrong, "fixed_critic": fixed_c, "fixed_correctness": fixed_k,
                     "exact": exact}
             if exact:
-                b = sum(int(ev[f"eval/{prefix}fixed_only/critic"]) for ev, _, _ in pairs)
-                c = sum(int(ev[f"eval/{prefix}fixed_only/correctness"]) for ev, _, _ in pairs)
-                cell.update(only_critic=b, only_correctness=c, p=mcnemar_two_sided(b, c))
+                only_c = sum(int(ev[f"eval/{prefix}fixed_only/critic"]) for ev, _, _ in pairs)
+                only_k = sum(int(ev[f"eval/{prefix}fixed_only/correctness"]) for ev, _, _ in pairs)
+                cell.update(only_critic=only_c, only_correctness=only_k, p=mcnemar_two_sided(only_c, only_k))
             else:
                 cell["p"] = mcnemar_lower_bound(fixed_c - fixed_k)
             cells[str(p)] = cell

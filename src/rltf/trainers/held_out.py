@@ -10,6 +10,14 @@ from rltf.feedback import build_feedback
 from rltf.models.backend import SamplingParams
 from rltf.rollout.evaluation import evaluate
 
+REVISION_METRICS = ("eval/wrong_first/", "eval/fix_rate/", "eval/revision_use", "eval/fixed_only/")
+
+
+def as_draft_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The revision metrics of ``metrics`` renamed ``eval/draft_*``: what they are when the policy
+    being evaluated is the initial one, whose own answers are the drafts."""
+    return {k.replace("eval/", "eval/draft_", 1): v for k, v in metrics.items() if k.startswith(REVISION_METRICS)}
+
 
 class HeldOutEvaluation:
     """Mixin for :class:`~rltf.trainers.base.Trainer`: uses its ``config``, ``task``, ``dist``,
@@ -23,14 +31,15 @@ class HeldOutEvaluation:
         self.model.eval()
         params = SamplingParams(max_new_tokens=c.max_new_tokens or self.task.max_new_tokens, temperature=0.0)
         rounds = c.eval_rounds
+        drafts_on = bool(c.eval_feedback and c.eval_drafts)
         with self.full_weights():
             feedback = build_feedback("self", backend=self.rollout_backend()) if rounds > 1 else None
             result = evaluate(self.task, self.rollout_backend(), n=c.eval_n, seed=12345, rounds=rounds,
                               feedback=feedback, params=params, split="eval", ranks=self.dist,
-                              revision=c.revision_prompt, keep_first_answers=True)
+                              revision=c.revision_prompt, keep_first_answers=drafts_on)
         self.last_accuracy = result["accuracy"]
         revision = self.evaluate_revisions(params) if c.eval_feedback else {}
-        if c.eval_feedback and getattr(c, "eval_drafts", False):
+        if drafts_on:
             revision.update(self.evaluate_drafts(params, result["first_answers"], revision))
         out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],
                "eval/ci95_high": result["ci95"][1], "eval/format_rate": result["format_rate"]}
@@ -44,21 +53,21 @@ class HeldOutEvaluation:
 
     def evaluate_drafts(self, params: SamplingParams, first_answers: dict[str, str],
                         own: dict[str, float]) -> dict[str, float]:
-        """``eval_revisions`` on the initial policy's greedy answers (``eval/draft_*``). They are
+        """:meth:`evaluate_revisions` on the initial policy's greedy answers (``eval/draft_*``). They are
         recorded at the evaluation before step 1 (then the drafts are the policy's own answers and the
         metrics those of :meth:`evaluate_revisions`, ``own``) and kept in checkpoints; a run without
-        that evaluation, or resumed from a checkpoint without drafts, logs no draft metrics."""
+        that evaluation, or resumed from a checkpoint without drafts, logs no draft metrics (its
+        ``eval_drafts`` becomes ``{}``: none, said once and checkpointed as such)."""
         if self.eval_drafts is None:
-            if self.weights_version != 0 or self.resume_from is not None:
-                if not getattr(self, "_warned_no_drafts", False):
-                    self.console("eval_drafts: the initial policy's answers were not recorded in this run (no "
-                                 "evaluation before step 1, or resumed from a checkpoint without them): no "
-                                 "eval/draft_* metrics")
-                    self._warned_no_drafts = True
-                return {}
-            self.eval_drafts = dict(first_answers)
-            return {k.replace("eval/", "eval/draft_", 1): v for k, v in own.items()
-                    if not k.startswith("eval/round2_accuracy/")}
+            if self.weights_version == 0 and self.resume_from is None:
+                self.eval_drafts = dict(first_answers)
+                return as_draft_metrics(own)
+            self.console("eval_drafts: the initial policy's answers were not recorded in this run (no "
+                         "evaluation before step 1, or resumed from a checkpoint without them): no "
+                         "eval/draft_* metrics")
+            self.eval_drafts = {}
+        if not self.eval_drafts:
+            return {}
         return self.evaluate_revisions(params, drafts=self.eval_drafts, prefix="draft_")
 
     def evaluate_revisions(self, params: SamplingParams, drafts: dict[str, str] | None = None,
