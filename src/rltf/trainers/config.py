@@ -116,7 +116,7 @@ class TrainConfig(RunConfig):
                                  "difference: how much the critique's content helps beyond 'your answer was "
                                  "incorrect'")
     eval_drafts: bool = arg(False, "with eval_feedback: also revise the INITIAL policy's wrong greedy answers "
-                                   "(its drafts, recorded at the first evaluation) with each feedback kind: "
+                                   "(its drafts, recorded at the evaluation before step 1) with each feedback kind: "
                                    "eval/draft_fix_rate/KIND and eval/draft_revision_use. Unlike the policy's own "
                                    "wrong answers these stay the same over training, and remain when it no "
                                    "longer errs")
