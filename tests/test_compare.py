@@ -213,3 +213,48 @@ def test_report_only_summarises_the_finished_runs_and_says_it_is_partial(tmp_pat
     assert text.split("### fact_summary")[1].strip() == "No finished runs yet."
     assert "Difference to grpo: no paired test yet" in text  # one seed each
     assert not (tmp_path / "out" / "runs" / "fact_summary").exists()  # nothing was trained
+
+
+def test_a_sitting_is_recorded_while_it_lasts_so_a_killed_one_still_counts(tmp_path):
+    import subprocess
+    import sys
+
+    from rltf.eval.compare import _Sitting
+
+    sitting = _Sitting(tmp_path, every_s=0.05)
+    assert sitting.wait(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.6)"])) == 0
+    # no final tick: what a killed sitting leaves is what the ticks during the wait wrote
+    wall = json.loads((tmp_path / "wall_time.json").read_text())
+    assert len(wall["sittings_s"]) == 1 and 0.4 <= wall["total_s"] < 5 and wall["every_sitting"] is True
+    again = _Sitting(tmp_path).tick()  # the next sitting adds to the run's total
+    wall2 = json.loads((tmp_path / "wall_time.json").read_text())
+    assert len(wall2["sittings_s"]) == 2 and wall2["sittings_s"][0] == wall["sittings_s"][0]
+    assert again == pytest.approx(sum(wall2["sittings_s"]), abs=0.11)
+
+
+def test_backfill_wall_time_fills_in_the_sittings_before_the_recorded_ones(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "backfill_wall_time", Path(__file__).parents[1] / "tools" / "backfill_wall_time.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    log = ("rltf:   0%| | 0/100 [00:00<?, ?it/s]\rrltf:   1%| | 1/100 [00:52<1:25:00, 52s/it]\n"
+           "rltf:   2%| | 2/100 [10:24<1:25:00, 52s/it]\nresumed from x/checkpoint-2 at step 2\n"
+           "rltf:   2%| | 2/100 [00:00<?, ?it/s]\rrltf:   3%| | 3/100 [1:02:03<1:25:00, 52s/it]\n"
+           "rltf:   2%| | 3/100 [00:00<?, ?it/s]\rrltf:   3%| | 4/100 [00:07<1:25:00, 52s/it]\n")
+    assert tool.bar_sittings(log) == [624, 3723, 7]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.log").write_text(log)
+    (run / "wall_time.json").write_text(json.dumps({"sittings_s": [9.5], "total_s": 9.5}))  # the last one
+    (run / "result.json").write_text(json.dumps({"name": "x", "wall_s": 9.5}))
+    new = tool.backfill(run)
+    assert new["sittings_s"] == [624.0, 3723.0, 9.5] and new["total_s"] == 4356.5 and new["estimated_sittings"] == 2
+    assert json.loads((run / "result.json").read_text())["wall_s"] == 4356.5
+    assert tool.backfill(run) is None  # done once; from now on compare records every sitting
+    from rltf.eval.compare import _Sitting
+
+    _Sitting(run).tick()
+    assert json.loads((run / "wall_time.json").read_text())["estimated_sittings"] == 2

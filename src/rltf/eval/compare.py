@@ -24,7 +24,7 @@ Finished runs (``result.json``) are not repeated; an interrupted run resumes fro
 Runs go seed-major (every method on every task for the first seed, then the next), so a study
 spread over several sittings stays balanced; ``--report-only`` writes the report from the runs
 finished so far (marked partial) and trains nothing. Each run's wall time (summed over its
-sittings) is in ``wall_time.json`` and the report.
+sittings, an interrupted one included) is in ``wall_time.json`` and the report.
 
 Significance: at each budget point, each method against the baseline with a paired t-test over the
 seeds both have (the same seed gives both methods the same prompts and evaluation set); with few
@@ -168,13 +168,37 @@ def finished_runs(cfg: CompareConfig) -> list[dict[str, Any]]:
     return results
 
 
-def _add_wall_time(run_dir: Path, seconds: float) -> float:
-    """Add one sitting's wall-clock seconds to the run's total (a resumed run has several); -> total."""
-    path = run_dir / "wall_time.json"
-    sittings = json.loads(path.read_text())["sittings_s"] if path.exists() else []
-    sittings.append(round(seconds, 1))
-    path.write_text(json.dumps({"sittings_s": sittings, "total_s": round(sum(sittings), 1)}) + "\n")
-    return round(sum(sittings), 1)
+class _Sitting:
+    """One sitting's wall-clock seconds in the run's ``wall_time.json``, written when the sitting
+    starts and rewritten every ``every_s`` seconds while it lasts, so a sitting that is killed
+    (a paused study) still counts, to within ``every_s``. A resumed run has several sittings."""
+
+    def __init__(self, run_dir: Path, every_s: float = 30.0):
+        self.path, self.every_s, self.started = run_dir / "wall_time.json", every_s, time.monotonic()
+        old = json.loads(self.path.read_text()) if self.path.exists() else {"every_sitting": True}
+        self.before, self.kept = old.get("sittings_s", []), {k: v for k, v in old.items() if k not in
+                                                                ("sittings_s", "total_s", "every_sitting")}
+        # False: the file predates killed sittings being counted (tools/backfill_wall_time.py)
+        self.every_sitting = bool(old.get("every_sitting", False))
+        self.tick()
+
+    def tick(self) -> float:
+        """Record the seconds so far; -> the run's total over its sittings."""
+        sittings = [*self.before, round(time.monotonic() - self.started, 1)]
+        total = round(sum(sittings), 1)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"sittings_s": sittings, "total_s": total,
+                                   "every_sitting": self.every_sitting, **self.kept}) + "\n")
+        tmp.replace(self.path)
+        return total
+
+    def wait(self, proc: subprocess.Popen) -> int:
+        """Wait for ``proc``, ticking meanwhile; -> its exit code."""
+        while True:
+            try:
+                return proc.wait(timeout=self.every_s)
+            except subprocess.TimeoutExpired:
+                self.tick()
 
 
 def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[dict[str, Any]]:
@@ -188,12 +212,12 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[
             console(f"{where}{name} seed {seed}: done earlier")
             continue
         run_dir.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
+        sitting = _Sitting(run_dir)
         method, values = run_config(cfg, name, seed, run_dir, task)
         console(f"{where}{name} seed {seed}: running {method} (log: {run_dir / 'train.log'})")
         if method == "base":
             evals = _run_base(values, run_dir)
-            wall = _add_wall_time(run_dir, time.monotonic() - started)
+            wall = sitting.tick()
         else:
             recipe = run_dir / "recipe.yaml"
             recipe.write_text(yaml.safe_dump(values, sort_keys=False))
@@ -202,8 +226,13 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[
             if list_checkpoints(run_dir):
                 cmd += ["--resume", str(run_dir)]
             with (run_dir / "train.log").open("a") as log:
-                code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-            wall = _add_wall_time(run_dir, time.monotonic() - started)
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+                try:
+                    code = sitting.wait(proc)
+                finally:
+                    if proc.poll() is None:  # compare itself was interrupted: do not leave an orphan
+                        proc.terminate()
+            wall = sitting.tick()
             if code != 0:
                 raise ConfigError(f"run {where}{name} seed {seed} failed (exit {code}); see {run_dir / 'train.log'}")
             evals = _evals_from_metrics(run_dir)
@@ -226,9 +255,14 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
         uses[task] = feedback_use(cfg, runs)
         draft_uses[task] = feedback_use(cfg, runs, prefix="draft_")
     wall: dict[str, dict[str, float]] = {}
+    estimated: dict[str, int] = {}
     for r in results:
         if r.get("wall_s") is not None:
-            wall.setdefault(r.get("task", cfg.task_names[0]), {}).setdefault(r["name"], []).append(r["wall_s"])
+            task = r.get("task", cfg.task_names[0])
+            wall.setdefault(task, {}).setdefault(r["name"], []).append(r["wall_s"])
+            file = cfg.run_dir(task, r["name"], r["seed"]) / "wall_time.json"
+            if file.exists() and json.loads(file.read_text()).get("estimated_sittings"):
+                estimated[task] = estimated.get(task, 0) + 1
     first = by_task[cfg.task_names[0]][cfg.metric]
     return {"runs_done": len(results), "runs_total": len(all_runs(cfg)), "metric": cfg.metric,
             "metrics": cfg.all_metrics, "tasks": cfg.task_names, "baseline": cfg.baseline,
@@ -236,7 +270,8 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             "methods": cfg.methods, "table": first["table"], "by_task": by_task,
             "feedback_use": {t: u for t, u in uses.items() if u},
             "draft_feedback_use": {t: u for t, u in draft_uses.items() if u},
-            "wall_min": {t: {n: statistics.mean(v) / 60 for n, v in names.items()} for t, names in wall.items()}}
+            "wall_min": {t: {n: statistics.mean(v) / 60 for n, v in names.items()} for t, names in wall.items()},
+            "wall_estimated_runs": estimated}
 
 
 def compare(cfg: CompareConfig, console: Callable[[str], None] = print, run: bool = True) -> dict[str, Any]:

@@ -33,8 +33,16 @@ def markdown(summary: dict[str, Any]) -> str:
         wall = summary.get("wall_min", {}).get(task)
         if wall:
             parts.append("Wall time per run (mean over finished seeds, evaluations included): "
-                         + ", ".join(f"{n} {m:.1f} min" for n, m in wall.items()) + ".\n")
+                         + ", ".join(f"{n} {m:.1f} min" for n, m in wall.items()) + "."
+                         + _estimated_note(summary.get("wall_estimated_runs", {}).get(task, 0)) + "\n")
     return "\n".join(parts)
+
+
+def _estimated_note(n_runs: int) -> str:
+    if not n_runs:
+        return ""
+    return (f" {n_runs} of these runs have sittings from before every sitting was recorded, filled in from their"
+            " progress bars (model loading not counted): their times are lower bounds.")
 
 
 def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any], tests: dict[str, Any]) -> str:
