@@ -233,13 +233,7 @@ def test_a_sitting_is_recorded_while_it_lasts_so_a_killed_one_still_counts(tmp_p
 
 
 def test_backfill_wall_time_fills_in_the_sittings_before_the_recorded_ones(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "backfill_wall_time", Path(__file__).parents[1] / "tools" / "backfill_wall_time.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _tool("backfill_wall_time")
     log = ("rltf:   0%| | 0/100 [00:00<?, ?it/s]\rrltf:   1%| | 1/100 [00:52<1:25:00, 52s/it]\n"
            "rltf:   2%| | 2/100 [10:24<1:25:00, 52s/it]\nresumed from x/checkpoint-2 at step 2\n"
            "rltf:   2%| | 2/100 [00:00<?, ?it/s]\rrltf:   3%| | 3/100 [1:02:03<1:25:00, 52s/it]\n"
@@ -258,3 +252,38 @@ def test_backfill_wall_time_fills_in_the_sittings_before_the_recorded_ones(tmp_p
 
     _Sitting(run).tick()
     assert json.loads((run / "wall_time.json").read_text())["estimated_sittings"] == 2
+
+
+def _tool(name):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_revision_behaviour_classes_and_copied_feedback():
+    tool = _tool("revision_behaviour_probe")
+    assert tool.classify("195", "135", True) == "fixed"
+    assert tool.classify("195", " 195", False) == "same_answer"
+    assert tool.classify("Paris  is big", "Paris is\nbig", False) == "same_answer"
+    assert tool.classify("195", None, False) == "no_answer"
+    assert tool.classify(None, "12", False) == "other_wrong"
+    draft, prompt = "47 + 88 = 195.\n\\boxed{195}", "What is 47 + 88?"
+    critique = 'The step "47 + 88 = 195" is wrong: recompute it carefully, then redo the later steps.'
+    # the quoted step is the draft's own text: repeating it copies nothing new
+    assert tool.longest_new_copy("47 + 88 = 195.", critique, draft + prompt) == 0
+    # writing out the critique's words does (the stretch 'recompute it carefully, then redo' is new)
+    got = tool.longest_new_copy("I will recompute it carefully, then redo. \\boxed{135}", critique, draft + prompt)
+    assert got == len(" recompute it carefully, then redo")
+    # a stretch counts as a whole when it joins the draft's text to the critique's words
+    assert tool.longest_new_copy('step "47 + 88 = 195" is', critique, draft) == len('step "47 + 88 = 195" is')
+    rows = [{"kind": "critic", "class": "same_answer", "copied_chars": 25, "verbatim": True},
+            {"kind": "critic", "class": "fixed", "copied_chars": 0},
+            {"kind": "correctness", "class": "other_wrong", "copied_chars": 19}]
+    t = tool.tally(rows)
+    assert t["critic"] == {"n": 2, "fixed": 1, "same_answer": 1, "no_answer": 0, "other_wrong": 0,
+                           "verbatim": 1, "copies_feedback": 1}
+    assert t["correctness"]["other_wrong"] == 1 and t["correctness"]["copies_feedback"] == 0

@@ -1,0 +1,154 @@
+"""What does a revision do with a critique? (issue 16: why the critique fixes fewer wrong answers
+than "your answer was incorrect")
+
+    python tools/revision_behaviour_probe.py runs/study-feedback/runs/add2/{base,grpo,rltf-sd}-s0 \\
+        [--output docs/study/revision_behaviour.json]
+
+Each run's final checkpoint (a base run: the initial model) revises the initial model's wrong greedy
+answers to the held-out prompts (``initial_drafts.json``, the drafts of ``eval_drafts``) greedily,
+once with the critic's critique and once with correctness-only feedback, as the study's draft
+revision-use metric does. Each revision is put in exactly one class:
+
+- ``fixed``: the revision is correct;
+- ``same_answer``: it repeats the draft's wrong final answer (``\\boxed{}`` content; for tasks whose
+  answer is text, the whole answer after normalising whitespace);
+- ``no_answer``: it has no parsable final answer;
+- ``other_wrong``: a different wrong answer;
+
+flagged ``verbatim`` when it repeats the draft word for word (whitespace aside), and
+flagged ``copies_feedback`` when it contains a stretch of at least ``COPY_CHARS`` characters of
+the feedback text that is in neither the draft nor the prompt (the model writing out the critique
+instead of revising). Each run is probed in its own process (a vLLM engine stays in memory until
+its process ends).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+COPY_CHARS = 20
+CLASSES = ("fixed", "same_answer", "no_answer", "other_wrong")
+
+
+def longest_new_copy(revision: str, feedback: str, elsewhere: str) -> int:
+    """Length of the longest stretch of ``feedback`` that ``revision`` contains and that, as a whole,
+    ``elsewhere`` (draft and prompt) does not: wording the revision can only have taken from the
+    feedback. From each start, the longest stretch in the revision is the only candidate: a shorter
+    one from the same start is in ``elsewhere`` whenever the longer one is."""
+    best = 0
+    for i in range(len(feedback)):
+        j = i
+        while j < len(feedback) and feedback[i:j + 1] in revision:
+            j += 1
+        if j - i > best and feedback[i:j] not in elsewhere:
+            best = j - i
+    return best
+
+
+def classify(draft_answer: str | None, revision_answer: str | None, correct: bool) -> str:
+    """One revision of a wrong draft -> one of CLASSES (answers are the extracted final answers)."""
+    if correct:
+        return "fixed"
+    if revision_answer is None:
+        return "no_answer"
+    norm = lambda s: " ".join(s.split())  # noqa: E731
+    if draft_answer is not None and norm(revision_answer) == norm(draft_answer):
+        return "same_answer"
+    return "other_wrong"
+
+
+def tally(rows: list[dict]) -> dict:
+    """Per feedback kind: how many revisions fell in each class and how many copied the feedback."""
+    out = {}
+    for kind in sorted({r["kind"] for r in rows}):
+        mine = [r for r in rows if r["kind"] == kind]
+        out[kind] = {"n": len(mine), **{c: sum(r["class"] == c for r in mine) for c in CLASSES},
+                     "verbatim": sum(bool(r.get("verbatim")) for r in mine),
+                     "copies_feedback": sum(r["copied_chars"] >= COPY_CHARS for r in mine)}
+    return out
+
+
+def probe(run_dir: Path) -> dict:
+    """One run, in this process: the final checkpoint (or the initial model) revises the drafts."""
+    from rltf.feedback import build_feedback
+    from rltf.models.backend import SamplingParams
+    from rltf.models.loading import list_checkpoints
+    from rltf.rollout.episode import run_episodes
+    from rltf.trainers import build_trainer, make_config
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from backfill_draft_evals import drafts_of
+
+    result = json.loads((run_dir / "result.json").read_text())
+    recipe = run_dir / "recipe.yaml"
+    if not recipe.exists():  # a base run: the grpo recipe of the same seed gives the same initial model
+        recipe = run_dir.parent / f"grpo-s{result['seed']}" / "recipe.yaml"
+    drafts = drafts_of(run_dir.parent, recipe)
+    method = "grpo" if result["method"] == "base" else result["method"]
+    checkpoints = [] if result["method"] == "base" else list_checkpoints(run_dir)
+    trainer = build_trainer(make_config(method, recipe=recipe), console=lambda s: None,
+                            resume=str(checkpoints[-1]) if checkpoints else None)
+    task, c = trainer.task, trainer.config
+    params = SamplingParams(max_new_tokens=c.max_new_tokens or task.max_new_tokens, temperature=0.0)
+    problems = task.problems("eval", c.eval_n, seed=12345)
+    by_id = {str(p.id): p for p in problems}
+    wrong = [p for p in problems if not task.score(p, drafts[str(p.id)]).correct]
+    rows = []
+    with trainer.full_weights():
+        for kind in ("critic", "correctness"):
+            feedback = build_feedback(kind, backend=trainer.rollout_backend(), judge=trainer.judge_config())
+            episodes = run_episodes(task, wrong, trainer.rollout_backend(), feedback, params, rounds=2,
+                                    seed=12345, revision=c.revision_prompt, first_answers=drafts)
+            for e in episodes:
+                draft, revision = e.turns[0], e.turns[-1]
+                feedback_text = e.critiques[0].text if e.critiques else ""
+                prompt = "\n".join(m["content"] for m in task.messages(by_id[str(e.problem_id)]))
+                rows.append({"kind": kind, "problem_id": str(e.problem_id),
+                             "class": classify(draft.score.extracted, revision.score.extracted, revision.correct),
+                             "verbatim": " ".join(revision.text.split()) == " ".join(draft.text.split()),
+                             "copied_chars": longest_new_copy(revision.text, feedback_text, draft.text + prompt),
+                             "draft": draft.text, "feedback": feedback_text, "revision": revision.text})
+    return {"run": str(run_dir), "task": task.name, "method": result["method"], "seed": result["seed"],
+            "step": trainer.step, "wrong_drafts": len(wrong), "tally": tally(rows), "rows": rows}
+
+
+def report(results: list[dict]) -> str:
+    lines = [f"Revisions of the initial model's wrong greedy held-out answers (copies: >= {COPY_CHARS} characters"
+             " of the feedback that are in neither the draft nor the prompt)", ""]
+    head = f"{'task':<13} {'run':<22} {'feedback':<12} {'n':>3} " + " ".join(f"{c:>11}" for c in CLASSES)
+    lines += [head + "    verbatim      copies", "-" * (len(head) + 24)]
+    for r in results:
+        for kind, t in r["tally"].items():
+            lines.append(f"{r['task']:<13} {Path(r['run']).name:<22} {kind:<12} {t['n']:>3} "
+                         + " ".join(f"{t[c]:>11}" for c in CLASSES) + f" {t['verbatim']:>11} {t['copies_feedback']:>11}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="*", help="finished run directories (runs/TASK/NAME-sSEED)")
+    ap.add_argument("--output", default="docs/study/revision_behaviour.json")
+    ap.add_argument("--one", help="probe this run and print its JSON (what each subprocess runs)")
+    args = ap.parse_args()
+    if args.one:
+        print("PROBE " + json.dumps(probe(Path(args.one))), flush=True)
+        return
+    results = []
+    for run in args.runs:
+        out = subprocess.run([sys.executable, __file__, "--one", run], capture_output=True, text=True)
+        line = next((x for x in out.stdout.splitlines() if x.startswith("PROBE ")), None)
+        if out.returncode != 0 or line is None:
+            sys.exit(f"{run}: probe failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+        results.append(json.loads(line[len("PROBE "):]))
+        print(report(results[-1:]).splitlines()[-1], flush=True)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=1) + "\n")
+    Path(args.output).with_suffix(".txt").write_text(report(results))
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()
