@@ -106,6 +106,15 @@ def test_mcnemar_by_hand_and_its_lower_bound():
     assert mcnemar_lower_bound(0) == mcnemar_lower_bound(1) == 1.0
 
 
+def test_holm_adjustment_by_hand():
+    from rltf.stats import holm
+
+    # sorted 0.01 (x4), 0.03 (x3), 0.04 (x2 = 0.08, raised to the running 0.09), 0.5 (x1)
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.3, 0.6]) == pytest.approx([0.6, 0.6]) and holm([0.7, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([]) == [] and holm([0.02]) == [0.02]
+
+
 def test_feedback_use_pools_fixes_over_seeds_exactly_or_as_a_bound(tmp_path):
     from rltf.eval.compare import CompareConfig, summarize
     from rltf.eval.compare_stats import feedback_use
@@ -139,14 +148,27 @@ def test_feedback_use_pools_fixes_over_seeds_exactly_or_as_a_bound(tmp_path):
     assert (g["wrong"], g["fixed_critic"], g["fixed_correctness"]) == (18, 3, 1) and not g["exact"]
     assert g["p"] == pytest.approx(0.5)  # only b - c = 2 known: p >= 2 * 0.5 ** 2
     text = markdown(summarize(cfg, [{**r, "method": r["name"]} for r in results]))
-    assert "| rltf-fm | 0 / 0 of 40 (p 1.00) | 7 / 2 of 22 (p 0.06) |" in text
-    assert "| grpo | 0 / 0 of 40 (p ≥ 1.00) | 3 / 1 of 18 (p ≥ 0.50) |" in text
+    # Holm over the two methods at 100 tokens: 2 * 0.0625, then max(0.125, 0.5); grpo's bound makes both bounds
+    assert fm["p_holm"] == pytest.approx(0.125) and g["p_holm"] == pytest.approx(0.5) and not fm["holm_exact"]
+    # at 0 tokens no run fixed anything: the discordant pairs are known (0, 0) without the log, so p is exact
+    assert "| rltf-fm | 0 / 0 of 40 (p 1.00, Holm 1.00) | 7 / 2 of 22 (p 0.06, Holm ≥ 0.12) |" in text
+    assert "| grpo | 0 / 0 of 40 (p 1.00, Holm 1.00) | 3 / 1 of 18 (p ≥ 0.50, Holm ≥ 0.50) |" in text
+    from rltf.eval.compare_stats import _discordant
+
+    assert _discordant({}, 2, 0) == (2, 0) and _discordant({}, 0, 3) == (0, 3)  # one side fixed none
+    assert _discordant({}, 2, 1) is None  # 2 and 1 fixes: 1 fixed by both, or none
+    assert _discordant({"eval/fixed_only/critic": 1, "eval/fixed_only/correctness": 0}, 2, 1) == (1, 0)
     assert "initial model's wrong greedy answers" not in text  # no draft evaluations logged
     from rltf.eval.compare_report import OWN_ANSWERS, _feedback_use_markdown
 
-    cells = {"m": {"100": {"wrong": 30, "fixed_critic": 1, "fixed_correctness": 8, "exact": True, "p": 0.0156},
-                   "200": {"wrong": 0, "fixed_critic": 0, "fixed_correctness": 0, "exact": False, "p": 1.0}}}
-    assert "| m | 1 / 8 of 30 (p 0.02) *- | no wrong answers |" in _feedback_use_markdown([100, 200], cells, OWN_ANSWERS)
+    cells = {"m": {"100": {"wrong": 30, "fixed_critic": 1, "fixed_correctness": 8, "exact": True, "p": 0.0156,
+                           "p_holm": 0.0312, "holm_exact": True},
+                   "200": {"wrong": 0, "fixed_critic": 0, "fixed_correctness": 0, "exact": False, "p": 1.0}},
+             "n": {"100": {"wrong": 30, "fixed_critic": 1, "fixed_correctness": 8, "exact": True, "p": 0.0156,
+                           "p_holm": 0.0624, "holm_exact": True}}}  # significant alone, not after Holm
+    text = _feedback_use_markdown([100, 200], cells, OWN_ANSWERS)
+    assert "| m | 1 / 8 of 30 (p 0.02, Holm 0.03) *- | no wrong answers |" in text
+    assert "| n | 1 / 8 of 30 (p 0.02, Holm 0.06) | n/a |" in text
     # the same test on the revisions of the initial model's drafts (eval_drafts: eval/draft_* keys)
     drafted = [{**r, "method": r["name"], "evals": [{**e, **{k.replace("eval/", "eval/draft_", 1): v for k, v in e.items()
                                                             if k.startswith(("eval/wrong", "eval/fix"))}}
@@ -186,7 +208,10 @@ def test_summary_over_tasks_metrics_and_significance_against_the_baseline(tmp_pa
     assert summary["table"] == add2["table"]  # the first task's first metric, as single-task files had it
     text = markdown(summary)
     assert "### fact_summary" in text and "Held-out revision_use" in text and "Difference to grpo" in text
-    assert "+0.133 (p 0.06, n 3)" in text
+    # Holm over base (t = -2.5, p 0.130) and sdpo (t = 4, p 0.057) against grpo: 2 * 0.057, then max(0.114, 0.130)
+    assert test["p_holm"] == pytest.approx(2 * test["p"]) and test["p"] == pytest.approx(0.0572, abs=1e-4)
+    assert add2["significance"]["base"]["100"]["p_holm"] == pytest.approx(0.1296, abs=1e-4)
+    assert "+0.133 (p 0.06, Holm 0.11, n 3)" in text
 
 
 def test_report_only_summarises_the_finished_runs_and_says_it_is_partial(tmp_path, capsys):

@@ -95,3 +95,18 @@ def mcnemar_lower_bound(difference: int) -> float:
     1 (b = |d|, c = 0 or the reverse; more discordant pairs with the same d only raise p). So p >=
     this bound; a bound above 0.05 rules significance out."""
     return min(1.0, 2 * 0.5 ** abs(difference))
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment for m tests at once (family-wise error): the i-th smallest p is
+    multiplied by m - i (i from 0), made non-decreasing in that order and capped at 1; returned in
+    the input's order. Reject where the adjusted p < alpha. Monotone: raising any input p never
+    lowers an adjusted one, so lower bounds in give lower bounds out."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    out = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out

@@ -66,14 +66,16 @@ def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any]
         lines += ["", f"Difference to {summary['baseline']}: no paired test yet (it needs a method and "
                       f"{summary['baseline']} finished under at least 2 common seeds)."]
     elif tests:
-        lines += ["", f"Difference to {summary['baseline']} (paired t-test over seeds; p, pairs; * p < 0.05):", "",
+        lines += ["", f"Difference to {summary['baseline']} (paired t-test over seeds: p, its Holm adjustment over the "
+                      "methods at that budget point, pairs; * Holm-adjusted p < 0.05):", "",
                   "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
         for name, cells in tests.items():
             row = []
             for p in points:
                 t = cells.get(str(p))
                 row.append("n/a" if t is None else
-                           f"{t['mean_diff']:+.3f} (p {t['p']:.2f}, n {t['n']}){' *' if t['p'] < 0.05 else ''}")
+                           f"{t['mean_diff']:+.3f} (p {t['p']:.2f}, Holm {t['p_holm']:.2f}, n {t['n']})"
+                           f"{' *' if t['p_holm'] < 0.05 else ''}")
             lines.append(f"| {name} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -88,8 +90,9 @@ def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str) -
     lines = [f"Does the critique's content help? {what}, fixed by the policy's revision with the "
              "critic's critique vs with correctness-only feedback (\"your answer was incorrect\"), summed over "
              "the finished seeds: `critique / correctness of wrong`, and the two-sided exact McNemar p of a "
-             "difference (`≥`: a lower bound, for runs that logged only the counts; * p < 0.05, `+` the "
-             "critique fixed more, `-` fewer):", "",
+             "difference with its Holm adjustment over the methods at that budget point (`≥`: a lower bound, "
+             "for runs that logged only the counts; * Holm-adjusted p < 0.05, `+` the critique fixed more, "
+             "`-` fewer):", "",
              "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
     for name, cells in uses.items():
         row = []
@@ -102,8 +105,10 @@ def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str) -
                 row.append("no wrong answers")
                 continue
             pval = f"p {c['p']:.2f}" if c["exact"] else f"p ≥ {c['p']:.2f}"
+            if "p_holm" in c:
+                pval += f", Holm {'' if c['holm_exact'] else '≥ '}{c['p_holm']:.2f}"
             way = "+" if c["fixed_critic"] > c["fixed_correctness"] else "-"
-            star = f" *{way}" if c["exact"] and c["p"] < 0.05 else ""
+            star = f" *{way}" if c.get("holm_exact") and c["p_holm"] < 0.05 else ""
             row.append(f"{c['fixed_critic']} / {c['fixed_correctness']} of {c['wrong']} ({pval}){star}")
         lines.append(f"| {name} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

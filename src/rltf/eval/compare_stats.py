@@ -8,7 +8,7 @@ import statistics
 from typing import TYPE_CHECKING, Any
 
 from rltf.errors import ConfigError
-from rltf.stats import mcnemar_lower_bound, mcnemar_two_sided, paired_t_test
+from rltf.stats import holm, mcnemar_lower_bound, mcnemar_two_sided, paired_t_test
 
 if TYPE_CHECKING:
     from rltf.eval.compare import CompareConfig
@@ -74,7 +74,8 @@ def metric_table(cfg: CompareConfig, results: list[dict[str, Any]], metric: str)
 
 
 def significance(table: dict[str, dict[str, Any]], baseline: str | None) -> dict[str, dict[str, Any]]:
-    """Each run name against ``baseline`` at each point: a paired t-test over the seeds both have."""
+    """Each run name against ``baseline`` at each point: a paired t-test over the seeds both have,
+    and its Holm-adjusted p (``p_holm``) over every method tested at that point."""
     if baseline is None or baseline not in table:
         return {}
     out: dict[str, dict[str, Any]] = {}
@@ -92,6 +93,10 @@ def significance(table: dict[str, dict[str, Any]], baseline: str | None) -> dict
             if test is not None:
                 cells[p] = test
         out[name] = cells
+    for p in {p for cells in out.values() for p in cells}:  # the family: every method at this point
+        family = [cells[p] for cells in out.values() if p in cells]
+        for test, adjusted in zip(family, holm([t["p"] for t in family])):
+            test["p_holm"] = adjusted
     return out
 
 
@@ -103,12 +108,26 @@ def _fixes(ev: dict[str, Any], kind: str, prefix: str = "") -> tuple[int, int] |
     return int(wrong), round(ev.get(f"eval/{prefix}fix_rate/{kind}", 0.0) * wrong)
 
 
+def _discordant(ev: dict[str, Any], fixed_critic: int, fixed_correctness: int,
+                prefix: str = "") -> tuple[int, int] | None:
+    """(fixed only with the critique, fixed only with correctness-only feedback) in one evaluation:
+    logged (``eval/fixed_only/*``), or determined by the counts when one feedback fixed none (then
+    no answer was fixed by both); None when only the counts are known and they do not determine it."""
+    if f"eval/{prefix}fixed_only/critic" in ev:
+        return int(ev[f"eval/{prefix}fixed_only/critic"]), int(ev[f"eval/{prefix}fixed_only/correctness"])
+    if min(fixed_critic, fixed_correctness) == 0:
+        return fixed_critic, fixed_correctness
+    return None
+
+
 def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]], prefix: str = "") -> dict[str, dict[str, Any]]:
     """Per run name and budget point, pooled over seeds: the wrong first answers, how many the critic's
     critique fixed and how many correctness-only feedback fixed (the same greedy answers, so a paired
     design), and the two-sided exact McNemar p of a difference (the counts say which way). Runs that
     logged which answers each fixed (``eval/fixed_only/*``) give the exact p; otherwise only b - c is
     known and the p is a lower bound (``exact`` False). Names without both evaluations are left out.
+    ``p_holm``: Holm-adjusted over the methods with wrong answers at that point (a lower bound,
+    ``holm_exact`` False, when any p of the family is one).
     ``prefix`` "draft_": the same for the revisions of the initial policy's answers (``eval_drafts``)."""
     out: dict[str, dict[str, Any]] = {}
     for name in cfg.methods:
@@ -121,16 +140,21 @@ def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]], prefix: str 
                 continue
             wrong = sum(c[0] for _, c, _ in pairs)
             fixed_c, fixed_k = sum(c[1] for _, c, _ in pairs), sum(k[1] for _, _, k in pairs)
-            exact = all(f"eval/{prefix}fixed_only/critic" in ev for ev, _, _ in pairs)
+            discordant = [_discordant(ev, c[1], k[1], prefix) for ev, c, k in pairs]
+            exact = None not in discordant
             cell = {"runs": len(pairs), "wrong": wrong, "fixed_critic": fixed_c, "fixed_correctness": fixed_k,
                     "exact": exact}
             if exact:
-                only_c = sum(int(ev[f"eval/{prefix}fixed_only/critic"]) for ev, _, _ in pairs)
-                only_k = sum(int(ev[f"eval/{prefix}fixed_only/correctness"]) for ev, _, _ in pairs)
+                only_c, only_k = sum(d[0] for d in discordant), sum(d[1] for d in discordant)
                 cell.update(only_critic=only_c, only_correctness=only_k, p=mcnemar_two_sided(only_c, only_k))
             else:
                 cell["p"] = mcnemar_lower_bound(fixed_c - fixed_k)
             cells[str(p)] = cell
         if cells:
             out[name] = cells
+    for p in map(str, cfg.points):  # the family: every method with wrong answers at this point
+        family = [cells[p] for cells in out.values() if p in cells and cells[p]["wrong"]]
+        bound = not all(c["exact"] for c in family)  # Holm is monotone: bounds in, bounds out
+        for cell, adjusted in zip(family, holm([c["p"] for c in family])):
+            cell.update(p_holm=adjusted, holm_exact=not bound)
     return out
