@@ -312,3 +312,20 @@ def test_revision_behaviour_classes_and_copied_feedback():
     assert t["critic"] == {"n": 2, "fixed": 1, "same_answer": 1, "no_answer": 0, "other_wrong": 0,
                            "verbatim": 1, "copies_feedback": 1}
     assert t["correctness"]["other_wrong"] == 1 and t["correctness"]["copies_feedback"] == 0
+    pairs = [{"kind": k, "problem_id": i, "class": c, "verbatim": v, "copied_chars": 0} for k, i, c, v in [
+        ("critic", "a", "same_answer", True), ("correctness", "a", "fixed", False),
+        ("critic", "b", "same_answer", True), ("correctness", "b", "same_answer", True),
+        ("critic", "c", "fixed", False), ("correctness", "c", "other_wrong", False)]]
+    assert tool.paired(pairs, lambda r: r["class"] == "fixed") == (1, 1)
+    assert tool.paired(pairs, lambda r: r["verbatim"]) == (1, 0)  # b repeats with both: not discordant
+    text = tool.report([{"task": "add2", "run": "runs/x/rltf-sd-s0", "tally": tool.tally(pairs), "rows": pairs}])
+    assert "1 / 1   (p 1.000)" in text and "1 / 0   (p 1.000)" in text
+
+
+def test_revision_behaviour_answer_of_a_boxed_task_and_a_summary():
+    from rltf.tasks.base import Score
+
+    tool = _tool("revision_behaviour_probe")
+    assert tool.answer_of(Score(0.0, False, True, "wrong answer", "195"), "47 + 88 = 195.\n\\boxed{195}") == "195"
+    assert tool.answer_of(Score(0.0, False, False, "no box", None), "47 + 88 = 195.") is None
+    assert tool.answer_of(Score(0.5, False, True, "missing a fact", None), "Ann met Bo.") == "Ann met Bo."

@@ -5,6 +5,12 @@ checkpoint revises the initial model's wrong greedy answers with each feedback k
 A base run's drafts are its own answers, so its draft metrics are its own revision metrics.
 
     python tools/backfill_draft_evals.py runs/study-feedback            # every finished run lacking them
+    python tools/backfill_draft_evals.py runs/study-feedback --own      # see below
+
+``--own``: runs that finished before ``eval/fixed_only/*`` was logged have only the counts of their
+own wrong answers each feedback fixed, so their McNemar p is a bound. The final checkpoint repeats
+its last revision evaluation (greedy); when the counts it gets are the logged ones, the discordant
+pairs it finds are added (marked ``fixed_only_backfilled``), else the run is reported and left as is.
 """
 from __future__ import annotations
 
@@ -59,18 +65,49 @@ def backfill(run_dir: Path) -> None:
     print(f"{run_dir}: draft revision use {last.get('eval/draft_revision_use')}", flush=True)
 
 
+def backfill_own(run_dir: Path) -> None:
+    """The discordant pairs of the run's own wrong answers at its last evaluation, if it reproduces."""
+    done = run_dir / "result.json"
+    result = json.loads(done.read_text())
+    last = result["evals"][-1]
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints or int(checkpoints[-1].name.split("-")[-1]) != last["step"]:
+        print(f"{run_dir}: no checkpoint of the last evaluation's step {last['step']}: skipped")
+        return
+    trainer = build_trainer(make_config(result["method"], recipe=run_dir / "recipe.yaml"), console=lambda s: None,
+                            resume=str(checkpoints[-1]))
+    c = trainer.config
+    params = SamplingParams(max_new_tokens=c.max_new_tokens or trainer.task.max_new_tokens, temperature=0.0)
+    again = trainer.evaluate_revisions(params)
+    keys = [k for k in again if k.startswith(("eval/wrong_first/", "eval/fix_rate/"))]
+    differ = {k: (last.get(k), again[k]) for k in keys if last.get(k) is None or abs(last[k] - again[k]) > 1e-9}
+    if differ:
+        print(f"{run_dir}: the repeat does not reproduce the logged counts (logged, now): {differ}; left as is")
+        return
+    last.update({k: v for k, v in again.items() if k.startswith("eval/fixed_only/")}, fixed_only_backfilled=True)
+    done.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"{run_dir}: reproduced; fixed only with the critique / only with correctness: "
+          f"{again['eval/fixed_only/critic']:.0f} / {again['eval/fixed_only/correctness']:.0f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("output_dir", nargs="?", help="a compare output_dir (its runs/TASK/NAME-sSEED)")
     ap.add_argument("--run", help="backfill this one run directory (what the loop runs in a subprocess)")
+    ap.add_argument("--own", action="store_true", help="the discordant pairs of the runs' own wrong answers instead")
     args = ap.parse_args()
     if args.run:
-        backfill(Path(args.run))
+        (backfill_own if args.own else backfill)(Path(args.run))
         return
     for done in sorted(Path(args.output_dir).glob("runs/*/*/result.json")):
         last = json.loads(done.read_text())["evals"][-1]
-        if not any(k.startswith("eval/draft_") for k in last):
-            subprocess.run([sys.executable, __file__, "--run", str(done.parent)], check=True)
+        if args.own:
+            needed = "eval/wrong_first/critic" in last and "eval/fixed_only/critic" not in last
+            needed = needed and json.loads(done.read_text())["method"] != "base"
+        else:
+            needed = not any(k.startswith("eval/draft_") for k in last)
+        if needed:
+            subprocess.run([sys.executable, __file__, "--run", str(done.parent)] + ["--own"] * args.own, check=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ once with the critic's critique and once with correctness-only feedback, as the 
 revision-use metric does. Each revision is put in exactly one class:
 
 - ``fixed``: the revision is correct;
-- ``same_answer``: it repeats the draft's wrong final answer (``\\boxed{}`` content; for tasks whose
-  answer is text, the whole answer after normalising whitespace);
+- ``same_answer``: it repeats the draft's wrong final answer (``\\boxed{}`` content; for a task that
+  grades the whole text, such as a summary, the whole text), whitespace aside;
 - ``no_answer``: it has no parsable final answer;
 - ``other_wrong``: a different wrong answer;
 
@@ -28,6 +28,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+from rltf.stats import mcnemar_two_sided
 
 COPY_CHARS = 20
 CLASSES = ("fixed", "same_answer", "no_answer", "other_wrong")
@@ -46,6 +48,14 @@ def longest_new_copy(revision: str, feedback: str, elsewhere: str) -> int:
         if j - i > best and feedback[i:j] not in elsewhere:
             best = j - i
     return best
+
+
+def answer_of(score, text: str) -> str | None:
+    """The final answer the grader read; a task that grades the whole text (a summary) has no
+    extracted answer, so the whole text is its answer when it is well-formed; None: no answer."""
+    if score.extracted is not None:
+        return score.extracted
+    return text if score.format_ok else None
 
 
 def classify(draft_answer: str | None, revision_answer: str | None, correct: bool) -> str:
@@ -69,6 +79,16 @@ def tally(rows: list[dict]) -> dict:
                      "verbatim": sum(bool(r.get("verbatim")) for r in mine),
                      "copies_feedback": sum(r["copied_chars"] >= COPY_CHARS for r in mine)}
     return out
+
+
+def paired(rows: list[dict], flag) -> tuple[int, int]:
+    """Over the same drafts: how many had ``flag(row)`` only with the critique, and only with
+    correctness-only feedback (McNemar's discordant pairs)."""
+    by = {(r["kind"], r["problem_id"]): r for r in rows}
+    ids = {r["problem_id"] for r in rows}
+    only_critic = sum(flag(by["critic", i]) and not flag(by["correctness", i]) for i in ids)
+    only_correctness = sum(flag(by["correctness", i]) and not flag(by["critic", i]) for i in ids)
+    return only_critic, only_correctness
 
 
 def probe(run_dir: Path) -> dict:
@@ -107,7 +127,8 @@ def probe(run_dir: Path) -> dict:
                 feedback_text = e.critiques[0].text if e.critiques else ""
                 prompt = "\n".join(m["content"] for m in task.messages(by_id[str(e.problem_id)]))
                 rows.append({"kind": kind, "problem_id": str(e.problem_id),
-                             "class": classify(draft.score.extracted, revision.score.extracted, revision.correct),
+                             "class": classify(answer_of(draft.score, draft.text),
+                                               answer_of(revision.score, revision.text), revision.correct),
                              "verbatim": " ".join(revision.text.split()) == " ".join(draft.text.split()),
                              "copied_chars": longest_new_copy(revision.text, feedback_text, draft.text + prompt),
                              "draft": draft.text, "feedback": feedback_text, "revision": revision.text})
@@ -124,6 +145,16 @@ def report(results: list[dict]) -> str:
         for kind, t in r["tally"].items():
             lines.append(f"{r['task']:<13} {Path(r['run']).name:<22} {kind:<12} {t['n']:>3} "
                          + " ".join(f"{t[c]:>11}" for c in CLASSES) + f" {t['verbatim']:>11} {t['copies_feedback']:>11}")
+    lines += ["", "Paired over the same drafts: revisions that were fixed, or repeated the draft verbatim, with only one",
+              "of the two feedbacks (critique only / correctness only; two-sided exact McNemar p)", ""]
+    head = f"{'task':<13} {'run':<22} {'fixed':>22} {'verbatim':>22}"
+    lines += [head, "-" * len(head)]
+    for r in results:
+        cells = []
+        for flag in (lambda x: x["class"] == "fixed", lambda x: bool(x.get("verbatim"))):
+            b, c = paired(r["rows"], flag)
+            cells.append(f"{b:>3} / {c:<3} (p {mcnemar_two_sided(b, c):.3f})")
+        lines.append(f"{r['task']:<13} {Path(r['run']).name:<22} " + " ".join(f"{x:>22}" for x in cells))
     return "\n".join(lines) + "\n"
 
 
