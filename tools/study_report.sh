@@ -17,7 +17,7 @@ print(' '.join(t for t, m in s['by_task'].items()
                if any(r['points'] and r['method'] != 'base' for r in m['accuracy']['table'].values())))" "$out/results.json")
 rm -f docs/study/*.png
 for task in $tasks; do
-  for metric in accuracy revision_use; do
+  for metric in accuracy revision_use draft_revision_use; do
     src="$out/curves-$task-$metric.png"
     [ -f "$src" ] && cp "$src" "docs/study/$task-$metric.png"
   done
