@@ -8,7 +8,8 @@ A base run's drafts are its own answers, so its draft metrics are its own revisi
     python tools/backfill_draft_evals.py runs/study-feedback --own      # see below
 
 ``--own``: runs that finished before ``eval/fixed_only/*`` was logged have only the counts of their
-own wrong answers each feedback fixed, so their McNemar p is a bound. The final checkpoint repeats
+own wrong answers each feedback fixed, so their McNemar p is a bound where both fixed some (when one
+fixed none, the counts settle the pairs). The final checkpoint repeats
 its last revision evaluation (greedy); when the counts it gets are the logged ones, the discordant
 pairs it finds are added (marked ``fixed_only_backfilled``), else the run is reported and left as is.
 """
@@ -102,8 +103,10 @@ def main() -> None:
     for done in sorted(Path(args.output_dir).glob("runs/*/*/result.json")):
         last = json.loads(done.read_text())["evals"][-1]
         if args.own:
-            needed = "eval/wrong_first/critic" in last and "eval/fixed_only/critic" not in last
-            needed = needed and json.loads(done.read_text())["method"] != "base"
+            wrong = last.get("eval/wrong_first/critic", 0)
+            fixes = [round(last.get(f"eval/fix_rate/{k}", 0.0) * wrong) for k in ("critic", "correctness")]
+            # only where the counts leave the discordant pairs open (a feedback that fixed none settles them)
+            needed = "eval/fixed_only/critic" not in last and min(fixes) > 0
         else:
             needed = not any(k.startswith("eval/draft_") for k in last)
         if needed:
