@@ -329,3 +329,35 @@ def test_revision_behaviour_answer_of_a_boxed_task_and_a_summary():
     assert tool.answer_of(Score(0.0, False, True, "wrong answer", "195"), "47 + 88 = 195.\n\\boxed{195}") == "195"
     assert tool.answer_of(Score(0.0, False, False, "no box", None), "47 + 88 = 195.") is None
     assert tool.answer_of(Score(0.5, False, True, "missing a fact", None), "Ann met Bo.") == "Ann met Bo."
+
+
+def test_verbatim_repeats_are_pooled_and_tested_like_fixes(tmp_path):
+    from rltf.eval.compare import CompareConfig, summarize
+    from rltf.eval.compare_report import markdown
+    from rltf.eval.compare_stats import feedback_use
+
+    cfg = CompareConfig(output_dir=str(tmp_path), methods={"rltf-sd": {"method": "rltf-sd"}}, seeds=[0, 1, 2],
+                        budget_tokens=100)
+
+    def ev(verbatim=None):
+        e = {"tokens": 120, "eval/accuracy": 0.5, "eval/draft_wrong_first/critic": 10,
+             "eval/draft_wrong_first/correctness": 10, "eval/draft_fix_rate/critic": 0.1,
+             "eval/draft_fix_rate/correctness": 0.3}
+        if verbatim is not None:
+            (vc, vk), (oc, ok) = verbatim
+            e.update({"eval/draft_verbatim/critic": vc / 10, "eval/draft_verbatim/correctness": vk / 10,
+                      "eval/draft_verbatim_only/critic": oc, "eval/draft_verbatim_only/correctness": ok})
+        return e
+
+    results = [{"name": "rltf-sd", "method": "rltf-sd", "seed": 0, "evals": [ev(((6, 1), (5, 0)))]},
+               {"name": "rltf-sd", "method": "rltf-sd", "seed": 1, "evals": [ev(((4, 2), (3, 1)))]},
+               {"name": "rltf-sd", "method": "rltf-sd", "seed": 2, "evals": [ev()]}]  # logged before verbatim
+    cell = feedback_use(cfg, results, prefix="draft_", outcome="verbatim")["rltf-sd"]["100"]
+    # seed 2 has no verbatim counts: left out, not counted as 0
+    assert (cell["runs"], cell["wrong"], cell["fixed_critic"], cell["fixed_correctness"]) == (2, 20, 10, 3)
+    assert (cell["only_critic"], cell["only_correctness"]) == (8, 1) and cell["p"] == pytest.approx(20 / 512)
+    fixes = feedback_use(cfg, results, prefix="draft_")["rltf-sd"]["100"]
+    assert (fixes["runs"], fixes["fixed_critic"], fixes["fixed_correctness"]) == (3, 3, 9)
+    text = markdown(summarize(cfg, results))
+    assert "Does the critique make the policy keep its wrong answer?" in text
+    assert "| rltf-sd | 10 / 3 of 20 (p 0.04, Holm 0.04) *+ |" in text

@@ -173,6 +173,8 @@ def test_fix_rates_and_revision_use_measure_the_critiques_content():
     assert critic["fix_rate"] == 1.0 and plain["fix_rate"] == 0.0  # revision use = 1 - 0
     assert critic["per_round_accuracy"] == [0.0, 1.0] and critic["break_rate"] is None
     assert len(critic["fixed_ids"]) == 12 and plain["fixed_ids"] == []  # which answers each fixed
+    # told only "incorrect", this model hands "\boxed{0}" back word for word
+    assert critic["verbatim_ids"] == [] and plain["verbatim_ids"] == plain["fixed_ids"] + sorted(critic["fixed_ids"])
     one = evaluate(task, backend, n=12, seed=12345, rounds=1, params=params)
     assert one["fix_rate"] is None  # no revision round, no fix rate
 
@@ -204,6 +206,8 @@ def test_trainer_counts_the_answers_only_the_critique_fixed(tmp_path, monkeypatc
     assert ev["eval/wrong_first/critic"] == ev["eval/wrong_first/correctness"] == 12
     assert ev["eval/revision_use"] == 1.0
     assert ev["eval/fixed_only/critic"] == 12 and ev["eval/fixed_only/correctness"] == 0
+    assert ev["eval/verbatim/critic"] == 0.0 and ev["eval/verbatim/correctness"] == 1.0
+    assert ev["eval/verbatim_only/critic"] == 0 and ev["eval/verbatim_only/correctness"] == 12
 
 
 class AlwaysRightBackend(ReviserBackend):

@@ -246,6 +246,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
     by_task: dict[str, dict[str, Any]] = {}
     uses: dict[str, dict[str, Any]] = {}
     draft_uses: dict[str, dict[str, Any]] = {}
+    draft_verbatim: dict[str, dict[str, Any]] = {}
     for task in cfg.task_names:
         runs = [r for r in results if r.get("task", task) == task]
         by_task[task] = {}
@@ -254,6 +255,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline)}
         uses[task] = feedback_use(cfg, runs)
         draft_uses[task] = feedback_use(cfg, runs, prefix="draft_")
+        draft_verbatim[task] = feedback_use(cfg, runs, prefix="draft_", outcome="verbatim")
     wall: dict[str, dict[str, float]] = {}
     estimated: dict[str, int] = {}
     for r in results:
@@ -270,6 +272,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             "methods": cfg.methods, "table": first["table"], "by_task": by_task,
             "feedback_use": {t: u for t, u in uses.items() if u},
             "draft_feedback_use": {t: u for t, u in draft_uses.items() if u},
+            "draft_verbatim": {t: u for t, u in draft_verbatim.items() if u},
             "wall_min": {t: {n: statistics.mean(v) / 60 for n, v in names.items()} for t, names in wall.items()},
             "wall_estimated_runs": estimated}
 

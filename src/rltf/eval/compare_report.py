@@ -30,6 +30,9 @@ def markdown(summary: dict[str, Any]) -> str:
         drafts = summary.get("draft_feedback_use", {}).get(task)
         if drafts:
             parts.append(_feedback_use_markdown(summary["points"], drafts, DRAFTS))
+        verbatim = summary.get("draft_verbatim", {}).get(task)
+        if verbatim:
+            parts.append(_feedback_use_markdown(summary["points"], verbatim, DRAFTS, VERBATIM))
         wall = summary.get("wall_min", {}).get(task)
         if wall:
             parts.append("Wall time per run (mean over finished seeds, evaluations included): "
@@ -85,13 +88,19 @@ DRAFTS = ("The initial model's wrong greedy answers (the same drafts for every m
           "they stay when the policy no longer errs)")
 
 
-def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str) -> str:
-    """Does the critique's content help? Fixes with the critique vs correctness-only feedback, pooled."""
-    lines = [f"Does the critique's content help? {what}, fixed by the policy's revision with the "
+FIXED = ("Does the critique's content help?", "fixed by")
+VERBATIM = ("Does the critique make the policy keep its wrong answer?", "handed back word for word by")
+
+
+def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str, outcome=FIXED) -> str:
+    """Does the critique's content help? Fixes (or verbatim repeats) with the critique vs
+    correctness-only feedback, pooled over seeds."""
+    question, verb = outcome
+    lines = [f"{question} {what}, {verb} the policy's revision with the "
              "critic's critique vs with correctness-only feedback (\"your answer was incorrect\"), summed over "
              "the finished seeds: `critique / correctness of wrong`, and the two-sided exact McNemar p of a "
              "difference with its Holm adjustment over the methods at that budget point (`≥`: a lower bound, "
-             "for runs that logged only the counts; * Holm-adjusted p < 0.05, `+` the critique fixed more, "
+             "for runs that logged only the counts; * Holm-adjusted p < 0.05, `+` more with the critique, "
              "`-` fewer):", "",
              "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
     for name, cells in uses.items():

@@ -100,27 +100,35 @@ def significance(table: dict[str, dict[str, Any]], baseline: str | None) -> dict
     return out
 
 
-def _fixes(ev: dict[str, Any], kind: str, prefix: str = "") -> tuple[int, int] | None:
-    """(wrong first answers, of them fixed) with ``kind``'s feedback in one evaluation, or None."""
-    wrong = ev.get(f"eval/{prefix}wrong_first/{kind}")
-    if wrong is None:
+# what a revision of a wrong first answer did -> (its rate's metric, its discordant pairs' metric)
+OUTCOMES = {"fixed": ("fix_rate", "fixed_only"), "verbatim": ("verbatim", "verbatim_only")}
+
+
+def _fixes(ev: dict[str, Any], kind: str, prefix: str = "", outcome: str = "fixed") -> tuple[int, int] | None:
+    """(wrong first answers, how many of them had ``outcome``) with ``kind``'s feedback in one
+    evaluation, or None."""
+    wrong, rate = ev.get(f"eval/{prefix}wrong_first/{kind}"), f"eval/{prefix}{OUTCOMES[outcome][0]}/{kind}"
+    if wrong is None or (wrong and rate not in ev):  # (a run from before the outcome was logged)
         return None
-    return int(wrong), round(ev.get(f"eval/{prefix}fix_rate/{kind}", 0.0) * wrong)
+    return int(wrong), round(ev.get(rate, 0.0) * wrong)
 
 
 def _discordant(ev: dict[str, Any], fixed_critic: int, fixed_correctness: int,
-                prefix: str = "") -> tuple[int, int] | None:
+                prefix: str = "", outcome: str = "fixed") -> tuple[int, int] | None:
     """(fixed only with the critique, fixed only with correctness-only feedback) in one evaluation:
     logged (``eval/fixed_only/*``), or determined by the counts when one feedback fixed none (then
-    no answer was fixed by both); None when only the counts are known and they do not determine it."""
-    if f"eval/{prefix}fixed_only/critic" in ev:
-        return int(ev[f"eval/{prefix}fixed_only/critic"]), int(ev[f"eval/{prefix}fixed_only/correctness"])
+    no answer was fixed by both); None when only the counts are known and they do not determine it.
+    ``outcome`` "verbatim": the same for revisions that hand the first answer back unchanged."""
+    only = OUTCOMES[outcome][1]
+    if f"eval/{prefix}{only}/critic" in ev:
+        return int(ev[f"eval/{prefix}{only}/critic"]), int(ev[f"eval/{prefix}{only}/correctness"])
     if min(fixed_critic, fixed_correctness) == 0:
         return fixed_critic, fixed_correctness
     return None
 
 
-def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]], prefix: str = "") -> dict[str, dict[str, Any]]:
+def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]], prefix: str = "",
+                 outcome: str = "fixed") -> dict[str, dict[str, Any]]:
     """Per run name and budget point, pooled over seeds: the wrong first answers, how many the critic's
     critique fixed and how many correctness-only feedback fixed (the same greedy answers, so a paired
     design), and the two-sided exact McNemar p of a difference (the counts say which way). Runs that
@@ -128,19 +136,22 @@ def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]], prefix: str 
     known and the p is a lower bound (``exact`` False). Names without both evaluations are left out.
     ``p_holm``: Holm-adjusted over the methods with wrong answers at that point (a lower bound,
     ``holm_exact`` False, when any p of the family is one).
-    ``prefix`` "draft_": the same for the revisions of the initial policy's answers (``eval_drafts``)."""
+    ``prefix`` "draft_": the same for the revisions of the initial policy's answers (``eval_drafts``).
+    ``outcome`` "verbatim": revisions that hand the wrong answer back word for word instead of fixes
+    (the cells' ``fixed_*`` keys then count those)."""
     out: dict[str, dict[str, Any]] = {}
     for name in cfg.methods:
         cells = {}
         for p in cfg.points:
             hits = [ev for r in results if r["name"] == name and (ev := eval_at(r["evals"], p)) is not None]
-            pairs = [(ev, _fixes(ev, "critic", prefix), _fixes(ev, "correctness", prefix)) for ev in hits]
+            pairs = [(ev, _fixes(ev, "critic", prefix, outcome), _fixes(ev, "correctness", prefix, outcome))
+                     for ev in hits]
             pairs = [(ev, c, k) for ev, c, k in pairs if c is not None and k is not None]
             if not pairs:
                 continue
             wrong = sum(c[0] for _, c, _ in pairs)
             fixed_c, fixed_k = sum(c[1] for _, c, _ in pairs), sum(k[1] for _, _, k in pairs)
-            discordant = [_discordant(ev, c[1], k[1], prefix) for ev, c, k in pairs]
+            discordant = [_discordant(ev, c[1], k[1], prefix, outcome) for ev, c, k in pairs]
             exact = None not in discordant
             cell = {"runs": len(pairs), "wrong": wrong, "fixed_critic": fixed_c, "fixed_correctness": fixed_k,
                     "exact": exact}

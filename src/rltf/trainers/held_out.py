@@ -10,7 +10,7 @@ from rltf.feedback import build_feedback
 from rltf.models.backend import SamplingParams
 from rltf.rollout.evaluation import evaluate
 
-REVISION_METRICS = ("eval/wrong_first/", "eval/fix_rate/", "eval/revision_use", "eval/fixed_only/")
+REVISION_METRICS = ("eval/wrong_first/", "eval/fix_rate/", "eval/revision_use", "eval/fixed_only/", "eval/verbatim")
 
 
 def as_draft_metrics(metrics: dict[str, float]) -> dict[str, float]:
@@ -77,13 +77,16 @@ class HeldOutEvaluation:
         (``eval/fix_rate/KIND``), its two-round accuracy, and ``eval/revision_use`` = fix rate with
         the critic minus fix rate with correctness-only feedback (issue 16's direct test of whether a
         model uses the content of a critique), and the wrong first answers only the critique fixed and
-        only correctness-only feedback fixed (``eval/fixed_only/KIND``: McNemar's discordant pairs).
+        only correctness-only feedback fixed (``eval/fixed_only/KIND``: McNemar's discordant pairs);
+        the share of wrong first answers each one's revision hands back word for word
+        (``eval/verbatim/KIND``) and the discordant pairs of that (``eval/verbatim_only/KIND``).
         ``drafts``: revise these first answers instead of the policy's; ``prefix`` goes before each
         metric's name (``eval/PREFIXfix_rate/KIND``)."""
         c = self.config
         kinds = [k.strip() for k in c.eval_feedback.split(",") if k.strip()]
         out: dict[str, float] = {}
         fixed: dict[str, set[str]] = {}
+        verbatim: dict[str, set[str]] = {}
         with self.full_weights():
             for kind in kinds:
                 feedback = build_feedback(kind, backend=self.rollout_backend(), judge=self.judge_config())
@@ -93,13 +96,18 @@ class HeldOutEvaluation:
                 if drafts is None:  # with drafts, round 2 accuracy is theirs plus the fixes: fix_rate says it
                     out[f"eval/round2_accuracy/{kind}"] = result["per_round_accuracy"][-1]
                 out[f"eval/{prefix}wrong_first/{kind}"] = float(result["wrong_first"])
-                fixed[kind] = set(result["fixed_ids"])
+                fixed[kind], verbatim[kind] = set(result["fixed_ids"]), set(result["verbatim_ids"])
                 if result["fix_rate"] is not None:
                     out[f"eval/{prefix}fix_rate/{kind}"] = result["fix_rate"]
+                    out[f"eval/{prefix}verbatim/{kind}"] = len(verbatim[kind]) / result["wrong_first"]
         rate = f"eval/{prefix}fix_rate/"
         if rate + "critic" in out and rate + "correctness" in out:
             out[f"eval/{prefix}revision_use"] = out[rate + "critic"] - out[rate + "correctness"]
             # the discordant pairs of the same wrong (greedy) first answers, for McNemar's test
             out[f"eval/{prefix}fixed_only/critic"] = float(len(fixed["critic"] - fixed["correctness"]))
             out[f"eval/{prefix}fixed_only/correctness"] = float(len(fixed["correctness"] - fixed["critic"]))
+            # the same for revisions that hand the first answer back unchanged (docs/RESULTS.md: a
+            # critique can make a trained policy keep its wrong answer more than "incorrect" does)
+            out[f"eval/{prefix}verbatim_only/critic"] = float(len(verbatim["critic"] - verbatim["correctness"]))
+            out[f"eval/{prefix}verbatim_only/correctness"] = float(len(verbatim["correctness"] - verbatim["critic"]))
         return out
