@@ -114,7 +114,8 @@ class TrainConfig(RunConfig):
                                  "also revise the wrong greedy answers once with each and log the fix rate "
                                  "eval/fix_rate/KIND; with critic and correctness, eval/revision_use = the "
                                  "difference: how much the critique's content helps beyond 'your answer was "
-                                 "incorrect'")
+                                 "incorrect'; eval/verbatim/KIND = the share of them the revision hands back "
+                                 "word for word")
     eval_drafts: bool = arg(False, "with eval_feedback: also revise the INITIAL policy's wrong greedy answers "
                                    "(its drafts, recorded at the evaluation before step 1) with each feedback kind: "
                                    "eval/draft_fix_rate/KIND and eval/draft_revision_use. Unlike the policy's own "
