@@ -361,3 +361,25 @@ def test_verbatim_repeats_are_pooled_and_tested_like_fixes(tmp_path):
     text = markdown(summarize(cfg, results))
     assert "Does the critique make the policy keep its wrong answer?" in text
     assert "| rltf-sd | 10 / 3 of 20 (p 0.04, Holm 0.04) *+ |" in text
+
+
+def test_revision_behaviour_record_writes_verbatim_counts_only_when_the_fixes_match(tmp_path):
+    tool = _tool("revision_behaviour_probe")
+    run = tmp_path / "run"
+    run.mkdir()
+    last = {"step": 9, "eval/draft_wrong_first/critic": 2, "eval/draft_fix_rate/critic": 0.5,
+            "eval/draft_wrong_first/correctness": 2, "eval/draft_fix_rate/correctness": 0.0}
+    (run / "result.json").write_text(json.dumps({"evals": [last]}))
+    rows = [{"kind": "critic", "problem_id": "a", "class": "fixed", "verbatim": False, "copied_chars": 0},
+            {"kind": "critic", "problem_id": "b", "class": "same_answer", "verbatim": True, "copied_chars": 0},
+            {"kind": "correctness", "problem_id": "a", "class": "other_wrong", "verbatim": False, "copied_chars": 0},
+            {"kind": "correctness", "problem_id": "b", "class": "other_wrong", "verbatim": False, "copied_chars": 0}]
+    probe = {"run": str(run), "tally": tool.tally(rows), "rows": rows}
+    assert tool.record(probe).startswith("recorded")
+    got = json.loads((run / "result.json").read_text())["evals"][-1]
+    assert got["eval/draft_verbatim/critic"] == 0.5 and got["eval/draft_verbatim/correctness"] == 0.0
+    assert (got["eval/draft_verbatim_only/critic"], got["eval/draft_verbatim_only/correctness"]) == (1, 0)
+    assert tool.record(probe) == "already logged"
+    (run / "result.json").write_text(json.dumps({"evals": [{**last, "eval/draft_fix_rate/critic": 0.0}]}))
+    assert tool.record(probe).startswith("not recorded: critic fixes 1 of 2, logged 0 of 2")
+    assert "eval/draft_verbatim/critic" not in json.loads((run / "result.json").read_text())["evals"][-1]

@@ -158,12 +158,41 @@ def report(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record(result: dict) -> str:
+    """Add the probe's verbatim counts to its run's last evaluation (``eval/draft_verbatim/KIND``,
+    ``eval/draft_verbatim_only/KIND``), as the trainer logs them since it counts them, for runs that
+    finished before; only when the probe's fixes are the logged draft fixes (the same greedy
+    revisions), else nothing is written. -> what was done."""
+    done = Path(result["run"]) / "result.json"
+    data = json.loads(done.read_text())
+    last = data["evals"][-1]
+    if "eval/draft_verbatim/critic" in last:
+        return "already logged"
+    for kind, t in result["tally"].items():
+        logged = (last.get(f"eval/draft_wrong_first/{kind}"), round(last.get(f"eval/draft_fix_rate/{kind}", 0) * t["n"]))
+        if logged != (t["n"], t["fixed"]):
+            return f"not recorded: {kind} fixes {t['fixed']} of {t['n']}, logged {logged[1]} of {logged[0]}"
+    for kind, t in result["tally"].items():
+        last[f"eval/draft_verbatim/{kind}"] = t["verbatim"] / t["n"] if t["n"] else 0.0
+    only_critic, only_correctness = paired(result["rows"], lambda x: bool(x.get("verbatim")))
+    last.update({"eval/draft_verbatim_only/critic": float(only_critic),
+                 "eval/draft_verbatim_only/correctness": float(only_correctness), "verbatim_from_probe": True})
+    done.write_text(json.dumps(data, indent=1) + "\n")
+    return f"recorded (verbatim only with the critique / with correctness: {only_critic} / {only_correctness})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="*", help="finished run directories (runs/TASK/NAME-sSEED)")
     ap.add_argument("--output", default="docs/study/revision_behaviour.json")
     ap.add_argument("--one", help="probe this run and print its JSON (what each subprocess runs)")
+    ap.add_argument("--record", metavar="JSON", help="write the verbatim counts of an earlier probe's output into "
+                                                     "its runs' result.json (runs from before they were logged)")
     args = ap.parse_args()
+    if args.record:
+        for result in json.loads(Path(args.record).read_text()):
+            print(f"{result['run']}: {record(result)}")
+        return
     if args.one:
         print("PROBE " + json.dumps(probe(Path(args.one))), flush=True)
         return
