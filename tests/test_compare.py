@@ -169,6 +169,10 @@ def test_feedback_use_pools_fixes_over_seeds_exactly_or_as_a_bound(tmp_path):
     text = _feedback_use_markdown([100, 200], cells, OWN_ANSWERS)
     assert "| m | 1 / 8 of 30 (p 0.02, Holm 0.03) *- | no wrong answers |" in text
     assert "| n | 1 / 8 of 30 (p 0.02, Holm 0.06) | n/a |" in text
+    from rltf.eval.compare_report import _p
+
+    assert (_p(0.0625), _p(0.0078), _p(0.0004), _p(1.0)) == ("0.06", "0.008", "< 0.001", "1.00")
+    assert _p(0.00049, bound=True) == "5e-04"  # "p ≥ 5e-04", not "p ≥ < 0.001"
     # the same test on the revisions of the initial model's drafts (eval_drafts: eval/draft_* keys)
     drafted = [{**r, "method": r["name"], "evals": [{**e, **{k.replace("eval/", "eval/draft_", 1): v for k, v in e.items()
                                                             if k.startswith(("eval/wrong", "eval/fix"))}}

@@ -41,6 +41,11 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _p(p: float, bound: bool = False) -> str:
+    """A p-value with the digits that matter: 0.06, 0.004, < 0.001; a lower bound keeps its value (5e-04)."""
+    return f"{p:.2f}" if p >= 0.01 else f"{p:.3f}" if p >= 0.001 else f"{p:.0e}" if bound else "< 0.001"
+
+
 def _estimated_note(n_runs: int) -> str:
     if not n_runs:
         return ""
@@ -77,7 +82,7 @@ def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any]
             for p in points:
                 t = cells.get(str(p))
                 row.append("n/a" if t is None else
-                           f"{t['mean_diff']:+.3f} (p {t['p']:.2f}, Holm {t['p_holm']:.2f}, n {t['n']})"
+                           f"{t['mean_diff']:+.3f} (p {_p(t['p'])}, Holm {_p(t['p_holm'])}, n {t['n']})"
                            f"{' *' if t['p_holm'] < 0.05 else ''}")
             lines.append(f"| {name} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
@@ -113,9 +118,9 @@ def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str, o
             if c["wrong"] == 0:
                 row.append("no wrong answers")
                 continue
-            pval = f"p {c['p']:.2f}" if c["exact"] else f"p ≥ {c['p']:.2f}"
+            pval = f"p {_p(c['p'])}" if c["exact"] else f"p ≥ {_p(c['p'], bound=True)}"
             if "p_holm" in c:
-                pval += f", Holm {'' if c['holm_exact'] else '≥ '}{c['p_holm']:.2f}"
+                pval += f", Holm {'' if c['holm_exact'] else '≥ '}{_p(c['p_holm'], bound=not c['holm_exact'])}"
             way = "+" if c["fixed_critic"] > c["fixed_correctness"] else "-"
             star = f" *{way}" if c.get("holm_exact") and c["p_holm"] < 0.05 else ""
             row.append(f"{c['fixed_critic']} / {c['fixed_correctness']} of {c['wrong']} ({pval}){star}")
