@@ -153,7 +153,8 @@ def report(results: list[dict]) -> str:
         cells = []
         for flag in (lambda x: x["class"] == "fixed", lambda x: bool(x.get("verbatim"))):
             b, c = paired(r["rows"], flag)
-            cells.append(f"{b:>3} / {c:<3} (p {mcnemar_two_sided(b, c):.3f})")
+            p = mcnemar_two_sided(b, c)
+            cells.append(f"{b:>3} / {c:<3} (p {p:.3f})" if p >= 0.001 else f"{b:>3} / {c:<3} (p {p:.0e})")
         lines.append(f"{r['task']:<13} {Path(r['run']).name:<22} " + " ".join(f"{x:>22}" for x in cells))
     return "\n".join(lines) + "\n"
 
