@@ -242,6 +242,17 @@ def test_report_only_summarises_the_finished_runs_and_says_it_is_partial(tmp_pat
     assert text.split("### fact_summary")[1].strip() == "No finished runs yet."
     assert "Difference to grpo: no paired test yet" in text  # one seed each
     assert not (tmp_path / "out" / "runs" / "fact_summary").exists()  # nothing was trained
+    # a report on a subset of seeds goes elsewhere and leaves the main one alone
+    run_dir = cfg.run_dir("add2", "grpo", 1)
+    run_dir.mkdir(parents=True)
+    evals = [{"step": 0, "tokens": 0, "eval/accuracy": 0.1}, {"step": 3, "tokens": 104, "eval/accuracy": 0.75}]
+    (run_dir / "result.json").write_text(json.dumps({"name": "grpo", "method": "grpo", "seed": 1, "evals": evals}))
+    assert main(["compare", "--config", str(tmp_path / "study.yaml"), "--report-only", "--set", "seeds=[1]",
+                 "--report-dir", str(tmp_path / "seed1")]) == 0
+    sub = (tmp_path / "seed1" / "results.md").read_text()
+    assert "Partial report: 1 of 4 runs finished" in sub and "| grpo | 0.100 | 0.750 |" in sub
+    assert "| sdpo | n/a | n/a |" in sub  # seed 0 of sdpo is left out
+    assert (tmp_path / "out" / "results.md").read_text() == text
 
 
 def test_a_sitting_is_recorded_while_it_lasts_so_a_killed_one_still_counts(tmp_path):

@@ -22,4 +22,11 @@ for task in $tasks; do
     [ -f "$src" ] && cp "$src" "docs/study/$task-$metric.png"
   done
 done
+# the confirmatory report: seeds 1-2 alone (seed 0 suggested the hypotheses; docs/RESULTS.md)
+if .venv/bin/rltf compare --config "$config" --report-only --set 'seeds=[1, 2]' \
+     --report-dir "$out/confirm-seeds-1-2" > /dev/null 2>&1; then
+  cp "$out/confirm-seeds-1-2/results.md" docs/study/confirm-seeds-1-2.md
+else
+  echo "no finished run of seeds 1-2 yet: no confirmatory report"
+fi
 echo "wrote docs/study/ from $out"

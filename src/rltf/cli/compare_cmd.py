@@ -19,6 +19,8 @@ def register(sub) -> None:
                    help="override a key (repeatable); dotted keys reach into common/methods, e.g. common.eval_n=16")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: write the report (tables, tests, curves) from the runs finished so far")
+    p.add_argument("--report-dir", help="write the report here instead of output_dir (e.g. a report on some seeds: "
+                                        "--report-only --set 'seeds=[1, 2]' --report-dir DIR)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +31,8 @@ def run(args) -> int:
         parse_sets([item])  # same KEY=VALUE validation as rltf train
         overrides[key.strip()] = yaml.safe_load(value) if value != "" else ""
     cfg = load_compare_config(args.config, overrides)
-    summary = compare(cfg, console=lambda s: print(s, flush=True), run=not args.report_only)
+    summary = compare(cfg, console=lambda s: print(s, flush=True), run=not args.report_only,
+                      report_dir=args.report_dir)
     print(markdown(summary))
-    print(f"wrote {cfg.output_dir}/results.md, results.json, curves.png")
+    print(f"wrote {args.report_dir or cfg.output_dir}/results.md, results.json, curves.png")
     return 0

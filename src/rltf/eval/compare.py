@@ -277,14 +277,17 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             "wall_estimated_runs": estimated}
 
 
-def compare(cfg: CompareConfig, console: Callable[[str], None] = print, run: bool = True) -> dict[str, Any]:
+def compare(cfg: CompareConfig, console: Callable[[str], None] = print, run: bool = True,
+            report_dir: str | Path | None = None) -> dict[str, Any]:
     """Run every run not finished yet (``run=False``: none, report the finished ones), then write
-    results.json, results.md and the curves into ``output_dir``."""
+    results.json, results.md and the curves into ``report_dir`` (default ``output_dir``; another
+    one keeps a report on a subset, e.g. ``seeds: [1, 2]``, beside the main one)."""
     results = run_all(cfg, console) if run else finished_runs(cfg)
     if not results:
         raise ConfigError(f"no finished runs in {cfg.output_dir} yet")
     summary = summarize(cfg, results)
-    root = Path(cfg.output_dir)
+    root = Path(report_dir or cfg.output_dir)
+    root.mkdir(parents=True, exist_ok=True)
     (root / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
     (root / "results.md").write_text(markdown(summary))
     try:
