@@ -398,3 +398,26 @@ def test_revision_behaviour_record_writes_verbatim_counts_only_when_the_fixes_ma
     (run / "result.json").write_text(json.dumps({"evals": [{**last, "eval/draft_fix_rate/critic": 0.0}]}))
     assert tool.record(probe).startswith("not recorded: critic fixes 1 of 2, logged 0 of 2")
     assert "eval/draft_verbatim/critic" not in json.loads((run / "result.json").read_text())["evals"][-1]
+
+
+def test_curve_styles_give_a_variant_its_methods_colour_dashed():
+    from rltf.eval.compare_report import line_styles
+
+    names = ["base", "grpo", "rltf-sd", "rltf-sd+fm", "sdpo", "sdpo-hybrid", "rltf-sd-correctness",
+             "rltf-sd+fm-correctness"]
+    styles = line_styles(names)
+    assert styles["rltf-sd-correctness"] == (styles["rltf-sd"][0], True)
+    assert styles["rltf-sd+fm-correctness"] == (styles["rltf-sd+fm"][0], True)
+    # "sdpo-hybrid" starts with "sdpo-": a variant of SDPO, dashed in its colour
+    assert styles["sdpo-hybrid"] == (styles["sdpo"][0], True)
+    solid = [c for c, dashed in styles.values() if not dashed]
+    assert len(solid) == len(set(solid)) == 5  # every method its own colour
+
+
+def test_curves_with_more_than_ten_methods(tmp_path):
+    from rltf.eval.compare_report import plot
+
+    table = {f"m{i}": {"points": {"0": {"mean": 0.1 * i, "ci95_half_width": float("nan")},
+                                  "100": {"mean": 0.05 * i, "ci95_half_width": 0.01}}} for i in range(12)}
+    plot({"table": table, "metric": "accuracy"}, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 1000

@@ -128,6 +128,17 @@ def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str, o
     return "\n".join(lines) + "\n"
 
 
+def line_styles(names: list[str]) -> dict[str, tuple[int, bool]]:
+    """A colour index and dashed-or-not per run name: every method its own colour, and a variant
+    named after another ("rltf-sd-correctness") dashed in that method's colour, so the pair reads as
+    one method with two kinds of feedback."""
+    out: dict[str, tuple[int, bool]] = {}
+    for name in names:
+        parent = next((p for p in names if p != name and name.startswith(p + "-") and p in out), None)
+        out[name] = (out[parent][0], True) if parent else (len({c for c, _ in out.values()}), False)
+    return out
+
+
 def plot(summary: dict[str, Any], path: Path, table: dict[str, Any] | None = None, metric: str | None = None,
          title: str | None = None) -> None:
     import matplotlib
@@ -137,7 +148,12 @@ def plot(summary: dict[str, Any], path: Path, table: dict[str, Any] | None = Non
 
     table = summary["table"] if table is None else table
     metric = metric or summary["metric"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    styles = line_styles(list(table))
+    if len({c for c, _ in styles.values()}) <= 10:
+        palette = plt.get_cmap("tab10")
+    else:  # tab20's dark shades first: ten distinct hues before any light twin
+        palette = lambda i: plt.get_cmap("tab20")((2 * i) % 20 + (2 * i) // 20 % 2)  # noqa: E731
     for name, row in table.items():
         pts = [(int(p), c) for p, c in row["points"].items()]
         if not pts:
@@ -145,14 +161,15 @@ def plot(summary: dict[str, Any], path: Path, table: dict[str, Any] | None = Non
         xs = [p for p, _ in pts]
         means = [c["mean"] for _, c in pts]
         half = [0.0 if math.isnan(c["ci95_half_width"]) else c["ci95_half_width"] for _, c in pts]
-        line, = ax.plot(xs, means, marker="o", label=name)
+        color, dashed = styles[name]
+        line, = ax.plot(xs, means, marker="o", label=name, color=palette(color), linestyle="--" if dashed else "-")
         ax.fill_between(xs, [m - h for m, h in zip(means, half)], [m + h for m, h in zip(means, half)],
                         color=line.get_color(), alpha=0.12)
     ax.set_xlabel("generated tokens (budget point)")
     ax.set_ylabel(f"held-out {metric}")
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
