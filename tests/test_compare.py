@@ -153,11 +153,11 @@ def test_feedback_use_pools_fixes_over_seeds_exactly_or_as_a_bound(tmp_path):
     # at 0 tokens no run fixed anything: the discordant pairs are known (0, 0) without the log, so p is exact
     assert "| rltf-fm | 0 / 0 of 40 (p 1.00, Holm 1.00) | 7 / 2 of 22 (p 0.06, Holm ≥ 0.12) |" in text
     assert "| grpo | 0 / 0 of 40 (p 1.00, Holm 1.00) | 3 / 1 of 18 (p ≥ 0.50, Holm ≥ 0.50) |" in text
-    from rltf.eval.compare_stats import _discordant
+    from rltf.eval.compare_stats import discordant_pairs
 
-    assert _discordant({}, 2, 0) == (2, 0) and _discordant({}, 0, 3) == (0, 3)  # one side fixed none
-    assert _discordant({}, 2, 1) is None  # 2 and 1 fixes: 1 fixed by both, or none
-    assert _discordant({"eval/fixed_only/critic": 1, "eval/fixed_only/correctness": 0}, 2, 1) == (1, 0)
+    assert discordant_pairs({}, 2, 0) == (2, 0) and discordant_pairs({}, 0, 3) == (0, 3)  # one side fixed none
+    assert discordant_pairs({}, 2, 1) is None  # 2 and 1 fixes: 1 fixed by both, or none
+    assert discordant_pairs({"eval/fixed_only/critic": 1, "eval/fixed_only/correctness": 0}, 2, 1) == (1, 0)
     assert "initial model's wrong greedy answers" not in text  # no draft evaluations logged
     from rltf.eval.compare_report import OWN_ANSWERS, _feedback_use_markdown
 

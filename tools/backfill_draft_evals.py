@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rltf.eval.compare_stats import discordant_pairs
 from rltf.models.backend import SamplingParams
 from rltf.rollout.evaluation import evaluate
 from rltf.trainers import build_trainer, make_config
@@ -28,15 +29,31 @@ from rltf.trainers.held_out import as_draft_metrics
 from rltf.models.loading import list_checkpoints
 
 
+def greedy_trainer(method: str, recipe: Path, checkpoint: Path | None = None):
+    """A quiet trainer of ``method`` from ``recipe`` (resumed from ``checkpoint``, else the initial
+    model) and the greedy sampling of its evaluations -> (trainer, params)."""
+    trainer = build_trainer(make_config(method, recipe=recipe), console=lambda s: None,
+                            resume=str(checkpoint) if checkpoint else None)
+    c = trainer.config
+    return trainer, SamplingParams(max_new_tokens=c.max_new_tokens or trainer.task.max_new_tokens, temperature=0.0)
+
+
+def final_checkpoint(run_dir: Path, step: int) -> Path | None:
+    """The run's last checkpoint when it is the one of its last evaluation's ``step``, else None (said)."""
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints or int(checkpoints[-1].name.split("-")[-1]) != step:
+        print(f"{run_dir}: no checkpoint of the last evaluation's step {step}: skipped")
+        return None
+    return checkpoints[-1]
+
+
 def drafts_of(task_dir: Path, recipe: Path) -> dict[str, str]:
     """The initial model's greedy answers to the held-out prompts of this task (computed once, kept
     in TASK_DIR/initial_drafts.json)."""
     path = task_dir / "initial_drafts.json"
     if not path.exists():
-        trainer = build_trainer(make_config("grpo", recipe=recipe), console=lambda s: None)
-        c = trainer.config
-        params = SamplingParams(max_new_tokens=c.max_new_tokens or trainer.task.max_new_tokens, temperature=0.0)
-        result = evaluate(trainer.task, trainer.rollout_backend(), n=c.eval_n, seed=12345, params=params,
+        trainer, params = greedy_trainer("grpo", recipe)
+        result = evaluate(trainer.task, trainer.rollout_backend(), n=trainer.config.eval_n, seed=12345, params=params,
                           split="eval", keep_first_answers=True)
         path.write_text(json.dumps(result["first_answers"], indent=1) + "\n")
     return json.loads(path.read_text())
@@ -50,16 +67,12 @@ def backfill(run_dir: Path) -> None:
     if result["method"] == "base":  # the drafts are its own answers
         last.update(as_draft_metrics(last))
     else:
-        checkpoints = list_checkpoints(run_dir)
-        if not checkpoints or int(checkpoints[-1].name.split("-")[-1]) != last["step"]:
-            print(f"{run_dir}: no checkpoint of the last evaluation's step {last['step']}: skipped")
+        checkpoint = final_checkpoint(run_dir, last["step"])
+        if checkpoint is None:
             return
         recipe = run_dir / "recipe.yaml"
         drafts = drafts_of(run_dir.parent, recipe)
-        trainer = build_trainer(make_config(result["method"], recipe=recipe), console=lambda s: None,
-                                resume=str(checkpoints[-1]))
-        c = trainer.config
-        params = SamplingParams(max_new_tokens=c.max_new_tokens or trainer.task.max_new_tokens, temperature=0.0)
+        trainer, params = greedy_trainer(result["method"], recipe, checkpoint)
         last.update(trainer.evaluate_revisions(params, drafts=drafts, prefix="draft_"))
     last["draft_backfilled"] = True
     done.write_text(json.dumps(result, indent=1) + "\n")
@@ -71,14 +84,10 @@ def backfill_own(run_dir: Path) -> None:
     done = run_dir / "result.json"
     result = json.loads(done.read_text())
     last = result["evals"][-1]
-    checkpoints = list_checkpoints(run_dir)
-    if not checkpoints or int(checkpoints[-1].name.split("-")[-1]) != last["step"]:
-        print(f"{run_dir}: no checkpoint of the last evaluation's step {last['step']}: skipped")
+    checkpoint = final_checkpoint(run_dir, last["step"])
+    if checkpoint is None:
         return
-    trainer = build_trainer(make_config(result["method"], recipe=run_dir / "recipe.yaml"), console=lambda s: None,
-                            resume=str(checkpoints[-1]))
-    c = trainer.config
-    params = SamplingParams(max_new_tokens=c.max_new_tokens or trainer.task.max_new_tokens, temperature=0.0)
+    trainer, params = greedy_trainer(result["method"], run_dir / "recipe.yaml", checkpoint)
     again = trainer.evaluate_revisions(params)
     keys = [k for k in again if k.startswith(("eval/wrong_first/", "eval/fix_rate/"))]
     differ = {k: (last.get(k), again[k]) for k in keys if last.get(k) is None or abs(last[k] - again[k]) > 1e-9}
@@ -105,8 +114,7 @@ def main() -> None:
         if args.own:
             wrong = last.get("eval/wrong_first/critic", 0)
             fixes = [round(last.get(f"eval/fix_rate/{k}", 0.0) * wrong) for k in ("critic", "correctness")]
-            # only where the counts leave the discordant pairs open (a feedback that fixed none settles them)
-            needed = "eval/fixed_only/critic" not in last and min(fixes) > 0
+            needed = discordant_pairs(last, *fixes) is None  # not logged, and the counts leave them open
         else:
             needed = not any(k.startswith("eval/draft_") for k in last)
         if needed:

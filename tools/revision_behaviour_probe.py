@@ -29,6 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rltf.rollout.evaluation import same_words
 from rltf.stats import mcnemar_two_sided
 
 COPY_CHARS = 20
@@ -64,8 +65,7 @@ def classify(draft_answer: str | None, revision_answer: str | None, correct: boo
         return "fixed"
     if revision_answer is None:
         return "no_answer"
-    norm = lambda s: " ".join(s.split())  # noqa: E731
-    if draft_answer is not None and norm(revision_answer) == norm(draft_answer):
+    if draft_answer is not None and same_words(revision_answer, draft_answer):
         return "same_answer"
     return "other_wrong"
 
@@ -94,13 +94,11 @@ def paired(rows: list[dict], flag) -> tuple[int, int]:
 def probe(run_dir: Path) -> dict:
     """One run, in this process: the final checkpoint (or the initial model) revises the drafts."""
     from rltf.feedback import build_feedback
-    from rltf.models.backend import SamplingParams
     from rltf.models.loading import list_checkpoints
     from rltf.rollout.episode import run_episodes
-    from rltf.trainers import build_trainer, make_config
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from backfill_draft_evals import drafts_of
+    from backfill_draft_evals import drafts_of, greedy_trainer
 
     result = json.loads((run_dir / "result.json").read_text())
     recipe = run_dir / "recipe.yaml"
@@ -109,10 +107,8 @@ def probe(run_dir: Path) -> dict:
     drafts = drafts_of(run_dir.parent, recipe)
     method = "grpo" if result["method"] == "base" else result["method"]
     checkpoints = [] if result["method"] == "base" else list_checkpoints(run_dir)
-    trainer = build_trainer(make_config(method, recipe=recipe), console=lambda s: None,
-                            resume=str(checkpoints[-1]) if checkpoints else None)
+    trainer, params = greedy_trainer(method, recipe, checkpoints[-1] if checkpoints else None)
     task, c = trainer.task, trainer.config
-    params = SamplingParams(max_new_tokens=c.max_new_tokens or task.max_new_tokens, temperature=0.0)
     problems = task.problems("eval", c.eval_n, seed=12345)
     by_id = {str(p.id): p for p in problems}
     wrong = [p for p in problems if not task.score(p, drafts[str(p.id)]).correct]
@@ -129,7 +125,7 @@ def probe(run_dir: Path) -> dict:
                 rows.append({"kind": kind, "problem_id": str(e.problem_id),
                              "class": classify(answer_of(draft.score, draft.text),
                                                answer_of(revision.score, revision.text), revision.correct),
-                             "verbatim": " ".join(revision.text.split()) == " ".join(draft.text.split()),
+                             "verbatim": same_words(revision.text, draft.text),
                              "copied_chars": longest_new_copy(revision.text, feedback_text, draft.text + prompt),
                              "draft": draft.text, "feedback": feedback_text, "revision": revision.text})
     return {"run": str(run_dir), "task": task.name, "method": result["method"], "seed": result["seed"],

@@ -113,7 +113,7 @@ def _fixes(ev: dict[str, Any], kind: str, prefix: str = "", outcome: str = "fixe
     return int(wrong), round(ev.get(rate, 0.0) * wrong)
 
 
-def _discordant(ev: dict[str, Any], fixed_critic: int, fixed_correctness: int,
+def discordant_pairs(ev: dict[str, Any], fixed_critic: int, fixed_correctness: int,
                 prefix: str = "", outcome: str = "fixed") -> tuple[int, int] | None:
     """(fixed only with the critique, fixed only with correctness-only feedback) in one evaluation:
     logged (``eval/fixed_only/*``), or determined by the counts when one feedback fixed none (then
@@ -151,7 +151,7 @@ def feedback_use(cfg: CompareConfig, results: list[dict[str, Any]], prefix: str 
                 continue
             wrong = sum(c[0] for _, c, _ in pairs)
             fixed_c, fixed_k = sum(c[1] for _, c, _ in pairs), sum(k[1] for _, _, k in pairs)
-            discordant = [_discordant(ev, c[1], k[1], prefix, outcome) for ev, c, k in pairs]
+            discordant = [discordant_pairs(ev, c[1], k[1], prefix, outcome) for ev, c, k in pairs]
             exact = None not in discordant
             cell = {"runs": len(pairs), "wrong": wrong, "fixed_critic": fixed_c, "fixed_correctness": fixed_k,
                     "exact": exact}

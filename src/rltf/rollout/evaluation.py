@@ -74,7 +74,7 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         "fix_rate": (sum(e.turns[-1].correct for e in wrong) / len(wrong) if wrong and rounds > 1 else None),
         "fixed_ids": sorted(str(e.problem_id) for e in wrong if rounds > 1 and e.turns[-1].correct),
         # wrong first answers whose last revision hands the first answer back word for word
-        "verbatim_ids": sorted(str(e.problem_id) for e in wrong if rounds > 1 and _same_words(e.turns[-1].text,
+        "verbatim_ids": sorted(str(e.problem_id) for e in wrong if rounds > 1 and same_words(e.turns[-1].text,
                                                                                                e.turns[0].text)),
         "break_rate": (sum(not e.turns[-1].correct for e in right) / len(right) if right else None),
         "tokens_generated": tokens,
@@ -118,6 +118,6 @@ def _bar(total: int, enabled: bool):
     return tqdm(total=total, desc="eval", unit="prompt", disable=not enabled, leave=False)
 
 
-def _same_words(a: str, b: str) -> bool:
+def same_words(a: str, b: str) -> bool:
     """The same text, whitespace aside."""
     return a.split() == b.split()
