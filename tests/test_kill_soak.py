@@ -2,10 +2,10 @@
 resumed each time, the run ends with the parameters, optimizer state and metrics.jsonl of an
 uninterrupted run, and no interrupted checkpoint is ever taken as the latest."""
 import json
+import multiprocessing
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,10 +25,54 @@ KILLS = 20
 VOLATILE = ("time/", "tokens/per_s")  # wall-clock figures differ between any two runs
 
 
-def start(out: Path) -> subprocess.Popen:
+# Every run is `rltf.cli.main` in a process forked from a server that imported rltf, torch and
+# transformers once: 22 fresh interpreters spent most of the test importing them (~4 s each). The
+# runs still load the model, resume and write checkpoints from scratch, each in its own session.
+FORKS = multiprocessing.get_context("forkserver")
+FORKS.set_forkserver_preload(["rltf.cli", "rltf.trainers.rltf_trainer"])
+
+
+class Run:
+    """One `rltf train` process (the part of :class:`subprocess.Popen` the test uses)."""
+
+    def __init__(self, args: list[str], log: Path):
+        self.log = log
+        log.unlink(missing_ok=True)
+        self.process = FORKS.Process(target=cli_in_new_session, args=(args, str(log)))
+        self.process.start()
+        self.pid = self.process.pid
+        while not log.exists() and self.process.exitcode is None:  # its session exists once it opened the log
+            time.sleep(0.001)
+
+    def poll(self) -> int | None:
+        return self.process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self.process.join(timeout)
+        return self.process.exitcode
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.exitcode
+
+    def errors(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+
+def cli_in_new_session(args: list[str], log: str) -> None:
+    os.setsid()  # its own process group, so a kill reaches anything it started
+    out = os.open(os.devnull, os.O_WRONLY)
+    err = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    from rltf.cli import main
+
+    sys.exit(main(args))
+
+
+def start(out: Path) -> Run:
     resume = ["--resume", str(out)] if out.exists() and list_checkpoints(out) else []
-    return subprocess.Popen([sys.executable, "-m", "rltf.cli", *ARGS, "--output-dir", str(out), *resume],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    return Run([*ARGS, "--output-dir", str(out), *resume], out.parent / f"{out.name}.stderr")
 
 
 def latest_step(out: Path) -> int:
@@ -36,7 +80,7 @@ def latest_step(out: Path) -> int:
     return int(found[-1].name.split("-")[1]) if found else 0
 
 
-def kill_when(proc: subprocess.Popen, out: Path, rnd: random.Random, mode: str) -> bool:
+def kill_when(proc: Run, out: Path, rnd: random.Random, mode: str) -> bool:
     """SIGKILL ``proc``: during start-up ("startup": model loading, resuming), at a random moment
     after it made progress ("random"), or as soon as it is writing ("saving") or deleting
     ("pruning") a checkpoint. Moments follow the run's progress, not the clock, so the test means
@@ -79,7 +123,7 @@ def metrics(out: Path) -> list[dict]:
 def test_sigkill_at_twenty_moments_loses_nothing(tmp_path):
     reference = tmp_path / "uninterrupted"
     proc = start(reference)
-    assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 0, proc.errors()
 
     out, rnd, landed, modes = tmp_path / "killed", random.Random(0), 0, []
     while landed < KILLS:
@@ -90,10 +134,10 @@ def test_sigkill_at_twenty_moments_loses_nothing(tmp_path):
             modes.append(mode)
             check_latest_is_whole(out)
         else:
-            assert proc.returncode == 0, proc.stderr.read().decode()
+            assert proc.returncode == 0, proc.errors()
             pytest.fail(f"the run finished after {landed} kills; make it longer")
     proc = start(out)
-    assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 0, proc.errors()
     assert [modes.count(m) for m in ("saving", "pruning", "startup", "random")] == [4, 4, 4, 8]
 
     a, b = resolve_resume(reference), resolve_resume(out)
