@@ -255,6 +255,37 @@ def test_report_only_summarises_the_finished_runs_and_says_it_is_partial(tmp_pat
     assert (tmp_path / "out" / "results.md").read_text() == text
 
 
+def test_time_left_estimates_each_unfinished_run_from_its_nearest_finished_ones(tmp_path):
+    from rltf.eval.compare import time_left
+    from rltf.eval.compare_report import hours, markdown
+
+    (tmp_path / "study.yaml").write_text(
+        f"output_dir: {tmp_path / 'out'}\ntasks: [add2, fact_summary]\nseeds: [0, 1]\nbudget_tokens: 100\n"
+        "methods:\n  grpo: {method: grpo}\n  sdpo: {method: sdpo}\n")
+    cfg = load_compare_config(tmp_path / "study.yaml")
+    assert time_left(cfg) is None  # nothing finished: no pace to go by
+
+    def finish(task, name, seed, wall):
+        run_dir = cfg.run_dir(task, name, seed)
+        run_dir.mkdir(parents=True)
+        (run_dir / "result.json").write_text(json.dumps({"name": name, "seed": seed, "evals": [], "wall_s": wall}))
+
+    finish("add2", "grpo", 0, 100.0)
+    finish("add2", "sdpo", 0, 300.0)
+    finish("fact_summary", "grpo", 0, 500.0)
+    partly = cfg.run_dir("add2", "grpo", 1)  # interrupted after 40 s
+    partly.mkdir(parents=True)
+    (partly / "wall_time.json").write_text(json.dumps({"sittings_s": [40.0], "total_s": 40.0}))
+    # unfinished: fact_summary sdpo s0 (no run of it on fact_summary: sdpo on any task, 300), add2 grpo s1
+    # (100 - 40 spent), add2 sdpo s1 (300), fact_summary grpo s1 (500), fact_summary sdpo s1 (300)
+    left = time_left(cfg)
+    assert left == {"seconds": 300 + 60 + 300 + 500 + 300, "runs": 5}
+    assert hours(left["seconds"]) == "24 min" and hours(5400) == "1.5 h"
+    text = markdown({"runs_done": 3, "runs_total": 8, "time_left": left,
+                     "by_task": {"add2": {}, "fact_summary": {}}})
+    assert "The other 5 need about 24 min of compute" in text
+
+
 def test_a_sitting_is_recorded_while_it_lasts_so_a_killed_one_still_counts(tmp_path):
     import subprocess
     import sys

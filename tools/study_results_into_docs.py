@@ -13,8 +13,10 @@ p = 'docs/RESULTS.md'
 s = open(p).read()
 summary = json.load(open('docs/study/results.json'))
 done, total = summary['runs_done'], summary['runs_total']
+left = summary.get('time_left')
+pace = f"; about {left['seconds'] / 3600:.0f} h of compute left at the finished runs' pace" if left else ""
 when = datetime.datetime.utcnow().strftime("%Y-%m-%d, %H:%M UTC")
-status_line = (f"**Status ({when}): {done} of {total} runs finished** (seed-major: {sys.argv[1]}). The study runs\n"
+status_line = (f"**Status ({when}): {done} of {total} runs finished** (seed-major: {sys.argv[1]}{pace}). The study runs\n"
                "over several sittings (`rltf compare` skips finished runs and resumes an interrupted one from its\n"
                "last checkpoint); the tables below are regenerated from whatever has finished by\n"
                "`bash tools/study_report.sh` (= `rltf compare --config recipes/compare/study-feedback.yaml\n"

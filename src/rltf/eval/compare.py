@@ -47,7 +47,7 @@ from typing import Any, Callable
 import yaml
 
 from rltf.errors import ConfigError
-from rltf.eval.compare_report import markdown, plot
+from rltf.eval.compare_report import hours, markdown, plot
 from rltf.eval.compare_stats import feedback_use, metric_table, significance
 from rltf.trainers import build_trainer, make_config
 from rltf.trainers.checkpoint import list_checkpoints
@@ -168,6 +168,40 @@ def finished_runs(cfg: CompareConfig) -> list[dict[str, Any]]:
     return results
 
 
+def time_left(cfg: CompareConfig) -> dict[str, Any] | None:
+    """The compute the unfinished runs still need, at the pace of the finished ones on this machine.
+
+    Each unfinished run is estimated by the mean wall time of the finished runs of the same task
+    and name (other seeds), else of the same name on any task, else of every finished run of its
+    task; an interrupted run's sittings so far (its ``wall_time.json``) are taken off its estimate.
+    -> ``{"seconds", "runs"}`` (unfinished runs), or None before any run has finished."""
+    walls: dict[tuple[str, str], list[float]] = {}
+    left = []
+    for seed, task, name in all_runs(cfg):
+        run_dir = cfg.run_dir(task, name, seed)
+        done = run_dir / "result.json"
+        if done.exists():
+            wall = json.loads(done.read_text()).get("wall_s")
+            if wall is not None:
+                walls.setdefault((task, name), []).append(wall)
+            continue
+        spent = run_dir / "wall_time.json"
+        left.append((task, name, json.loads(spent.read_text()).get("total_s", 0.0) if spent.exists() else 0.0))
+    if not walls:
+        return None
+
+    def mean_of(keep: Callable[[tuple[str, str]], bool]) -> float | None:
+        values = [w for key, ws in walls.items() if keep(key) for w in ws]
+        return statistics.mean(values) if values else None
+
+    seconds = 0.0
+    for task, name, spent in left:
+        guess = next(g for g in (mean_of(lambda k: k == (task, name)), mean_of(lambda k: k[1] == name),
+                                 mean_of(lambda k: k[0] == task), mean_of(lambda k: True)) if g is not None)
+        seconds += max(guess - spent, 0.0)
+    return {"seconds": seconds, "runs": len(left)}
+
+
 class _Sitting:
     """One sitting's wall-clock seconds in the run's ``wall_time.json``, written when the sitting
     starts and rewritten every ``every_s`` seconds while it lasts, so a sitting that is killed
@@ -203,7 +237,8 @@ class _Sitting:
 
 def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[dict[str, Any]]:
     results = []
-    for seed, task, name in all_runs(cfg):
+    runs = all_runs(cfg)
+    for number, (seed, task, name) in enumerate(runs, 1):
         run_dir = cfg.run_dir(task, name, seed)
         where = f"{task}: " if cfg.tasks else ""
         done = run_dir / "result.json"
@@ -211,10 +246,13 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[
             results.append({"task": task, **json.loads(done.read_text())})
             console(f"{where}{name} seed {seed}: done earlier")
             continue
+        left = time_left(cfg)
+        pace = f"; about {hours(left['seconds'])} of compute left at the finished runs' pace" if left else ""
         run_dir.mkdir(parents=True, exist_ok=True)
         sitting = _Sitting(run_dir)
         method, values = run_config(cfg, name, seed, run_dir, task)
-        console(f"{where}{name} seed {seed}: running {method} (log: {run_dir / 'train.log'})")
+        console(f"{where}{name} seed {seed}: running {method} (run {number} of {len(runs)}{pace}; "
+                f"log: {run_dir / 'train.log'})")
         if method == "base":
             evals = _run_base(values, run_dir)
             wall = sitting.tick()
@@ -274,7 +312,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             "draft_feedback_use": {t: u for t, u in draft_uses.items() if u},
             "draft_verbatim": {t: u for t, u in draft_verbatim.items() if u},
             "wall_min": {t: {n: statistics.mean(v) / 60 for n, v in names.items()} for t, names in wall.items()},
-            "wall_estimated_runs": estimated}
+            "wall_estimated_runs": estimated, "time_left": time_left(cfg)}
 
 
 def compare(cfg: CompareConfig, console: Callable[[str], None] = print, run: bool = True,

@@ -14,8 +14,11 @@ def markdown(summary: dict[str, Any]) -> str:
     parts = []
     done, total = summary.get("runs_done"), summary.get("runs_total")
     if done is not None and done < total:
+        left = summary.get("time_left")
+        pace = (f" The other {left['runs']} need about {hours(left['seconds'])} of compute at the pace of "
+                "the finished runs (each estimated by the finished runs of its task and method)." if left else "")
         parts.append(f"**Partial report: {done} of {total} runs finished** (cells average the seeds that "
-                     "have finished; the rest are n/a).\n")
+                     f"have finished; the rest are n/a).{pace}\n")
     for task, metrics in by_task.items():
         if len(by_task) > 1:
             parts.append(f"### {task}\n")
@@ -39,6 +42,11 @@ def markdown(summary: dict[str, Any]) -> str:
                          + ", ".join(f"{n} {m:.1f} min" for n, m in wall.items()) + "."
                          + _estimated_note(summary.get("wall_estimated_runs", {}).get(task, 0)) + "\n")
     return "\n".join(parts)
+
+
+def hours(seconds: float) -> str:
+    """1.2 h, or 25 min under an hour."""
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def _p(p: float, bound: bool = False) -> str:
