@@ -122,16 +122,13 @@ def test_eval_bad_input_exits_2_with_one_line(args, message, capsys):
 
 @pytest.mark.parametrize("content", ["", "\n\n   \n"])
 def test_empty_input_files_are_errors(tmp_path, content, capsys):
-    from rltf.cli import main
-
     empty = tmp_path / "empty.jsonl"
     empty.write_text(content)
     for args in (["annotate", "--input", str(empty), "--output", str(tmp_path / "out.jsonl")],
                  ["eval-rm", "--data", str(empty), "--model", "tiny-random"]):
-        capsys.readouterr()
-        assert main(args) == 2  # in process: the command's own check, as the CLI prints it
-        assert capsys.readouterr().err.strip() == f"rltf: error: {empty}: no records (the file is empty or " \
-                                                  "holds only blank lines)"
+        code, stderr = in_process(capsys, *args)  # the command's own check, as the CLI prints it
+        assert code == 2
+        assert stderr.strip() == f"rltf: error: {empty}: no records (the file is empty or holds only blank lines)"
 
 
 def test_train_rejects_a_negative_learning_rate_in_one_line(tmp_path, capsys):

@@ -9,12 +9,14 @@ import os
 import re
 import sys
 
+from rltf.eval.compare_report import hours
+
 p = 'docs/RESULTS.md'
 s = open(p).read()
 summary = json.load(open('docs/study/results.json'))
 done, total = summary['runs_done'], summary['runs_total']
 left = summary.get('time_left')
-pace = f"; about {left['seconds'] / 3600:.0f} h of compute left at the finished runs' pace" if left else ""
+pace = f"; about {hours(left['seconds'])} of compute left at the finished runs' pace" if left else ""
 when = datetime.datetime.utcnow().strftime("%Y-%m-%d, %H:%M UTC")
 status_line = (f"**Status ({when}): {done} of {total} runs finished** (seed-major: {sys.argv[1]}{pace}). The study runs\n"
                "over several sittings (`rltf compare` skips finished runs and resumes an interrupted one from its\n"
