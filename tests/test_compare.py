@@ -452,3 +452,63 @@ def test_curves_with_more_than_ten_methods(tmp_path):
                                   "100": {"mean": 0.05 * i, "ci95_half_width": 0.01}}} for i in range(12)}
     plot({"table": table, "metric": "accuracy"}, tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_study_archive_rebuilds_single_seed_runs_from_the_report_and_round_trips(tmp_path, monkeypatch):
+    """A run kept only in a one-seed report comes back as a result.json that reproduces the report's
+    tables and paired counts; save/restore copy finished runs between runs/ and the archive."""
+    from rltf.eval.compare import CompareConfig, finished_runs, summarize
+
+    tool = _tool("study_archive")
+    monkeypatch.setattr(tool, "ARCHIVE", tmp_path / "archive")
+    cfg = CompareConfig(output_dir=str(tmp_path / "out"), methods={"base": {"method": "base"},
+                                                                   "rltf-sd": {"method": "rltf-sd"}},
+                        seeds=[0, 1], budget_tokens=100, budget_points=[50], tasks=["add2"],
+                        metrics=["revision_use", "fix_rate/critic"])
+
+    def ev(tokens, acc, fixed_c, fixed_k, only=True):
+        e = {"step": tokens // 10, "tokens": tokens, "eval/accuracy": acc, "eval/loss": 1.0,  # loss: not reported
+             "eval/wrong_first/critic": 8, "eval/wrong_first/correctness": 8,
+             "eval/fix_rate/critic": fixed_c / 8, "eval/fix_rate/correctness": fixed_k / 8,
+             "eval/revision_use": (fixed_c - fixed_k) / 8,
+             "eval/draft_wrong_first/critic": 5, "eval/draft_wrong_first/correctness": 5,
+             "eval/draft_fix_rate/critic": 0.2, "eval/draft_fix_rate/correctness": 0.4,
+             "eval/draft_verbatim/critic": 0.6, "eval/draft_verbatim/correctness": 0.0,
+             "eval/draft_verbatim_only/critic": 3, "eval/draft_verbatim_only/correctness": 0}
+        if only:
+            e.update({"eval/fixed_only/critic": fixed_c, "eval/fixed_only/correctness": fixed_k})
+        return e
+
+    originals = [
+        {"task": "add2", "name": "base", "method": "base", "seed": 0, "evals": [ev(0, 0.5, 0, 0)], "wall_s": 60.0},
+        # 30 tokens stands for no point, 55 for 50, 104 for 100; counts without discordant pairs at 104
+        {"task": "add2", "name": "rltf-sd", "method": "rltf-sd", "seed": 0, "wall_s": 1234.5,
+         "evals": [ev(0, 0.5, 0, 0), ev(30, 0.55, 1, 0), ev(55, 0.625, 2, 0), ev(104, 0.75, 2, 1, only=False)]}]
+    summary = summarize(cfg, originals)
+    rebuilt = [tool.results_from_report(summary, "add2", name, 0) for name in ("base", "rltf-sd")]
+    assert tool.results_from_report(summary, "add2", "rltf-sd", 1) is None  # seed 1 never ran
+    sd = rebuilt[1]
+    assert [e["tokens"] for e in sd["evals"]] == [0, 55, 104] and sd["wall_s"] == 1234.5
+    assert sd["restored_from"] and "eval/loss" not in sd["evals"][0]
+    assert sd["evals"][1]["eval/fixed_only/critic"] == 2 and "eval/fixed_only/critic" not in sd["evals"][2]
+    again = summarize(cfg, rebuilt)
+    for key in ("by_task", "feedback_use", "draft_feedback_use", "draft_verbatim", "wall_min"):
+        assert json.dumps(again[key], sort_keys=True) == json.dumps(summary[key], sort_keys=True), key
+    assert again["draft_verbatim"]["add2"]["rltf-sd"]["100"]["only_critic"] == 3
+    # the archive: from-report, then restore into an empty output_dir, and save of a newly finished run
+    assert tool.from_report(cfg, summary) == 2 and tool.from_report(cfg, summary) == 0  # kept runs are not redone
+    assert tool.restore(cfg) == 2 and tool.restore(cfg) == 0
+    assert [(r["name"], r["seed"]) for r in finished_runs(cfg)] == [("base", 0), ("rltf-sd", 0)]
+    run = cfg.run_dir("add2", "rltf-sd", 1)
+    run.mkdir(parents=True)
+    (run / "checkpoint-4").mkdir()  # not kept
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    assert tool.save(cfg) == 0  # not finished: nothing to keep yet
+    (run / "result.json").write_text(json.dumps({**originals[1], "seed": 1}))
+    assert tool.save(cfg) == 1 and tool.save(cfg) == 0
+    kept = tmp_path / "archive" / "add2" / "rltf-sd-s1"
+    assert sorted(p.name for p in kept.iterdir()) == ["metrics.jsonl", "result.json"]
+    # a pooled report cannot be split into runs
+    pooled = summarize(cfg, [*originals, {**originals[1], "seed": 1}])
+    with pytest.raises(ValueError, match="pools several seeds"):
+        tool.results_from_report(pooled, "add2", "rltf-sd", 0)

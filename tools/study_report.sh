@@ -29,4 +29,6 @@ if .venv/bin/rltf compare --config "$config" --report-only --set 'seeds=[1, 2]' 
 else
   echo "no finished run of seeds 1-2 yet: no confirmatory report"
 fi
+# every finished run's result, metrics and wall time, committed with the report: runs/ is not
+.venv/bin/python tools/study_archive.py save "$config"
 echo "wrote docs/study/ from $out"

@@ -22,7 +22,10 @@ status_line = (f"**Status ({when}): {done} of {total} runs finished** (seed-majo
                "over several sittings (`rltf compare` skips finished runs and resumes an interrupted one from its\n"
                "last checkpoint); the tables below are regenerated from whatever has finished by\n"
                "`bash tools/study_report.sh` (= `rltf compare --config recipes/compare/study-feedback.yaml\n"
-               "--report-only`, copied into `docs/study/`). Nothing below is a conclusion yet.")
+               "--report-only`, copied into `docs/study/`). Each finished run's result, metrics and wall time\n"
+               "are committed in `docs/study/runs/` (`python tools/study_archive.py save`, which that script\n"
+               "calls), and `bash tools/study_run.sh` puts them back before it resumes the study, so a new\n"
+               "machine carries on where the last one stopped. Nothing below is a conclusion yet.")
 tables = open('docs/study/results.md').read()
 tables = re.sub(r'^### ', '#### ', tables, flags=re.M)
 imgs = "\n".join(f"![held-out {m} against generated tokens, {t}](study/{t}-{m}.png)"
