@@ -20,6 +20,25 @@ def test_tasks_lists_presets():
         assert name in r.stdout
 
 
+def test_help_and_tasks_do_not_import_torch_and_every_command_is_listed():
+    """Only the command being run is imported: `rltf --help` and `rltf tasks` answer without torch."""
+    from rltf.cli import COMMANDS
+
+    probe = ("import sys; from rltf.cli import main\n"
+             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print('heavy:', sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))")
+    for args in (["--help"], ["tasks"], ["bogus"]):
+        r = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+        assert r.stdout.strip().endswith("heavy: []"), (args, r.stdout[-300:], r.stderr[-300:])
+        if args == ["--help"]:
+            for name, (_, help_line) in COMMANDS.items():
+                assert name in r.stdout and help_line.split()[0] in r.stdout
+        if args == ["bogus"]:
+            assert "invalid choice: 'bogus'" in r.stderr
+    r = rltf("train", "--help")  # the command run gets its whole parser
+    assert r.returncode == 0 and "rltf-sd" in r.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["eval", "--model", "tiny-random", "--task", "nope"], "unknown task"),
     (["eval", "--model", "tiny-random", "--task", "math:/no/such.jsonl"], "no such file"),

@@ -2,32 +2,52 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 import warnings
 
-from transformers.utils import logging as hf_logging
-
-from rltf.cli import (annotate_cmd, compare_cmd, demo_cmd, eval_cmd, eval_rm_cmd, label_studio_cmd, serve_cmd, tasks_cmd,
-                      train_cmd)
 from rltf.errors import RltfError
 
-COMMANDS = ("tasks", "eval", "annotate", "label-studio", "train", "eval-rm", "compare", "serve", "demo")
+# Each command: its module and one-line help. Only the module of the command being run is imported,
+# so `rltf --help` and `rltf tasks` do not wait for torch and transformers (~5 s here).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "tasks": ("tasks_cmd", "list task presets and task kinds"),
+    "eval": ("eval_cmd", "evaluate a model on a task (single-turn accuracy, K-round feedback)"),
+    "annotate": ("annotate_cmd", "annotate answers with a critique and labelled spans (Text2Grad data)"),
+    "label-studio": ("label_studio_cmd", "human feedback through Label Studio: export tasks, import annotations"),
+    "train": ("train_cmd", "train a policy with one of the methods, or a span reward model"),
+    "eval-rm": ("eval_rm_cmd", "score a span reward model on held-out annotation records"),
+    "compare": ("compare_cmd", "compare methods at equal generated-token budgets over seeds"),
+    "serve": ("serve_cmd", "serve a local model as an OpenAI-compatible endpoint"),
+    "demo": ("demo_cmd", "train the default model from critiques for a few minutes and show the effect"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A command's parser, with its help from :data:`COMMANDS` (for the commands' ``register``)."""
+    return sub.add_parser(name, help=COMMANDS[name][1], **kwargs)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser (``command`` None), or one whose other commands have only their help line."""
     parser = argparse.ArgumentParser(prog="rltf", description="Train language models from natural-language feedback.")
     parser.add_argument("--verbose", "-v", action="store_true", help="show library warnings and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (tasks_cmd, eval_cmd, annotate_cmd, label_studio_cmd, train_cmd, eval_rm_cmd, compare_cmd, serve_cmd, demo_cmd):
-        module.register(sub)
+    for name, (module, help_line) in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"rltf.cli.{module}").register(sub)
+        else:
+            sub.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)  # the options before it take no value
+    parser = build_parser(command if command in COMMANDS else "")
     args = parser.parse_args(argv)
     if not args.verbose:
         _quiet_libraries()
@@ -44,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
 def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    if "transformers" not in sys.modules:  # read when transformers is first imported
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        return
     try:
+        from transformers.utils import logging as hf_logging
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
     except ImportError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+from rltf.cli import add_command
 from rltf.cli.common import add_feedback_args, add_model_args, bounded, build_span_feedback_from_args, load_backend
 from rltf.errors import DataError
 from rltf.rollout import SamplingParams
@@ -17,8 +18,7 @@ from rltf.tasks.open_ended import OpenEndedTask
 
 
 def register(sub) -> None:
-    p = sub.add_parser("annotate", help="annotate answers with a critique and labelled spans (Text2Grad data)",
-                       description=__doc__)
+    p = add_command(sub, "annotate", description=__doc__)
     p.add_argument("--task", default="fact_summary", help="task spec (see `rltf tasks`)")
     p.add_argument("--input", help="JSONL of your own answers: {prompt, answer, reference?, id?} (no generation)")
     p.add_argument("--n", type=bounded(int, ge=1), default=64, help="problems to answer")

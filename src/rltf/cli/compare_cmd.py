@@ -5,6 +5,7 @@ import argparse
 
 import yaml
 
+from rltf.cli import add_command
 from rltf.cli.train_cmd import parse_sets
 from rltf.eval import compare as compare_module
 from rltf.eval.compare import compare, load_compare_config
@@ -12,8 +13,7 @@ from rltf.eval.compare_report import markdown
 
 
 def register(sub) -> None:
-    p = sub.add_parser("compare", help="compare methods at equal generated-token budgets over seeds",
-                       description=compare_module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "compare", description=compare_module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="compare file (YAML), e.g. recipes/compare-cpu-add2.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key (repeatable); dotted keys reach into common/methods, e.g. common.eval_n=16")

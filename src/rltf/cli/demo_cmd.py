@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from rltf.cli import add_command
 from rltf.cli.common import bounded, write_json
 from rltf.cli.train_cmd import parse_sets
 from rltf.rollout import SamplingParams, run_episodes
@@ -22,7 +23,7 @@ DEMO = dict(task="add2", feedback="critic", prompts_per_step=4, group_size=4, te
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="train the default model from critiques for a few minutes and show the effect")
+    p = add_command(sub, "demo")
     p.add_argument("--model", default="smollm2-135m", help="policy model")
     p.add_argument("--method", default="rltf-fm", help="grpo, multiturn-grpo, rltf-sd, rltf-fm or rltf-sd+fm")
     p.add_argument("--task", default=DEMO["task"], help="task spec (default: the CPU preset add2)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from rltf.cli import add_command
 from rltf.cli.common import (add_feedback_args, add_model_args, bounded, build_feedback_from_args, load_backend,
                              write_json)
 from rltf.eval import evaluate
@@ -13,7 +14,7 @@ from rltf.tasks import get_task
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a model on a task (single-turn accuracy, K-round feedback)")
+    p = add_command(sub, "eval")
     add_model_args(p)
     p.add_argument("--task", required=True, help="task spec, e.g. add2, knights_knaves, rg:leg_counting?min_animals=2")
     p.add_argument("--n", type=bounded(int, ge=1), default=64, help="number of held-out problems")

@@ -2,6 +2,7 @@
 model against held-out annotations, and how often its output fails to parse."""
 from __future__ import annotations
 
+from rltf.cli import add_command
 from rltf.cli.common import bounded, write_json
 from rltf.cli.train_cmd import print_rm_result
 from rltf.eval.reward_model import evaluate_reward_model
@@ -10,7 +11,7 @@ from rltf.spans.annotate import read_annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval-rm", help="score a span reward model on held-out annotation records", description=__doc__)
+    p = add_command(sub, "eval-rm", description=__doc__)
     p.add_argument("--model", required=True, help="reward model: a model directory, checkpoint or run directory")
     p.add_argument("--data", required=True, help="held-out annotation records (JSONL)")
     p.add_argument("--n", type=bounded(int, ge=0), default=0, help="records scored (0 = all)")

@@ -15,6 +15,7 @@ import os
 import sys
 from collections import Counter
 
+from rltf.cli import add_command
 from rltf.cli.common import (add_feedback_args, add_model_args, bounded, build_span_feedback_from_args, load_backend,
                              write_json)
 from rltf.errors import ConfigError, DataError, SpanError
@@ -31,8 +32,7 @@ SHOWN_PROBLEMS = 50
 
 
 def register(sub) -> None:
-    p = sub.add_parser("label-studio", help="human feedback through Label Studio: export tasks, import annotations",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "label-studio", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     ex = verbs.add_parser("export", help="answers to review -> Label Studio tasks with pre-annotations")

@@ -5,13 +5,14 @@ import ipaddress
 import os
 import sys
 
+from rltf.cli import add_command
 from rltf.cli.common import add_model_args, bounded, load_backend
 from rltf.errors import ConfigError
 from rltf.serve.server import make_server
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="serve a local model as an OpenAI-compatible endpoint")
+    p = add_command(sub, "serve")
     add_model_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback by default)")
     p.add_argument("--port", type=bounded(int, ge=0, le=65535), default=8000, help="port (0 picks a free one)")

@@ -1,11 +1,12 @@
 """``rltf tasks``: the task presets, and with --all every reasoning-gym dataset."""
 from __future__ import annotations
 
+from rltf.cli import add_command
 from rltf.tasks.registry import FILE_KINDS, PRESETS
 
 
 def register(sub) -> None:
-    p = sub.add_parser("tasks", help="list task presets and task kinds")
+    p = add_command(sub, "tasks")
     p.add_argument("--all", action="store_true", help="also list every reasoning-gym dataset (rg:NAME)")
     p.set_defaults(func=run)
 

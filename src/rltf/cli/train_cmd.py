@@ -10,6 +10,7 @@ import dataclasses
 
 import yaml
 
+from rltf.cli import add_command
 from rltf.cli.common import write_json
 from rltf.errors import ConfigError
 from rltf.eval.reward_model import evaluate_reward_model
@@ -25,8 +26,7 @@ from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_confi
 
 def register(sub) -> None:
     configs = {name: method.config for name, method in METHODS.items()}
-    p = sub.add_parser("train", help="train a policy with one of the methods, or a span reward model",
-                       description="Train a policy or a span reward model. Methods: " + ", ".join(configs))
+    p = add_command(sub, "train", description="Train a policy or a span reward model. Methods: " + ", ".join(configs))
     methods = p.add_subparsers(dest="method", required=True, metavar="METHOD")
     for name, cls in configs.items():
         m = methods.add_parser(name, help=(cls.__doc__ or "").strip().splitlines()[0],
