@@ -1,15 +1,17 @@
 """The package reads as its pipeline: a module imports only earlier stages (and the shared modules).
 
-Order: shared (errors, plugins, stats) -> models -> tasks -> feedback -> spans -> rollout ->
-algorithms -> trainers -> eval -> serve -> cli. Imports inside functions count too.
+Order: shared (errors, plugins, stats, _lazy) -> models -> tasks -> feedback -> spans -> rollout ->
+algorithms -> trainers -> eval -> serve -> cli. Imports inside functions count too, and so do a package's lazy exports (the modules its
+``lazy_exports`` names, as strings).
 """
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).parents[1] / "src" / "rltf"
-SHARED = {"errors", "plugins", "stats"}
+SHARED = {"errors", "plugins", "stats", "_lazy"}
 ORDER = ["models", "tasks", "feedback", "spans", "rollout", "algorithms", "trainers", "eval", "serve", "cli"]
 
 
@@ -22,7 +24,12 @@ def stage_of(module: str) -> int:
 
 
 def imports(path: Path):
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    lazy = any(isinstance(n, ast.Name) and n.id == "lazy_exports" for n in ast.walk(tree))
+    for node in ast.walk(tree):
+        if lazy and isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and re.fullmatch(r"rltf(\.\w+)+", node.value):  # a module that lazy_exports imports
+            yield node.lineno, node.value
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rltf.") and node.level == 0:
             yield node.lineno, node.module
         elif isinstance(node, ast.Import):
@@ -48,3 +55,7 @@ def test_the_check_catches_a_backward_import(tmp_path):
     bad.write_text("def f():\n    from rltf.trainers.base import Trainer\n")
     assert [m for _, m in imports(bad)] == ["rltf.trainers.base"]
     assert stage_of("trainers.base") > stage_of("tasks.base")
+    lazy = tmp_path / "y.py"
+    lazy.write_text("from rltf._lazy import lazy_exports\n__getattr__, __dir__ = lazy_exports(__name__, "
+                    "{'Trainer': 'rltf.trainers.base', 'note': 'rltf is fun'})\n")
+    assert sorted(m for _, m in imports(lazy)) == ["rltf._lazy", "rltf.trainers.base"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rltf.errors import ConfigError
 from rltf.feedback import KINDS, SPAN_KINDS, JudgeConfig, build_feedback, build_span_feedback
-from rltf.models import DEFAULT_MODEL, load_model_and_tokenizer
-from rltf.models.engines import AUTO_MIN_TOKENS, BACKENDS, build_backend, vllm_options
+from rltf.models.backend import AUTO_MIN_TOKENS, BACKENDS
+from rltf.models.embedded import DEFAULT_MODEL
 from rltf.trainers.config_fields import check_value
 
 
@@ -89,6 +89,9 @@ def load_backend(args, expected_tokens: int | None = None, model: str | None = N
     what the command will generate at most (``auto`` weighs vLLM's start against it; None: unknown)."""
     if getattr(args, "feedback", None) == "judge":  # a missing endpoint is an error before the model loads
         JudgeConfig.from_options(args).check()
+    from rltf.models import load_model_and_tokenizer
+    from rltf.models.engines import build_backend, vllm_options
+
     model, tok = load_model_and_tokenizer(model or args.model, dtype=args.dtype, device=args.device)
     return build_backend(args.backend, model, tok, expected_tokens=expected_tokens, batch_size=args.batch_size,
                          options=vllm_options(args))

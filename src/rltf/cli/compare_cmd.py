@@ -13,7 +13,8 @@ from rltf.eval.compare_report import markdown
 
 
 def register(sub) -> None:
-    p = add_command(sub, "compare", description=compare_module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "compare", description=compare_module.__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="compare file (YAML), e.g. recipes/compare-cpu-add2.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key (repeatable); dotted keys reach into common/methods, e.g. common.eval_n=16")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from rltf.cli import add_command
 from rltf.cli.common import bounded, write_json
-from rltf.cli.train_cmd import print_rm_result
-from rltf.eval.reward_model import evaluate_reward_model
-from rltf.feedback.reward_model import SpanRewardModel
 from rltf.spans.annotate import read_annotations
 
 
@@ -26,6 +23,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from rltf.eval.reward_model import evaluate_reward_model
+    from rltf.feedback.reward_model import SpanRewardModel
+
     records = read_annotations(args.data)
     records = records[: args.n] if args.n else records
     rm = SpanRewardModel.from_pretrained(args.model, dtype=args.dtype, device=args.device, batch_size=args.batch_size,
@@ -38,3 +38,12 @@ def run(args) -> int:
     for ex in result["examples"][:2]:
         print("-" * 60 + f"\nanswer: {ex['answer'][:200]}\ngold:   {ex['gold'][:200]}\nmodel:  {ex['output'][:300]}")
     return 0
+
+
+def print_rm_result(result) -> None:
+    print(f"span F1 {result['f1']:.3f} (precision {result['precision']:.3f}, recall {result['recall']:.3f}) on "
+          f"{result['n']} held-out records; parse failures {result['parse_failure_rate']:.1%}"
+          + (f" {result['parse_failures']}" if result["parse_failures"] else "")
+          + f", lenient parses {result['lenient_parse_rate']:.1%}")
+    for label, r in result["by_label"].items():
+        print(f"  {label}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f}")

@@ -12,16 +12,11 @@ import yaml
 
 from rltf.cli import add_command
 from rltf.cli.common import write_json
+from rltf.cli.eval_rm_cmd import print_rm_result
 from rltf.errors import ConfigError
-from rltf.eval.reward_model import evaluate_reward_model
-from rltf.feedback.reward_model import SpanRewardModel
-from rltf.models.engines import build_backend, vllm_options
-from rltf.spans.annotate import read_annotations
-from rltf.trainers import build_trainer, get_method, make_config
+from rltf.trainers import build_trainer
 from rltf.trainers.config_fields import range_text
-from rltf.trainers.distributed import exit_finished_process
-from rltf.trainers.methods import METHODS
-from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
+from rltf.trainers.methods import METHODS, get_method, make_config
 
 
 def register(sub) -> None:
@@ -80,6 +75,8 @@ def run(args) -> int:
 
 def finished(trainer) -> int:
     """Exit code 0; a multi-process run leaves its process group together and exits at once."""
+    from rltf.trainers.distributed import exit_finished_process
+
     if trainer.dist.enabled:
         trainer.dist.close()
         exit_finished_process(0)
@@ -87,6 +84,12 @@ def finished(trainer) -> int:
 
 
 def run_reward_model(args, overrides) -> int:
+    from rltf.eval.reward_model import evaluate_reward_model
+    from rltf.feedback.reward_model import SpanRewardModel
+    from rltf.models.engines import build_backend, vllm_options
+    from rltf.spans.annotate import read_annotations
+    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
+
     config = make_rm_config(args.config, overrides)
     trainer = RewardModelTrainer(config, resume=args.resume)
     trainer.console(f"training a span reward model from {config.model} on {len(trainer.examples)} records of "
@@ -104,12 +107,3 @@ def run_reward_model(args, overrides) -> int:
         write_json(f"{config.output_dir}/eval_rm.json", result)
         print_rm_result(result)
     return finished(trainer)
-
-
-def print_rm_result(result) -> None:
-    print(f"span F1 {result['f1']:.3f} (precision {result['precision']:.3f}, recall {result['recall']:.3f}) on "
-          f"{result['n']} held-out records; parse failures {result['parse_failure_rate']:.1%}"
-          + (f" {result['parse_failures']}" if result["parse_failures"] else "")
-          + f", lenient parses {result['lenient_parse_rate']:.1%}")
-    for label, r in result["by_label"].items():
-        print(f"  {label}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f}")

@@ -50,7 +50,6 @@ from rltf.errors import ConfigError
 from rltf.eval.compare_report import hours, markdown, plot
 from rltf.eval.compare_stats import feedback_use, metric_table, significance
 from rltf.trainers import build_trainer, make_config
-from rltf.trainers.checkpoint import list_checkpoints
 from rltf.trainers.config_fields import read_yaml_mapping
 from rltf.trainers.methods import METHODS
 
@@ -236,6 +235,8 @@ class _Sitting:
 
 
 def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    from rltf.trainers.checkpoint import list_checkpoints  # (torch and transformers: not for --report-only)
+
     results = []
     runs = all_runs(cfg)
     for number, (seed, task, name) in enumerate(runs, 1):

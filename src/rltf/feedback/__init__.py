@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from rltf._lazy import lazy_exports
 from rltf.errors import ConfigError
 from rltf.feedback.base import Critique, FeedbackProvider, Span, leaks_answer
-from rltf.feedback.client import LocalChatClient, OpenAIChatClient
-from rltf.feedback.correctness import CorrectnessFeedback
-from rltf.feedback.critics import ProgrammaticCritic
-from rltf.feedback.human import HumanFeedback
-from rltf.feedback.judge import LLMJudge, SelfCritic
-from rltf.feedback.reward_model import SpanRewardModel
-from rltf.feedback.span_judge import SpanJudge
 from rltf.plugins import is_plugin_spec, load_subclass
+
+# the providers are imported on first use (rltf._lazy): choosing one by name needs neither torch nor
+# transformers, which the local-model ones (local judge, span reward model) bring in
+_PROVIDER_MODULES = {
+    "ProgrammaticCritic": "rltf.feedback.critics", "CorrectnessFeedback": "rltf.feedback.correctness",
+    "HumanFeedback": "rltf.feedback.human", "LLMJudge": "rltf.feedback.judge", "SelfCritic": "rltf.feedback.judge",
+    "SpanRewardModel": "rltf.feedback.reward_model", "SpanJudge": "rltf.feedback.span_judge",
+    "LocalChatClient": "rltf.feedback.client", "OpenAIChatClient": "rltf.feedback.client",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _PROVIDER_MODULES)
+_provider = __getattr__  # inside functions: bare global names do not go through __getattr__
+
+if TYPE_CHECKING:
+    from rltf.feedback.client import LocalChatClient, OpenAIChatClient
+    from rltf.feedback.correctness import CorrectnessFeedback
+    from rltf.feedback.critics import ProgrammaticCritic
+    from rltf.feedback.human import HumanFeedback
+    from rltf.feedback.judge import LLMJudge, SelfCritic
+    from rltf.feedback.reward_model import SpanRewardModel
+    from rltf.feedback.span_judge import SpanJudge
 
 PLUGIN_HELP = "or path/to/file.py:ClassName, a FeedbackProvider subclass of your own"
 
@@ -53,39 +67,40 @@ class JudgeConfig:
 
     def client(self) -> OpenAIChatClient:
         self.check()
-        return OpenAIChatClient(self.url, self.model, api_key_env=self.key_env, timeout=self.timeout,
-                                concurrency=self.concurrency, max_retries=self.retries)
+        return _provider("OpenAIChatClient")(self.url, self.model, api_key_env=self.key_env, timeout=self.timeout,
+                                             concurrency=self.concurrency, max_retries=self.retries)
 
 
 def _self_critic(judge: JudgeConfig, backend: Any, **_: Any) -> FeedbackProvider:
     if backend is None:
         raise ConfigError("self-critique needs the policy's generation backend")
-    return SelfCritic(backend)
+    return _provider("SelfCritic")(backend)
 
 
 def _span_reward_model(judge: JudgeConfig, backend: Any, reward_model: str | None = None, dtype: str = "auto",
                        device: str = "auto", **_: Any) -> FeedbackProvider:
     if not reward_model:
         raise ConfigError("span feedback from a reward model needs its directory (reward_model=DIR)")
-    return SpanRewardModel.from_pretrained(reward_model, dtype=dtype, device=device)
+    return _provider("SpanRewardModel").from_pretrained(reward_model, dtype=dtype, device=device)
 
 
 Builder = Callable[..., FeedbackProvider]  # (judge: JudgeConfig, backend, **options) -> provider
 PROVIDERS: dict[str, Builder] = {
-    "critic": lambda judge, backend, **_: ProgrammaticCritic(),
-    "correctness": lambda judge, backend, **_: CorrectnessFeedback(),
-    "judge": lambda judge, backend, **_: LLMJudge(judge.client(), cache=judge.cache),
-    "local": lambda judge, backend, **_: LLMJudge(LocalChatClient(judge.local_backend or backend, "local")),
+    "critic": lambda judge, backend, **_: _provider("ProgrammaticCritic")(),
+    "correctness": lambda judge, backend, **_: _provider("CorrectnessFeedback")(),
+    "judge": lambda judge, backend, **_: _provider("LLMJudge")(judge.client(), cache=judge.cache),
+    "local": lambda judge, backend, **_: _provider("LLMJudge")(
+        _provider("LocalChatClient")(judge.local_backend or backend, "local")),
     "self": _self_critic,
-    "human": lambda judge, backend, **_: HumanFeedback.from_file(judge.human_feedback),
+    "human": lambda judge, backend, **_: _provider("HumanFeedback").from_file(judge.human_feedback),
 }
 SPAN_PROVIDERS: dict[str, Builder] = {
-    "critic": lambda judge, backend, **_: ProgrammaticCritic(),
-    "judge": lambda judge, backend, **_: SpanJudge(judge.client(), cache=judge.cache),
-    "local": lambda judge, backend, **_: SpanJudge(LocalChatClient(judge.local_backend or backend, "local",
-                                                                   max_new_tokens=256)),
+    "critic": lambda judge, backend, **_: _provider("ProgrammaticCritic")(),
+    "judge": lambda judge, backend, **_: _provider("SpanJudge")(judge.client(), cache=judge.cache),
+    "local": lambda judge, backend, **_: _provider("SpanJudge")(
+        _provider("LocalChatClient")(judge.local_backend or backend, "local", max_new_tokens=256)),
     "reward-model": _span_reward_model,
-    "human": lambda judge, backend, **_: HumanFeedback.from_file(judge.human_feedback),
+    "human": lambda judge, backend, **_: _provider("HumanFeedback").from_file(judge.human_feedback),
 }
 KINDS = tuple(PROVIDERS)
 SPAN_KINDS = tuple(SPAN_PROVIDERS)

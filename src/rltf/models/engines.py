@@ -6,15 +6,10 @@ from typing import Any
 import torch
 
 from rltf.errors import ConfigError
-from rltf.models.backend import GenerationBackend
+from rltf.models.backend import AUTO_MIN_TOKENS, BACKENDS, GenerationBackend
 from rltf.models.hf_backend import HFBackend
 from rltf.models.vllm_backend import VLLMBackend, VLLMOptions, cpu_supported, vllm_available
 
-BACKENDS = ("auto", "hf", "vllm")
-# Engine start on the 2-core CPU machine: ~6-10 s (eager) + the model load; at the measured rates
-# (HF ~50 tokens/s, vLLM ~220 at temperature 1) vLLM has paid for its start after ~500 tokens.
-# `auto` asks for ~8x that, so short jobs (tests, a quick look) keep the HF backend.
-AUTO_MIN_TOKENS = 4096
 
 
 def resolve_backend(name: str, expected_tokens: int | None = None) -> str:

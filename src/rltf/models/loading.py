@@ -11,10 +11,9 @@ from huggingface_hub import constants, try_to_load_from_cache
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rltf.errors import ConfigError, ModelLoadError
-from rltf.models.embedded import SMOLLM2_NAME, ensure_converted
+from rltf.models.embedded import DEFAULT_MODEL, SMOLLM2_NAME, ensure_converted
 from rltf.models.tiny import TINY_NAME, build_tiny_model, build_tiny_tokenizer
 
-DEFAULT_MODEL = SMOLLM2_NAME
 
 _DTYPES = {
     "float32": torch.float32, "fp32": torch.float32,

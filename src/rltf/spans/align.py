@@ -21,13 +21,15 @@ Example::
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-import torch
 from rapidfuzz import fuzz
 
 from rltf.errors import SpanError
 from rltf.feedback.base import Span
+
+if TYPE_CHECKING:
+    import torch
 
 MATCH_KINDS = ("offset", "exact", "normalized", "fuzzy", "not_found")
 _QUOTES = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "}
@@ -173,6 +175,8 @@ def token_rewards(answer: str, spans: Iterable[Any], tokenizer, token_ids: Seque
         match = locate(answer, span.quote, span.start, fuzzy_threshold)
         match.label = span.label
         matches.append(match)
+    import torch  # here: locating spans needs no torch
+
     rewards = torch.zeros(len(ids), dtype=torch.float32)
     for t, (a, b) in enumerate(offsets):
         if b <= a or (zero_punctuation and not any(ch.isalnum() for ch in answer[a:b])):

@@ -16,7 +16,7 @@ from rltf.algorithms.refinement import REFINE_WHEN
 from rltf.feedback import KINDS as FEEDBACK_KINDS
 from rltf.feedback import SPAN_KINDS
 from rltf.feedback.prompts import REVISION_PROMPTS
-from rltf.models.engines import AUTO_MIN_TOKENS, BACKENDS
+from rltf.models.backend import AUTO_MIN_TOKENS, BACKENDS
 from rltf.trainers.config_fields import arg, config_from_recipe
 
 SCHEDULERS = ("constant", "linear", "cosine")
