@@ -32,6 +32,35 @@ def test_bad_compare_files(tmp_path):
     f.write_text("methods: {x: {method: grpo}}\nbudget: 3\n")
     with pytest.raises(ConfigError, match="unknown key"):
         load_compare_config(f)
+    for contrasts, message in (("[[x, y]]", "'y' is not one of the methods"), ("[[x, x]]", "with itself"),
+                               ("[x]", "list of \\[name, name\\] pairs"), ("[[x, x, x]]", "pairs")):
+        f.write_text(f"methods: {{x: {{method: grpo}}}}\ncontrasts: {contrasts}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_compare_config(f)
+
+
+def test_contrasts_test_chosen_pairs_with_holm_over_the_pairs(tmp_path):
+    from rltf.eval.compare import CompareConfig, summarize
+    from rltf.eval.compare_report import markdown
+
+    values = {"grpo": [0.4, 0.4, 0.6], "sd": [0.5, 0.6, 0.7], "sd-correctness": [0.4, 0.5, 0.6]}
+    cfg = CompareConfig(output_dir=str(tmp_path), methods={n: {"method": "grpo"} for n in values}, seeds=[0, 1, 2],
+                        budget_tokens=100, contrasts=[("sd", "grpo"), ("sd-correctness", "grpo")])
+    results = [{"name": n, "method": "grpo", "seed": s, "evals": [{"tokens": 0, "eval/accuracy": 0.3},
+                                                                   {"tokens": 110, "eval/accuracy": v}]}
+               for n, vs in values.items() for s, v in enumerate(vs)]
+    pairs = summarize(cfg, results)["by_task"]["add2"]["accuracy"]["contrasts"]
+    # sd - grpo: differences 0.1, 0.2, 0.1: t = 4 on 2 df, p 0.0572; sd-correctness - grpo: 0, 0.1, 0: t = 1, p 0.4226
+    first, second = pairs["sd - grpo"]["100"], pairs["sd-correctness - grpo"]["100"]
+    assert first["t"] == pytest.approx(4.0) and second["t"] == pytest.approx(1.0)
+    assert second["p"] == pytest.approx(0.4226, abs=1e-4)
+    assert first["p_holm"] == pytest.approx(2 * first["p"]) and second["p_holm"] == pytest.approx(second["p"])
+    start = pairs["sd - grpo"]["0"]  # every run starts at 0.3: no difference
+    assert (start["mean_diff"], start["p"]) == (0.0, 1.0)
+    text = markdown(summarize(cfg, results))
+    assert "Contrasts, a - b" in text and "| sd-correctness - grpo |" in text and "+0.033 (p 0.42, Holm 0.42, n 3)" in text
+    one_seed = [r for r in results if r["seed"] == 0]
+    assert "Contrasts sd - grpo, sd-correctness - grpo: no paired test yet" in markdown(summarize(cfg, one_seed))
 
 
 def test_rltf_compare_end_to_end_and_resume(tmp_path, capsys):

@@ -11,6 +11,7 @@ A compare file (YAML)::
     metric: accuracy               # eval/<metric>: accuracy, mean_reward, fact_f1, ...
     metrics: [accuracy, revision_use]   # optional: every metric tabulated (the first is `metric`)
     baseline: grpo                 # optional: the run each method is tested against (default grpo)
+    contrasts: [[rltf-fm-correctness, rltf-fm]]   # optional: pairs also tested against each other (a - b)
     tasks: [add2, fact_summary]    # optional: every method on every task (runs/TASK/NAME-sSEED)
     common: {model: smollm2-135m, task: add2, eval_n: 64}   # config keys shared by every run
     methods:
@@ -48,7 +49,7 @@ import yaml
 
 from rltf.errors import ConfigError
 from rltf.eval.compare_report import hours, markdown, plot
-from rltf.eval.compare_stats import feedback_use, metric_table, significance
+from rltf.eval.compare_stats import contrasts, feedback_use, metric_table, significance
 from rltf.trainers import build_trainer, make_config
 from rltf.trainers.config_fields import read_yaml_mapping
 from rltf.trainers.methods import METHODS
@@ -65,6 +66,7 @@ class CompareConfig:
     metrics: list[str] = field(default_factory=list)  # every metric tabulated; the first is ``metric``
     tasks: list[str] = field(default_factory=list)  # several tasks: runs/TASK/NAME-sSEED; empty: common's task
     baseline: str | None = None  # the run name the others are tested against
+    contrasts: list[tuple[str, str]] = field(default_factory=list)  # pairs of run names tested a - b
 
     @property
     def points(self) -> list[int]:
@@ -92,7 +94,7 @@ def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = Non
             target = target.setdefault(p, {})
         target[leaf] = value
     known = {"output_dir", "methods", "seeds", "budget_tokens", "budget_points", "metric", "metrics", "tasks",
-             "baseline", "common"}
+             "baseline", "common", "contrasts"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -109,7 +111,8 @@ def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = Non
                         budget_points=[int(p) for p in data.get("budget_points", [])],
                         metric=str(data.get("metric", "accuracy")), common=dict(data.get("common") or {}),
                         metrics=[str(m) for m in data.get("metrics", [])],
-                        tasks=[str(t) for t in data.get("tasks", [])], baseline=data.get("baseline"))
+                        tasks=[str(t) for t in data.get("tasks", [])], baseline=data.get("baseline"),
+                        contrasts=_contrast_pairs(path, data.get("contrasts") or [], data["methods"]))
     if cfg.budget_tokens < 1:
         raise ConfigError("budget_tokens must be positive")
     if cfg.baseline is None and "grpo" in cfg.methods:
@@ -117,6 +120,18 @@ def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = Non
     if cfg.baseline is not None and cfg.baseline not in cfg.methods:
         raise ConfigError(f"{path}: baseline {cfg.baseline!r} is not one of the methods ({', '.join(cfg.methods)})")
     return cfg
+
+
+def _contrast_pairs(path: str | Path, value: Any, methods: dict[str, Any]) -> list[tuple[str, str]]:
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise ConfigError(f"{path}: contrasts must be a list of [name, name] pairs, got {value!r}")
+    for a, b in value:
+        for name in (a, b):
+            if name not in methods:
+                raise ConfigError(f"{path}: contrast {a} - {b}: {name!r} is not one of the methods ({', '.join(methods)})")
+        if a == b:
+            raise ConfigError(f"{path}: contrast {a} - {b} compares a method with itself")
+    return [(str(a), str(b)) for a, b in value]
 
 
 def run_config(cfg: CompareConfig, name: str, seed: int, run_dir: Path,
@@ -291,7 +306,8 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
         by_task[task] = {}
         for metric in cfg.all_metrics:
             table = metric_table(cfg, runs, metric)
-            by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline)}
+            by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline),
+                                     "contrasts": contrasts(table, cfg.contrasts)}
         uses[task] = feedback_use(cfg, runs)
         draft_uses[task] = feedback_use(cfg, runs, prefix="draft_")
         draft_verbatim[task] = feedback_use(cfg, runs, prefix="draft_", outcome="verbatim")

@@ -26,7 +26,8 @@ def markdown(summary: dict[str, Any]) -> str:
             parts.append("No finished runs yet.\n")
             continue
         for metric, data in metrics.items():
-            parts.append(_metric_markdown(summary, metric, data["table"], data["significance"]))
+            parts.append(_metric_markdown(summary, metric, data["table"], data["significance"],
+                                          data.get("contrasts", {})))
         uses = summary.get("feedback_use", {}).get(task)
         if uses:
             parts.append(_feedback_use_markdown(summary["points"], uses, OWN_ANSWERS))
@@ -61,7 +62,22 @@ def _estimated_note(n_runs: int) -> str:
             " progress bars (model loading not counted): their times are lower bounds.")
 
 
-def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any], tests: dict[str, Any]) -> str:
+def _tests_markdown(points: list[int], tests: dict[str, Any]) -> list[str]:
+    """One row per tested name (or pair): mean difference (p, Holm p, pairs) at each point."""
+    lines = ["| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
+    for name, cells in tests.items():
+        row = []
+        for p in points:
+            t = cells.get(str(p))
+            row.append("n/a" if t is None else
+                       f"{t['mean_diff']:+.3f} (p {_p(t['p'])}, Holm {_p(t['p_holm'])}, n {t['n']})"
+                       f"{' *' if t['p_holm'] < 0.05 else ''}")
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    return lines
+
+
+def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any], tests: dict[str, Any],
+                     pairs: dict[str, Any] | None = None) -> str:
     points = summary["points"]
     lines = [f"Held-out {metric} at equal generated-token budgets; mean ± 95 % t-interval over seeds "
              f"{summary['seeds']} (one seed: no interval).", "",
@@ -84,15 +100,12 @@ def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any]
     elif tests:
         lines += ["", f"Difference to {summary['baseline']} (paired t-test over seeds: p, its Holm adjustment over the "
                       "methods at that budget point, pairs; * Holm-adjusted p < 0.05):", "",
-                  "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
-        for name, cells in tests.items():
-            row = []
-            for p in points:
-                t = cells.get(str(p))
-                row.append("n/a" if t is None else
-                           f"{t['mean_diff']:+.3f} (p {_p(t['p'])}, Holm {_p(t['p_holm'])}, n {t['n']})"
-                           f"{' *' if t['p_holm'] < 0.05 else ''}")
-            lines.append(f"| {name} | " + " | ".join(row) + " |")
+                  *_tests_markdown(points, tests)]
+    if pairs and any(pairs.values()):
+        lines += ["", "Contrasts, a - b (paired t-test over the seeds both have; Holm over the contrasts at that "
+                      "budget point; * Holm-adjusted p < 0.05):", "", *_tests_markdown(points, pairs)]
+    elif pairs is not None and pairs:
+        lines += ["", "Contrasts " + ", ".join(pairs) + ": no paired test yet (each needs 2 common seeds)."]
     return "\n".join(lines) + "\n"
 
 

@@ -73,31 +73,43 @@ def metric_table(cfg: CompareConfig, results: list[dict[str, Any]], metric: str)
     return table
 
 
+def _paired(table: dict[str, dict[str, Any]], name: str, other: str) -> dict[str, dict[str, Any]]:
+    """``name`` - ``other`` at each point: a paired t-test over the seeds both have (points with < 2 pairs left out)."""
+    cells = {}
+    for p, cell in table[name]["points"].items():
+        base = table[other]["points"].get(p)
+        if base is None:
+            continue
+        by_seed = dict(zip(base["seeds"], base["values"]))
+        pairs = [(v, by_seed[s]) for s, v in zip(cell["seeds"], cell["values"]) if s in by_seed]
+        test = paired_t_test([a for a, _ in pairs], [b for _, b in pairs])
+        if test is not None:
+            cells[p] = test
+    return cells
+
+
+def _holm_per_point(out: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Adds ``p_holm`` to every test: Holm over the family of tests at the same budget point."""
+    for p in {p for cells in out.values() for p in cells}:
+        family = [cells[p] for cells in out.values() if p in cells]
+        for test, adjusted in zip(family, holm([t["p"] for t in family])):
+            test["p_holm"] = adjusted
+    return out
+
+
 def significance(table: dict[str, dict[str, Any]], baseline: str | None) -> dict[str, dict[str, Any]]:
     """Each run name against ``baseline`` at each point: a paired t-test over the seeds both have,
     and its Holm-adjusted p (``p_holm``) over every method tested at that point."""
     if baseline is None or baseline not in table:
         return {}
-    out: dict[str, dict[str, Any]] = {}
-    for name, row in table.items():
-        if name == baseline:
-            continue
-        cells = {}
-        for p, cell in row["points"].items():
-            base = table[baseline]["points"].get(p)
-            if base is None:
-                continue
-            by_seed = dict(zip(base["seeds"], base["values"]))
-            pairs = [(v, by_seed[s]) for s, v in zip(cell["seeds"], cell["values"]) if s in by_seed]
-            test = paired_t_test([a for a, _ in pairs], [b for _, b in pairs])
-            if test is not None:
-                cells[p] = test
-        out[name] = cells
-    for p in {p for cells in out.values() for p in cells}:  # the family: every method at this point
-        family = [cells[p] for cells in out.values() if p in cells]
-        for test, adjusted in zip(family, holm([t["p"] for t in family])):
-            test["p_holm"] = adjusted
-    return out
+    return _holm_per_point({name: _paired(table, name, baseline) for name in table if name != baseline})
+
+
+def contrasts(table: dict[str, dict[str, Any]], pairs: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Chosen pairs of run names, ``a - b`` at each point (e.g. a correctness-only variant against its
+    method): the paired t-test over common seeds, Holm-adjusted over the pairs at that point.
+    -> ``{"a - b": {point: test}}``."""
+    return _holm_per_point({f"{a} - {b}": _paired(table, a, b) for a, b in pairs if a in table and b in table})
 
 
 # what a revision of a wrong first answer did -> (its rate's metric, its discordant pairs' metric)
