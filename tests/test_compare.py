@@ -313,6 +313,11 @@ def test_time_left_estimates_each_unfinished_run_from_its_nearest_finished_ones(
     text = markdown({"runs_done": 3, "runs_total": 8, "time_left": left,
                      "by_task": {"add2": {}, "fact_summary": {}}})
     assert "The other 5 need about 24 min of compute" in text
+    # a report on seed 1 alone goes by seed 0's pace too (its finished runs are in the same output_dir),
+    # and a run of a name that extends another (sdpo-s2) is not taken for one of it
+    finish("add2", "sdpo-s2", 0, 9000.0)
+    only_seed1 = load_compare_config(tmp_path / "study.yaml", {"seeds": [1]})
+    assert time_left(only_seed1) == {"seconds": 60 + 300 + 500 + 300, "runs": 4}
 
 
 def test_a_sitting_is_recorded_while_it_lasts_so_a_killed_one_still_counts(tmp_path):

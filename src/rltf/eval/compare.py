@@ -36,7 +36,9 @@ McNemar p of a difference, either way (:func:`feedback_use`).
 """
 from __future__ import annotations
 
+import glob
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -188,16 +190,20 @@ def time_left(cfg: CompareConfig) -> dict[str, Any] | None:
     Each unfinished run is estimated by the mean wall time of the finished runs of the same task
     and name (other seeds), else of the same name on any task, else of every finished run of its
     task; an interrupted run's sittings so far (its ``wall_time.json``) are taken off its estimate.
+    The finished runs are those of every seed in ``output_dir``, also those a report on some seeds
+    leaves out (``seeds: [1, 2]`` goes by seed 0's pace too).
     -> ``{"seconds", "runs"}`` (unfinished runs), or None before any run has finished."""
     walls: dict[tuple[str, str], list[float]] = {}
     left = []
+    for task in cfg.task_names:
+        for name in cfg.methods:
+            for done in cfg.run_dir(task, name, 0).parent.glob(f"{glob.escape(name)}-s*/result.json"):
+                wall = json.loads(done.read_text()).get("wall_s")
+                if re.fullmatch(rf"{re.escape(name)}-s\d+", done.parent.name) and wall is not None:
+                    walls.setdefault((task, name), []).append(wall)
     for seed, task, name in all_runs(cfg):
         run_dir = cfg.run_dir(task, name, seed)
-        done = run_dir / "result.json"
-        if done.exists():
-            wall = json.loads(done.read_text()).get("wall_s")
-            if wall is not None:
-                walls.setdefault((task, name), []).append(wall)
+        if (run_dir / "result.json").exists():
             continue
         spent = run_dir / "wall_time.json"
         left.append((task, name, json.loads(spent.read_text()).get("total_s", 0.0) if spent.exists() else 0.0))
