@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from rltf.eval.compare import CompareConfig, all_runs, load_compare_config
+from rltf.eval.compare_stats import OUTCOMES
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE = ROOT / "docs" / "study" / "runs"
@@ -95,10 +96,10 @@ def results_from_report(summary: dict, task: str, name: str, seed: int) -> dict 
             if point_tokens[p] != tokens:
                 raise ValueError(f"{task} {name} s{seed} point {p}: two evaluations ({point_tokens[p]}, {tokens})")
             rows.setdefault(tokens, {"step": None, "tokens": tokens})[f"eval/{metric}"] = value
-    counts = (("feedback_use", "", "fix_rate", "fixed_only"),
-              ("draft_feedback_use", "draft_", "fix_rate", "fixed_only"),
-              ("draft_verbatim", "draft_", "verbatim", "verbatim_only"))
-    for key, prefix, rate, only in counts:
+    counts = (("feedback_use", "", "fixed"), ("draft_feedback_use", "draft_", "fixed"),
+              ("draft_verbatim", "draft_", "verbatim"))  # as summarize() computes them
+    for key, prefix, outcome in counts:
+        rate, only = OUTCOMES[outcome]
         for p, cell in summary.get(key, {}).get(task, {}).get(name, {}).items():
             if p not in point_tokens:
                 continue

@@ -197,10 +197,12 @@ def time_left(cfg: CompareConfig) -> dict[str, Any] | None:
     left = []
     for task in cfg.task_names:
         for name in cfg.methods:
+            seed_dir = re.compile(rf"{re.escape(name)}-s\d+")  # not NAME-s2-s0 of a name NAME-s2
             for done in cfg.run_dir(task, name, 0).parent.glob(f"{glob.escape(name)}-s*/result.json"):
-                wall = json.loads(done.read_text()).get("wall_s")
-                if re.fullmatch(rf"{re.escape(name)}-s\d+", done.parent.name) and wall is not None:
-                    walls.setdefault((task, name), []).append(wall)
+                if seed_dir.fullmatch(done.parent.name):
+                    wall = json.loads(done.read_text()).get("wall_s")
+                    if wall is not None:
+                        walls.setdefault((task, name), []).append(wall)
     for seed, task, name in all_runs(cfg):
         run_dir = cfg.run_dir(task, name, seed)
         if (run_dir / "result.json").exists():

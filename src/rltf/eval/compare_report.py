@@ -104,7 +104,7 @@ def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any]
     if pairs and any(pairs.values()):
         lines += ["", "Contrasts, a - b (paired t-test over the seeds both have; Holm over the contrasts at that "
                       "budget point; * Holm-adjusted p < 0.05):", "", *_tests_markdown(points, pairs)]
-    elif pairs is not None and pairs:
+    elif pairs:
         lines += ["", "Contrasts " + ", ".join(pairs) + ": no paired test yet (each needs 2 common seeds)."]
     return "\n".join(lines) + "\n"
 
