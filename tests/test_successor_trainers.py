@@ -210,6 +210,36 @@ def test_trainer_counts_the_answers_only_the_critique_fixed(tmp_path, monkeypatc
     assert ev["eval/verbatim_only/critic"] == 0 and ev["eval/verbatim_only/correctness"] == 12
 
 
+class CountingBackend(ReviserBackend):
+    """ReviserBackend that records every conversation it is asked to answer."""
+
+    def __init__(self, task, n):
+        super().__init__(task, n)
+        self.asked: list[str] = []
+
+    def generate(self, conversations, params, seed=0, keys=None):
+        self.asked += [m[-1]["content"] for m in conversations]
+        return super().generate(conversations, params, seed=seed, keys=keys)
+
+
+def test_an_evaluation_generates_each_first_answer_once_and_revises_it_per_feedback(tmp_path, monkeypatch):
+    """The revision evaluations revise the single-turn evaluation's greedy answers: 12 first answers
+    and 12 revisions per feedback kind (36 generations; 60 when each kind answered again), with the
+    same metrics as when each kind generates its own first answers."""
+    from rltf.models.backend import SamplingParams
+
+    tr = trainer("grpo", tmp_path, eval_feedback="critic,correctness", eval_n=12)
+    backend = CountingBackend(tr.task, 12)
+    monkeypatch.setattr(tr, "rollout_backend", lambda: backend)
+    ev = tr.evaluate()
+    questions = [q for q in backend.asked if "Expert critique" not in q]
+    assert len(backend.asked) == 36 and len(questions) == 12 and len(set(questions)) == 12
+    regenerated = tr.evaluate_revisions(SamplingParams(max_new_tokens=8, temperature=0.0))
+    assert len(backend.asked) == 36 + 2 * 24  # without `own`, each kind answers the 12 questions again
+    assert {k: ev[k] for k in regenerated} == regenerated
+    assert ev["eval/revision_use"] == 1.0 and ev["eval/round2_accuracy/critic"] == 1.0
+
+
 class AlwaysRightBackend(ReviserBackend):
     """A model that answers every add2 question right, first time and on revision."""
 
