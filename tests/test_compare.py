@@ -479,13 +479,50 @@ def test_curve_styles_give_a_variant_its_methods_colour_dashed():
     assert len(solid) == len(set(solid)) == 5  # every method its own colour
 
 
-def test_curves_with_more_than_ten_methods(tmp_path):
-    from rltf.eval.compare_report import plot
+def test_curves_bands_stay_inside_the_metrics_range():
+    from rltf.eval.compare_report import _series, metric_range
 
-    table = {f"m{i}": {"points": {"0": {"mean": 0.1 * i, "ci95_half_width": float("nan")},
-                                  "100": {"mean": 0.05 * i, "ci95_half_width": 0.01}}} for i in range(12)}
-    plot({"table": table, "metric": "accuracy"}, tmp_path / "c.png")
-    assert (tmp_path / "c.png").stat().st_size > 1000
+    assert metric_range("accuracy") == metric_range("fix_rate/critic") == metric_range("draft_verbatim/critic") == (0, 1)
+    assert metric_range("revision_use") == metric_range("draft_revision_use") == (-1, 1)
+    assert metric_range("mean_reward") is None  # not a rate: not clipped
+    row = {"points": {"100": {"mean": 0.4, "ci95_half_width": 0.9, "values": [0.3, 0.5]},
+                      "0": {"mean": 0.2, "ci95_half_width": float("nan"), "values": [0.2]}}}
+    xs, means, lo, hi, seeds = _series(row, (0.0, 1.0))
+    assert xs == [0, 100] and means == [0.2, 0.4]  # in token order
+    assert lo == [0.2, 0.0] and hi == [0.2, 1.0]  # 0.4 - 0.9 and 0.4 + 0.9 clipped; no interval: no band
+    assert seeds == [(0, 0.2), (100, 0.3), (100, 0.5)]
+    assert _series(row, None)[2] == [0.2, pytest.approx(-0.5)]
+
+
+def _curve_table(n):
+    return {f"m{i}": {"points": {"0": {"mean": 0.1, "ci95_half_width": float("nan"), "values": [0.1]},
+                                 "100": {"mean": 0.05 * i, "ci95_half_width": 0.8, "values": [0.0, 0.1 * i]}}}
+            for i in range(n)}
+
+
+def test_curves_of_many_methods_are_small_multiples_with_the_baseline_in_each(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from rltf.eval.compare_report import curves_figure, plot
+
+    table = _curve_table(12)
+    fig = curves_figure({"table": table, "metric": "accuracy", "baseline": "m1"})
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == list(table)  # one panel a method, in order
+    for ax in panels:
+        lines = [tuple(line.get_ydata()) for line in ax.get_lines()]
+        # the method's mean, and in every other panel the baseline's mean (0.1, 0.05)
+        assert (0.1, 0.05 * int(ax.get_title()[1:])) in lines
+        assert len(lines) == (1 if ax.get_title() == "m1" else 2) and (0.1, 0.05) in lines
+        band = ax.collections[0].get_paths()[0].vertices[:, 1]
+        assert band.min() >= 0.0 and band.max() <= 1.0  # mean +- 0.8 clipped to [0, 1]
+        assert len(ax.collections[1].get_offsets()) == 3  # every seed's value as a dot
+    plt.close(fig)
+    few = curves_figure({"table": _curve_table(3), "metric": "accuracy"})
+    assert len(few.axes) == 1 and len(few.axes[0].get_lines()) == 3  # a few methods share one plot
+    plt.close(few)
+    plot({"table": table, "metric": "accuracy"}, tmp_path / "c.png")  # no baseline: no reference line
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_study_archive_rebuilds_single_seed_runs_from_the_report_and_round_trips(tmp_path, monkeypatch):

@@ -160,8 +160,51 @@ def line_styles(names: list[str]) -> dict[str, tuple[int, bool]]:
     return out
 
 
+# The range a metric can take, for the curves' bands: a t-interval over two seeds is wide (t = 12.7),
+# and an accuracy's band below 0 or above 1 says nothing. Other metrics are not clipped.
+_UNIT = ("accuracy", "round2_accuracy", "format_rate", "fix_rate", "draft_fix_rate", "verbatim", "draft_verbatim")
+
+
+def metric_range(metric: str) -> tuple[float, float] | None:
+    """(low, high) a metric cannot leave, or None: rates in [0, 1], revision-use differences in [-1, 1]."""
+    if metric.endswith("revision_use"):
+        return (-1.0, 1.0)
+    return (0.0, 1.0) if metric.split("/")[0] in _UNIT else None
+
+
+#: more runs than this are drawn as small multiples, one panel each (one plot of twelve bands is unreadable)
+PANELS_ABOVE = 6
+
+
+def _series(row: dict[str, Any], bounds: tuple[float, float] | None):
+    """-> budget points, means, band low and high (clipped to ``bounds``), and each seed's (x, value)."""
+    pts = sorted(((int(p), c) for p, c in row["points"].items()), key=lambda pc: pc[0])
+    xs = [p for p, _ in pts]
+    means = [c["mean"] for _, c in pts]
+    half = [0.0 if math.isnan(c["ci95_half_width"]) else c["ci95_half_width"] for _, c in pts]
+    lo, hi = [m - h for m, h in zip(means, half)], [m + h for m, h in zip(means, half)]
+    if bounds is not None:
+        lo, hi = [max(v, bounds[0]) for v in lo], [min(v, bounds[1]) for v in hi]
+    seeds = [(p, v) for p, c in pts for v in c.get("values", [])]
+    return xs, means, lo, hi, seeds
+
+
 def plot(summary: dict[str, Any], path: Path, table: dict[str, Any] | None = None, metric: str | None = None,
          title: str | None = None) -> None:
+    """:func:`curves_figure` written to ``path`` (PNG)."""
+    fig = curves_figure(summary, table, metric, title)
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curves_figure(summary: dict[str, Any], table: dict[str, Any] | None = None, metric: str | None = None,
+                  title: str | None = None):
+    """The curves of one metric against generated tokens: mean over seeds with its 95 % band (clipped
+    to the metric's range). Up to :data:`PANELS_ABOVE` runs share one plot; more get a panel each,
+    with every seed's value as a dot and the baseline's mean (``summary["baseline"]``) in each panel.
+    -> the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,23 +212,21 @@ def plot(summary: dict[str, Any], path: Path, table: dict[str, Any] | None = Non
 
     table = summary["table"] if table is None else table
     metric = metric or summary["metric"]
-    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    bounds = metric_range(metric)
+    names = [n for n, row in table.items() if row["points"]]
     styles = line_styles(list(table))
     if len({c for c, _ in styles.values()}) <= 10:
         palette = plt.get_cmap("tab10")
     else:  # tab20's dark shades first: ten distinct hues before any light twin
         palette = lambda i: plt.get_cmap("tab20")((2 * i) % 20 + (2 * i) // 20 % 2)  # noqa: E731
-    for name, row in table.items():
-        pts = [(int(p), c) for p, c in row["points"].items()]
-        if not pts:
-            continue
-        xs = [p for p, _ in pts]
-        means = [c["mean"] for _, c in pts]
-        half = [0.0 if math.isnan(c["ci95_half_width"]) else c["ci95_half_width"] for _, c in pts]
+    if len(names) > PANELS_ABOVE:
+        return _panels(plt, summary, table, names, metric, bounds, styles, palette, title)
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    for name in names:
+        xs, means, lo, hi, _ = _series(table[name], bounds)
         color, dashed = styles[name]
         line, = ax.plot(xs, means, marker="o", label=name, color=palette(color), linestyle="--" if dashed else "-")
-        ax.fill_between(xs, [m - h for m, h in zip(means, half)], [m + h for m, h in zip(means, half)],
-                        color=line.get_color(), alpha=0.12)
+        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.12)
     ax.set_xlabel("generated tokens (budget point)")
     ax.set_ylabel(f"held-out {metric}")
     if title:
@@ -193,5 +234,41 @@ def plot(summary: dict[str, Any], path: Path, table: dict[str, Any] | None = Non
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def _panels(plt, summary, table, names, metric, bounds, styles, palette, title):
+    cols = 4
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.4 * rows + 0.6), sharex=True, sharey=True,
+                             squeeze=False)
+    baseline = summary.get("baseline")
+    reference = _series(table[baseline], bounds) if baseline in names else None
+    for ax, name in zip(axes.flat, names):
+        xs, means, lo, hi, seeds = _series(table[name], bounds)
+        color = palette(styles[name][0])
+        if reference is not None and name != baseline:
+            ax.plot(reference[0], reference[1], color="black", alpha=0.7, linestyle=":", linewidth=1.3)
+        ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0)
+        ax.plot(xs, means, color=color, marker="o", markersize=3, linestyle="--" if styles[name][1] else "-")
+        if seeds:
+            ax.scatter(*zip(*seeds), s=9, color=color, alpha=0.55, zorder=3)
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    key = [Line2D([], [], color="0.3", marker="o", markersize=3, label="mean over seeds (dashed: a variant)"),
+           Patch(color="0.3", alpha=0.15, label="95 % t-interval over seeds, clipped to the metric's range"),
+           Line2D([], [], color="0.3", marker="o", linestyle="", markersize=3, alpha=0.55, label="one seed")]
+    if reference is not None:
+        key.append(Line2D([], [], color="black", alpha=0.7, linestyle=":", label=f"{baseline}'s mean"))
+    fig.legend(handles=key, loc="lower center", ncol=len(key), fontsize=8, frameon=False)
+    fig.supxlabel("generated tokens (budget point)", fontsize=9, y=0.045)
+    fig.supylabel(f"held-out {metric}", fontsize=9)
+    fig.suptitle(f"{title}: {metric}" if title else metric, fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
