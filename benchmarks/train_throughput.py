@@ -1,7 +1,15 @@
-"""Training throughput of single-turn GRPO: rltf vs TRL's GRPOTrainer on the same job (not a test).
+"""Training throughput of single-turn GRPO: rltf vs TRL's GRPOTrainer on the same job (not a test);
+with ``--job sdpo``, of SDPO: rltf's ``sdpo`` vs TRL's experimental SDPOTrainer.
 
     pip install -e '.[bench]'            # trl==1.16.0
     python benchmarks/train_throughput.py [--steps 3] [--dtype float32] [--bf16-autocast]
+    python benchmarks/train_throughput.py --job sdpo
+
+The SDPO job: the same prompts and batch, sampled-token reverse KL, an EMA teacher (rate 0.05),
+pure self-distillation, importance-weight cap 2 (both libraries' defaults). The teacher is shown a
+successful sibling answer and feedback on the failed one: rltf's critic writes a critique of each
+wrong answer; TRL reads feedback from the dataset (``privileged_context``, static per prompt), so
+each prompt carries the critic's critique of a fixed wrong answer to it, of the same kind and length.
 
 The job (the same for both): SmolLM2-135M-Instruct (embedded default), few-shot 2-digit addition
 (add2), 2 prompts x 8 generations per step, at most 64 new tokens, temperature 1, full fine-tuning,
@@ -56,7 +64,8 @@ def run_rltf(args, run: str) -> dict:
         steps.append({"step": m["time/step"], "generate": m["time/generate"], "weight_sync": m.get("time/weight_sync", 0.0),
                       "score": m["time/rollout"] - m["time/generate"], "forward_backward": m["time/backward"],
                       "optimizer": m["time/optimizer"], "generated_tokens": m["tokens/generated"],
-                      "trained_tokens": trained})
+                      "trained_tokens": trained, **({"teacher_active": m["sd/distilled_fraction"]}
+                                                    if "sd/distilled_fraction" in m else {})})
     return summarize(steps, n_params)
 
 
@@ -137,6 +146,101 @@ def run_trl(args) -> dict:
     return summarize(steps[1:], n_params)
 
 
+def run_trl_sdpo(args) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
+
+    from rltf.feedback import build_feedback
+    from rltf.models import load_model_and_tokenizer
+    from rltf.tasks import get_task
+
+    task = get_task("add2")
+    problems = task.problems("train", 64, seed=0)
+    by_question = {task.format_question(p): p for p in problems}
+    critic = build_feedback("critic")
+    # a wrong answer to each problem in the model's format, e.g. "5 + 33 = 48. \boxed{48}"
+    wrong = [f"{p.metadata['expression']} = {int(p.answer) + 10}. \\boxed{{{int(p.answer) + 10}}}" for p in problems]
+    critiques = critic.critique_many([(task, p, w, task.score(p, w)) for p, w in zip(problems, wrong)])
+    data = Dataset.from_list([{"prompt": task.messages(p), "question": task.format_question(p), "privileged_context": c.text}
+                              for p, c in zip(problems, critiques)])
+
+    def reward(completions, question, **kw):
+        out = []
+        for c, q in zip(completions, question):
+            text = c[-1]["content"] if isinstance(c, list) else c
+            out.append(task.score(by_question[q], text).reward)
+        return out
+
+    # TRL builds its EMA teacher by loading the student's name_or_path again: give it a local copy
+    model, tok = load_model_and_tokenizer(args.model, dtype=args.dtype)
+    local = Path("/tmp/trl-bench-sdpo-model")
+    model.save_pretrained(local)
+    tok.save_pretrained(local)
+    model = type(model).from_pretrained(local, dtype=model.dtype)
+    tok.padding_side = "left"
+    config = SDPOConfig(output_dir="/tmp/trl-bench-sdpo", per_device_train_batch_size=PROMPTS * GENERATIONS,
+                        num_generations=GENERATIONS, max_completion_length=MAX_NEW, temperature=1.0,
+                        learning_rate=1e-6, beta=0.0, max_steps=args.steps + 1, logging_steps=1, report_to="none",
+                        save_strategy="no", use_cpu=True, bf16=args.bf16_autocast, seed=0, dataloader_num_workers=0,
+                        distillation_mode="sampled_token", distillation_alpha=1.0, distillation_weight=1.0,
+                        teacher_model_kind="ema", teacher_update_rate=0.05, distillation_is_clip=2.0,
+                        use_successful_as_teacher=True, include_environment_feedback=True)
+    trainer = SDPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=data, processing_class=tok)
+    phase = {"generate": 0.0, "score": 0.0, "rollout": 0.0, "optimizer": 0.0, "tokens": 0.0, "trained": 0.0}
+
+    def timed(name, fn, count=None):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            out = fn(*a, **k)
+            phase[name] += time.perf_counter() - t0
+            if count:
+                count(out)
+            return out
+        return wrapper
+
+    def count_tokens(out):  # the student's sequences (the teacher's forward is not counted as trained)
+        phase["tokens"] += float(out["completion_mask"].sum())
+        phase["trained"] += float(out["completion_mask"].numel() + out["prompt_mask"].numel())
+
+    trainer._generate = timed("generate", trainer._generate)
+    trainer._calculate_rewards = timed("score", trainer._calculate_rewards)
+    trainer._prepare_training_batch = timed("rollout", trainer._prepare_training_batch, count_tokens)
+    steps = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, *a, **k):
+            for key in phase:
+                phase[key] = 0.0
+            self.t0 = time.perf_counter()
+
+        def on_pre_optimizer_step(self, *a, **k):
+            self.t_opt = time.perf_counter()
+
+        def on_optimizer_step(self, *a, **k):
+            phase["optimizer"] += time.perf_counter() - self.t_opt
+
+        def on_step_end(self, *a, **k):
+            total = time.perf_counter() - self.t0
+            steps.append({"step": total, "generate": phase["generate"], "score": phase["score"],
+                          "forward_backward": total - phase["rollout"] - phase["optimizer"],
+                          "optimizer": phase["optimizer"], "generated_tokens": phase["tokens"],
+                          "trained_tokens": phase["trained"], "rollout_other": phase["rollout"] - phase["generate"]
+                          - phase["score"]})
+
+    trainer.add_callback(Clock())
+    torch.manual_seed(0)
+    trainer.train()
+    # the share of samples whose teacher had a context (a demonstration or feedback), per logged step
+    active = [h["self_distillation/reprompt_sample_fraction"] for h in trainer.state.log_history
+              if "self_distillation/reprompt_sample_fraction" in h]
+    for s, a in zip(steps, active):
+        s["teacher_active"] = a
+    n_params = sum(p.numel() for p in model.parameters())
+    return summarize(steps[1:], n_params)
+
+
 def summarize(steps: list[dict], n_params: int) -> dict:
     mean = {k: sum(s.get(k, 0.0) for s in steps) / len(steps) for k in steps[0]}
     fb = mean["forward_backward"]
@@ -150,7 +254,8 @@ def child(args) -> None:
     import torch
 
     torch.manual_seed(0)
-    out = run_trl(args) if args.framework == "trl" else run_rltf(args, args.framework)
+    runs = {"trl": run_trl, "trl-sdpo": run_trl_sdpo}
+    out = runs[args.framework](args) if args.framework in runs else run_rltf(args, args.framework)
     print("RESULT " + json.dumps(out))
 
 
@@ -160,14 +265,19 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--bf16-autocast", action="store_true", help="bf16 autocast in both frameworks")
-    ap.add_argument("--frameworks", default="trl,grpo,grpo@vllm,rltf-fm,rltf-fm@vllm",
-                    help="which runs: trl, or an rltf method (grpo, rltf-fm) with @vllm for the vLLM backend")
+    ap.add_argument("--job", choices=("grpo", "sdpo"), default="grpo", help="the job's default runs and output")
+    ap.add_argument("--frameworks", default=None,
+                    help="which runs: trl (GRPOTrainer), trl-sdpo (SDPOTrainer), or an rltf method (grpo, rltf-fm, "
+                         "sdpo) with @vllm for the vLLM backend; default: the job's")
     ap.add_argument("--micro-batch-size", type=int, default=16, help="rltf: sequences per forward/backward")
-    ap.add_argument("--output", default="benchmarks/train_throughput.json")
+    ap.add_argument("--output", default=None, help="default: benchmarks/train_throughput[_sdpo].json")
     ap.add_argument("--framework", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.framework:
         return child(args)
+    sdpo = args.job == "sdpo"
+    args.frameworks = args.frameworks or ("trl-sdpo,sdpo,sdpo@vllm" if sdpo else "trl,grpo,grpo@vllm,rltf-fm,rltf-fm@vllm")
+    args.output = args.output or f"benchmarks/train_throughput{'_sdpo' if sdpo else ''}.json"
     results = {}
     for fw in args.frameworks.split(","):
         cmd = [sys.executable, __file__, "--framework", fw, "--model", args.model, "--steps", str(args.steps),
@@ -190,7 +300,7 @@ def main() -> None:
     run_dtype = "bfloat16" if args.bf16_autocast else args.dtype
     print(f"\nmachine: {cpu_name()}, {os.cpu_count()} cores; matmul 2048^2: "
           f"fp32 {peak['float32'] / 1e12:.2f} TFLOP/s, {bf16_text}")
-    print(f"job: GRPO, {args.model} ({args.dtype}{', bf16 autocast' if args.bf16_autocast else ''}), "
+    print(f"job: {args.job.upper()}, {args.model} ({args.dtype}{', bf16 autocast' if args.bf16_autocast else ''}), "
           f"{PROMPTS} prompts x {GENERATIONS} generations, <= {MAX_NEW} new tokens, {args.steps} timed steps\n")
     head = ("| run | s/step | generate | weight sync | score | fwd+bwd | optimizer | gen. tokens/step | gen. tokens/s "
             "| peak RSS GB | train TFLOP/s (% of peak) |")
@@ -202,18 +312,23 @@ def main() -> None:
               f"{m['forward_backward']:.1f} | {m['optimizer']:.2f} | {m['generated_tokens']:.0f} | "
               f"{r['generated_tokens_per_s']:.1f} | {r['peak_rss_gb']:.2f} | {r['train_flops_per_s'] / 1e12:.3f} "
               f"({frac:.0%}) |")
+    active = {fw: r["mean"]["teacher_active"] for fw, r in results.items() if "teacher_active" in r["mean"]}
+    if active:  # an SDPO step whose teacher had no context distils nothing: its time would mislead
+        print("\nsamples whose teacher had a context (mean over the timed steps): "
+              + ", ".join(f"{fw} {a:.0%}" for fw, a in active.items()))
     ratios = {}
-    for run in ("grpo", "grpo@vllm"):
-        if "trl" in results and run in results:
-            t, g = results["trl"], results[run]
+    for run, ref, trainer_name in (("grpo", "trl", "GRPOTrainer"), ("grpo@vllm", "trl", "GRPOTrainer"),
+                                   ("sdpo", "trl-sdpo", "SDPOTrainer"), ("sdpo@vllm", "trl-sdpo", "SDPOTrainer")):
+        if ref in results and run in results:
+            t, g = results[ref], results[run]
             key = run.replace("@", "_")
             ratios[f"{key}_tokens_per_s_over_trl"] = g["generated_tokens_per_s"] / t["generated_tokens_per_s"]
             ratios[f"{key}_peak_rss_over_trl"] = g["peak_rss_gb"] / t["peak_rss_gb"]
             ratios[f"{key}_step_time_over_trl"] = g["mean"]["step"] / t["mean"]["step"]
-            print(f"\nrltf {run} vs TRL GRPOTrainer: generated tokens/s x{ratios[f'{key}_tokens_per_s_over_trl']:.2f}, "
+            print(f"\nrltf {run} vs TRL {trainer_name}: generated tokens/s x{ratios[f'{key}_tokens_per_s_over_trl']:.2f}, "
                   f"peak RSS x{ratios[f'{key}_peak_rss_over_trl']:.2f}, time per step "
                   f"x{ratios[f'{key}_step_time_over_trl']:.2f}")
-    for method in ("grpo", "rltf-fm"):
+    for method in ("grpo", "rltf-fm", "sdpo"):
         if method in results and f"{method}@vllm" in results:
             key = f"{method}_vllm_over_hf_tokens_per_s"
             ratios[key] = results[f"{method}@vllm"]["generated_tokens_per_s"] / results[method]["generated_tokens_per_s"]
