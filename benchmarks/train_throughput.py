@@ -70,19 +70,9 @@ def run_rltf(args, run: str) -> dict:
 
 
 # -- TRL ----------------------------------------------------------------------------------------
-def run_trl(args) -> dict:
-    import torch
-    from datasets import Dataset
-    from transformers import TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
-
-    from rltf.models import load_model_and_tokenizer
-    from rltf.tasks import get_task
-
-    task = get_task("add2")
-    problems = task.problems("train", 64, seed=0)
+def _add2_reward(task, problems):
+    """TRL's reward function for add2: the task's own score of each completion."""
     by_question = {task.format_question(p): p for p in problems}
-    data = Dataset.from_list([{"prompt": task.messages(p), "question": task.format_question(p)} for p in problems])
 
     def reward(completions, question, **kw):
         out = []
@@ -90,14 +80,15 @@ def run_trl(args) -> dict:
             text = c[-1]["content"] if isinstance(c, list) else c
             out.append(task.score(by_question[q], text).reward)
         return out
+    return reward
 
-    model, tok = load_model_and_tokenizer(args.model, dtype=args.dtype)
-    tok.padding_side = "left"
-    config = GRPOConfig(output_dir="/tmp/trl-bench", per_device_train_batch_size=PROMPTS * GENERATIONS,
-                        num_generations=GENERATIONS, max_completion_length=MAX_NEW, temperature=1.0,
-                        learning_rate=1e-6, beta=0.0, max_steps=args.steps + 1, logging_steps=1, report_to="none",
-                        save_strategy="no", use_cpu=True, bf16=args.bf16_autocast, seed=0, dataloader_num_workers=0)
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=data, processing_class=tok)
+
+def _timed_trl_steps(trainer, rollout: str) -> list[dict]:
+    """Train ``trainer`` (a TRL trainer) with its generation, scoring and ``rollout`` method timed;
+    -> one dict per step (forward+backward = the step less the rollout and the optimizer)."""
+    import torch
+    from transformers import TrainerCallback
+
     phase = {"generate": 0.0, "score": 0.0, "rollout": 0.0, "optimizer": 0.0, "tokens": 0.0, "trained": 0.0}
 
     def timed(name, fn, count=None):
@@ -110,13 +101,13 @@ def run_trl(args) -> dict:
             return out
         return wrapper
 
-    def count_tokens(out):
+    def count_tokens(out):  # the policy's sequences (an SDPO teacher's forward is not counted as trained)
         phase["tokens"] += float(out["completion_mask"].sum())
         phase["trained"] += float(out["completion_mask"].numel() + out["prompt_mask"].numel())
 
     trainer._generate = timed("generate", trainer._generate)
     trainer._calculate_rewards = timed("score", trainer._calculate_rewards)
-    trainer._generate_and_score_completions = timed("rollout", trainer._generate_and_score_completions, count_tokens)
+    setattr(trainer, rollout, timed("rollout", getattr(trainer, rollout), count_tokens))
     steps = []
 
     class Clock(TrainerCallback):
@@ -142,14 +133,34 @@ def run_trl(args) -> dict:
     trainer.add_callback(Clock())
     torch.manual_seed(0)
     trainer.train()
+    return steps
+
+
+def run_trl(args) -> dict:
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rltf.models import load_model_and_tokenizer
+    from rltf.tasks import get_task
+
+    task = get_task("add2")
+    problems = task.problems("train", 64, seed=0)
+    data = Dataset.from_list([{"prompt": task.messages(p), "question": task.format_question(p)} for p in problems])
+    model, tok = load_model_and_tokenizer(args.model, dtype=args.dtype)
+    tok.padding_side = "left"
+    config = GRPOConfig(output_dir="/tmp/trl-bench", per_device_train_batch_size=PROMPTS * GENERATIONS,
+                        num_generations=GENERATIONS, max_completion_length=MAX_NEW, temperature=1.0,
+                        learning_rate=1e-6, beta=0.0, max_steps=args.steps + 1, logging_steps=1, report_to="none",
+                        save_strategy="no", use_cpu=True, bf16=args.bf16_autocast, seed=0, dataloader_num_workers=0)
+    trainer = GRPOTrainer(model=model, reward_funcs=[_add2_reward(task, problems)], args=config, train_dataset=data,
+                          processing_class=tok)
+    steps = _timed_trl_steps(trainer, "_generate_and_score_completions")
     n_params = sum(p.numel() for p in model.parameters())
     return summarize(steps[1:], n_params)
 
 
 def run_trl_sdpo(args) -> dict:
-    import torch
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
 
     from rltf.feedback import build_feedback
@@ -158,21 +169,12 @@ def run_trl_sdpo(args) -> dict:
 
     task = get_task("add2")
     problems = task.problems("train", 64, seed=0)
-    by_question = {task.format_question(p): p for p in problems}
     critic = build_feedback("critic")
     # a wrong answer to each problem in the model's format, e.g. "5 + 33 = 48. \boxed{48}"
     wrong = [f"{p.metadata['expression']} = {int(p.answer) + 10}. \\boxed{{{int(p.answer) + 10}}}" for p in problems]
     critiques = critic.critique_many([(task, p, w, task.score(p, w)) for p, w in zip(problems, wrong)])
     data = Dataset.from_list([{"prompt": task.messages(p), "question": task.format_question(p), "privileged_context": c.text}
                               for p, c in zip(problems, critiques)])
-
-    def reward(completions, question, **kw):
-        out = []
-        for c, q in zip(completions, question):
-            text = c[-1]["content"] if isinstance(c, list) else c
-            out.append(task.score(by_question[q], text).reward)
-        return out
-
     # TRL builds its EMA teacher by loading the student's name_or_path again: give it a local copy
     model, tok = load_model_and_tokenizer(args.model, dtype=args.dtype)
     local = Path("/tmp/trl-bench-sdpo-model")
@@ -187,51 +189,9 @@ def run_trl_sdpo(args) -> dict:
                         distillation_mode="sampled_token", distillation_alpha=1.0, distillation_weight=1.0,
                         teacher_model_kind="ema", teacher_update_rate=0.05, distillation_is_clip=2.0,
                         use_successful_as_teacher=True, include_environment_feedback=True)
-    trainer = SDPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=data, processing_class=tok)
-    phase = {"generate": 0.0, "score": 0.0, "rollout": 0.0, "optimizer": 0.0, "tokens": 0.0, "trained": 0.0}
-
-    def timed(name, fn, count=None):
-        def wrapper(*a, **k):
-            t0 = time.perf_counter()
-            out = fn(*a, **k)
-            phase[name] += time.perf_counter() - t0
-            if count:
-                count(out)
-            return out
-        return wrapper
-
-    def count_tokens(out):  # the student's sequences (the teacher's forward is not counted as trained)
-        phase["tokens"] += float(out["completion_mask"].sum())
-        phase["trained"] += float(out["completion_mask"].numel() + out["prompt_mask"].numel())
-
-    trainer._generate = timed("generate", trainer._generate)
-    trainer._calculate_rewards = timed("score", trainer._calculate_rewards)
-    trainer._prepare_training_batch = timed("rollout", trainer._prepare_training_batch, count_tokens)
-    steps = []
-
-    class Clock(TrainerCallback):
-        def on_step_begin(self, *a, **k):
-            for key in phase:
-                phase[key] = 0.0
-            self.t0 = time.perf_counter()
-
-        def on_pre_optimizer_step(self, *a, **k):
-            self.t_opt = time.perf_counter()
-
-        def on_optimizer_step(self, *a, **k):
-            phase["optimizer"] += time.perf_counter() - self.t_opt
-
-        def on_step_end(self, *a, **k):
-            total = time.perf_counter() - self.t0
-            steps.append({"step": total, "generate": phase["generate"], "score": phase["score"],
-                          "forward_backward": total - phase["rollout"] - phase["optimizer"],
-                          "optimizer": phase["optimizer"], "generated_tokens": phase["tokens"],
-                          "trained_tokens": phase["trained"], "rollout_other": phase["rollout"] - phase["generate"]
-                          - phase["score"]})
-
-    trainer.add_callback(Clock())
-    torch.manual_seed(0)
-    trainer.train()
+    trainer = SDPOTrainer(model=model, reward_funcs=[_add2_reward(task, problems)], args=config, train_dataset=data,
+                          processing_class=tok)
+    steps = _timed_trl_steps(trainer, "_prepare_training_batch")
     # the share of samples whose teacher had a context (a demonstration or feedback), per logged step
     active = [h["self_distillation/reprompt_sample_fraction"] for h in trainer.state.log_history
               if "self_distillation/reprompt_sample_fraction" in h]
