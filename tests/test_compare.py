@@ -583,3 +583,94 @@ def test_study_archive_rebuilds_single_seed_runs_from_the_report_and_round_trips
     pooled = summarize(cfg, [*originals, {**originals[1], "seed": 1}])
     with pytest.raises(ValueError, match="pools several seeds"):
         tool.results_from_report(pooled, "add2", "rltf-sd", 0)
+
+
+def _study_with_finished_runs(tmp_path, walls, seeds="[0, 1, 2]", tasks=""):
+    (tmp_path / "study.yaml").write_text(
+        f"output_dir: {tmp_path / 'out'}\n{tasks}seeds: {seeds}\nbudget_tokens: 100\n"
+        "methods:\n  grpo: {method: grpo}\n  sdpo: {method: sdpo}\n  sdpo-hybrid: {method: sdpo}\n")
+    cfg = load_compare_config(tmp_path / "study.yaml")
+    for (task, name, seed), wall in walls.items():
+        run_dir = cfg.run_dir(task, name, seed)
+        run_dir.mkdir(parents=True)
+        (run_dir / "result.json").write_text(json.dumps({"name": name, "method": "grpo", "seed": seed,
+                                                         "evals": [], "wall_s": wall}))
+    return cfg
+
+
+def test_only_selects_runs_by_name_seed_or_task_and_refuses_a_pattern_that_matches_none(tmp_path):
+    from rltf.eval.compare import select_runs
+
+    cfg = _study_with_finished_runs(tmp_path, {}, seeds="[0, 1]", tasks="tasks: [add2, fact_summary]\n")
+    assert len(select_runs(cfg, None)) == 12
+    assert select_runs(cfg, ["sdpo"]) == {(s, t, "sdpo") for s in (0, 1) for t in ("add2", "fact_summary")}
+    assert len(select_runs(cfg, ["sdpo*"])) == 8  # sdpo and sdpo-hybrid
+    assert select_runs(cfg, ["fact_summary/*-s1"]) == {(1, "fact_summary", n) for n in ("grpo", "sdpo", "sdpo-hybrid")}
+    assert select_runs(cfg, ["grpo-s0", "add2/sdpo-hybrid-s1"]) == {
+        (0, "add2", "grpo"), (0, "fact_summary", "grpo"), (1, "add2", "sdpo-hybrid")}
+    with pytest.raises(ConfigError, match=r"'sdpo-s' matches no run .*named like add2/grpo-s0"):
+        select_runs(cfg, ["grpo", "sdpo-s"])
+
+
+def test_a_sitting_trains_only_the_selected_runs_that_fit_its_time_limit(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from rltf.eval import compare
+
+    cfg = _study_with_finished_runs(tmp_path, {("add2", "grpo", 0): 100.0, ("add2", "sdpo", 0): 5000.0,
+                                               ("add2", "sdpo-hybrid", 0): 200.0})
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(compare, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    trained = []
+
+    def fake_train(method, values, run_dir, sitting, label):
+        trained.append(run_dir.name)
+        clock.now += 600.0  # each run takes 10 minutes of the sitting
+        return [{"step": 1, "tokens": 100, "eval/accuracy": 0.5}]
+
+    monkeypatch.setattr(compare, "_train", fake_train)
+    lines = []
+    results = compare.run_all(cfg, lines.append, only=["*-s1"], time_limit_s=1000.0)
+    # seed 1 in order: grpo (needs 100 s of 1000) runs and takes 600; sdpo (5000) does not fit the 400
+    # left; sdpo-hybrid (200) does; seed 2 is not selected
+    assert trained == ["grpo-s1", "sdpo-hybrid-s1"]
+    assert "sdpo seed 1: not started: needs about 1.4 h, 7 min of the time limit left" in lines
+    assert not any("seed 2" in line for line in lines)
+    assert [(r["name"], r["seed"]) for r in results] == [("grpo", 0), ("sdpo", 0), ("sdpo-hybrid", 0),
+                                                         ("grpo", 1), ("sdpo-hybrid", 1)]
+    done = json.loads((cfg.run_dir("add2", "grpo", 1) / "result.json").read_text())
+    assert done["wall_s"] == 600.0 and done["evals"][0]["eval/accuracy"] == 0.5
+    assert not cfg.run_dir("add2", "sdpo", 1).exists()  # a run that did not start leaves nothing behind
+    # without a limit the selected run that did not fit trains; the finished ones are not repeated
+    trained.clear()
+    compare.run_all(cfg, lines.append, only=["sdpo"])
+    assert trained == ["sdpo-s1", "sdpo-s2"]
+
+
+def test_rltf_compare_only_and_time_limit_flags(tmp_path, capsys, monkeypatch):
+    import argparse
+
+    from rltf.cli import main
+    from rltf.cli.common import duration
+    from rltf.eval import compare
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("this test trains nothing")
+
+    monkeypatch.setattr(compare, "_train", no_training)
+
+    assert duration("90s") == 90.0 and duration("45m") == 2700.0 and duration("1.5h") == 5400.0
+    for bad in ("90", "h", "-1h", "nanm", "infh", "2d"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            duration(bad)
+    cfg = _study_with_finished_runs(tmp_path, {("add2", "grpo", 0): 100.0})
+    config = str(tmp_path / "study.yaml")
+    assert main(["compare", "--config", config, "--only", "grpo,sdpo-x"]) == 2
+    assert "'sdpo-x' matches no run" in capsys.readouterr().err
+    assert main(["compare", "--config", config, "--report-only", "--only", "grpo"]) == 2
+    assert "--report-only trains none" in capsys.readouterr().err
+    # nothing fits 1 s at grpo's pace of 100 s: the sitting trains nothing and reports the finished run
+    assert main(["compare", "--config", config, "--time-limit", "1s"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("not started") == 8 and "grpo seed 0: done earlier" in out
+    assert not cfg.run_dir("add2", "grpo", 1).exists()

@@ -39,6 +39,19 @@ def bounded(kind: type, **bounds):
     return convert
 
 
+def duration(text: str) -> float:
+    """A length of time with its unit, ``90s``, ``45m`` or ``1.5h``; -> seconds (argparse ``type``)."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    try:
+        seconds = float(number) * units[unit]
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: a number and s, m or h, e.g. 90m or 1.5h") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration must be positive and finite")
+    return seconds
+
+
 def one_of(choices: tuple[str, ...], plugin: bool = False):
     """A flag that is one of ``choices`` (or, with ``plugin``, a ``file.py:Name``)."""
     return _checked(str, {"choices": choices, "plugin": plugin}, "choice")

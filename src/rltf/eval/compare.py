@@ -26,6 +26,9 @@ Runs go seed-major (every method on every task for the first seed, then the next
 spread over several sittings stays balanced; ``--report-only`` writes the report from the runs
 finished so far (marked partial) and trains nothing. Each run's wall time (summed over its
 sittings, an interrupted one included) is in ``wall_time.json`` and the report.
+``--only PATTERN[,PATTERN]`` trains just the runs a glob matches (by name, ``NAME-sSEED`` or
+``TASK/NAME-sSEED``), and ``--time-limit 1.5h`` starts a run only if its estimate at the finished
+runs' pace fits in what is left of the limit; the report is on every finished run either way.
 
 Significance: at each budget point, each method against the baseline with a paired t-test over the
 seeds both have (the same seed gives both methods the same prompts and evaluation set); with few
@@ -36,6 +39,7 @@ McNemar p of a difference, either way (:func:`feedback_use`).
 """
 from __future__ import annotations
 
+import fnmatch
 import glob
 import json
 import re
@@ -184,15 +188,15 @@ def finished_runs(cfg: CompareConfig) -> list[dict[str, Any]]:
     return results
 
 
-def time_left(cfg: CompareConfig) -> dict[str, Any] | None:
-    """The compute the unfinished runs still need, at the pace of the finished ones on this machine.
+def run_estimates(cfg: CompareConfig) -> dict[tuple[int, str, str], float] | None:
+    """The compute each unfinished run still needs, at the pace of the finished ones on this machine.
 
     Each unfinished run is estimated by the mean wall time of the finished runs of the same task
     and name (other seeds), else of the same name on any task, else of every finished run of its
     task; an interrupted run's sittings so far (its ``wall_time.json``) are taken off its estimate.
     The finished runs are those of every seed in ``output_dir``, also those a report on some seeds
     leaves out (``seeds: [1, 2]`` goes by seed 0's pace too).
-    -> ``{"seconds", "runs"}`` (unfinished runs), or None before any run has finished."""
+    -> ``{(seed, task, name): seconds}`` for every unfinished run, or None before any run has finished."""
     walls: dict[tuple[str, str], list[float]] = {}
     left = []
     for task in cfg.task_names:
@@ -208,7 +212,7 @@ def time_left(cfg: CompareConfig) -> dict[str, Any] | None:
         if (run_dir / "result.json").exists():
             continue
         spent = run_dir / "wall_time.json"
-        left.append((task, name, json.loads(spent.read_text()).get("total_s", 0.0) if spent.exists() else 0.0))
+        left.append((seed, task, name, json.loads(spent.read_text()).get("total_s", 0.0) if spent.exists() else 0.0))
     if not walls:
         return None
 
@@ -216,12 +220,45 @@ def time_left(cfg: CompareConfig) -> dict[str, Any] | None:
         values = [w for key, ws in walls.items() if keep(key) for w in ws]
         return statistics.mean(values) if values else None
 
-    seconds = 0.0
-    for task, name, spent in left:
+    estimates = {}
+    for seed, task, name, spent in left:
         guess = next(g for g in (mean_of(lambda k: k == (task, name)), mean_of(lambda k: k[1] == name),
                                  mean_of(lambda k: k[0] == task), mean_of(lambda k: True)) if g is not None)
-        seconds += max(guess - spent, 0.0)
-    return {"seconds": seconds, "runs": len(left)}
+        estimates[(seed, task, name)] = max(guess - spent, 0.0)
+    return estimates
+
+
+def time_left(cfg: CompareConfig) -> dict[str, Any] | None:
+    """The compute the unfinished runs still need in all (:func:`run_estimates`).
+    -> ``{"seconds", "runs"}`` (unfinished runs), or None before any run has finished."""
+    estimates = run_estimates(cfg)
+    if estimates is None:
+        return None
+    return {"seconds": sum(estimates.values()), "runs": len(estimates)}
+
+
+def run_id(cfg: CompareConfig, task: str, name: str, seed: int) -> str:
+    """A run's name in messages and ``--only``: ``TASK/NAME-sSEED`` (``NAME-sSEED`` with one task)."""
+    return f"{task}/{name}-s{seed}" if cfg.tasks else f"{name}-s{seed}"
+
+
+def select_runs(cfg: CompareConfig, only: list[str] | None) -> set[tuple[int, str, str]]:
+    """The (seed, task, name) runs a sitting may train: every run, or those matching a pattern of
+    ``only``. A pattern is a shell-style glob matched against the run's name (``rltf-sd``,
+    ``rltf-sd*``), its ``NAME-sSEED`` and its ``TASK/NAME-sSEED`` (``fact_summary/*-s1``).
+    A pattern that matches no run is an error (a misspelt name would otherwise train nothing)."""
+    runs = all_runs(cfg)
+    if not only:
+        return set(runs)
+    chosen = set()
+    for pattern in only:
+        hits = {(s, t, n) for s, t, n in runs
+                if any(fnmatch.fnmatchcase(key, pattern) for key in (n, f"{n}-s{s}", f"{t}/{n}-s{s}"))}
+        if not hits:
+            examples = ", ".join(run_id(cfg, t, n, s) for s, t, n in runs[:3])
+            raise ConfigError(f"--only {pattern!r} matches no run of this study (runs are named like {examples})")
+        chosen |= hits
+    return chosen
 
 
 class _Sitting:
@@ -257,11 +294,40 @@ class _Sitting:
                 self.tick()
 
 
-def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def _train(method: str, values: dict[str, Any], run_dir: Path, sitting: _Sitting,
+           label: str) -> list[dict[str, Any]]:
+    """One run as a ``rltf train`` subprocess (resumed from its last checkpoint); -> its evaluations."""
     from rltf.trainers.checkpoint import list_checkpoints  # (torch and transformers: not for --report-only)
 
+    recipe = run_dir / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(values, sort_keys=False))
+    cmd = [sys.executable, "-m", "rltf", "train", method, "--config", str(recipe)]
+    if list_checkpoints(run_dir):
+        cmd += ["--resume", str(run_dir)]
+    with (run_dir / "train.log").open("a") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            code = sitting.wait(proc)
+        finally:
+            if proc.poll() is None:  # compare itself was interrupted: do not leave an orphan
+                proc.terminate()
+    if code != 0:
+        raise ConfigError(f"run {label} failed (exit {code}); see {run_dir / 'train.log'}")
+    return _evals_from_metrics(run_dir)
+
+
+def run_all(cfg: CompareConfig, console: Callable[[str], None] = print, only: list[str] | None = None,
+            time_limit_s: float | None = None) -> list[dict[str, Any]]:
+    """Train the unfinished runs in order; -> the results of every finished run (earlier ones too).
+
+    ``only``: train just the runs these patterns select (:func:`select_runs`). ``time_limit_s``:
+    start a run only if its estimate (:func:`run_estimates`) fits in what is left of the limit, so
+    a sitting with an hour left trains the runs that can finish in it; a run without an estimate
+    yet (nothing finished) starts. A run that has started is not stopped at the limit."""
     results = []
     runs = all_runs(cfg)
+    chosen = select_runs(cfg, only)
+    deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     for number, (seed, task, name) in enumerate(runs, 1):
         run_dir = cfg.run_dir(task, name, seed)
         where = f"{task}: " if cfg.tasks else ""
@@ -270,8 +336,18 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[
             results.append({"task": task, **json.loads(done.read_text())})
             console(f"{where}{name} seed {seed}: done earlier")
             continue
-        left = time_left(cfg)
-        pace = f"; about {hours(left['seconds'])} of compute left at the finished runs' pace" if left else ""
+        if (seed, task, name) not in chosen:
+            continue
+        estimates = run_estimates(cfg)
+        if deadline is not None and estimates is not None:
+            need, left_s = estimates[(seed, task, name)], deadline - time.monotonic()
+            if need > left_s:
+                console(f"{where}{name} seed {seed}: not started: needs about {hours(need)}, "
+                        f"{hours(max(left_s, 0.0))} of the time limit left")
+                continue
+        pace = ""
+        if estimates is not None:
+            pace = f"; about {hours(sum(estimates.values()))} of compute left at the finished runs' pace"
         run_dir.mkdir(parents=True, exist_ok=True)
         sitting = _Sitting(run_dir)
         method, values = run_config(cfg, name, seed, run_dir, task)
@@ -279,25 +355,9 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print) -> list[
                 f"log: {run_dir / 'train.log'})")
         if method == "base":
             evals = _run_base(values, run_dir)
-            wall = sitting.tick()
         else:
-            recipe = run_dir / "recipe.yaml"
-            recipe.write_text(yaml.safe_dump(values, sort_keys=False))
-            cmd = [sys.executable, "-m", "rltf", "train", method, "--config", str(recipe)]
-
-            if list_checkpoints(run_dir):
-                cmd += ["--resume", str(run_dir)]
-            with (run_dir / "train.log").open("a") as log:
-                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-                try:
-                    code = sitting.wait(proc)
-                finally:
-                    if proc.poll() is None:  # compare itself was interrupted: do not leave an orphan
-                        proc.terminate()
-            wall = sitting.tick()
-            if code != 0:
-                raise ConfigError(f"run {where}{name} seed {seed} failed (exit {code}); see {run_dir / 'train.log'}")
-            evals = _evals_from_metrics(run_dir)
+            evals = _train(method, values, run_dir, sitting, label=f"{where}{name} seed {seed}")
+        wall = sitting.tick()
         result = {"task": task, "name": name, "method": method, "seed": seed, "evals": evals, "wall_s": wall}
         done.write_text(json.dumps(result, indent=1) + "\n")
         results.append(result)
@@ -341,11 +401,14 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
 
 
 def compare(cfg: CompareConfig, console: Callable[[str], None] = print, run: bool = True,
-            report_dir: str | Path | None = None) -> dict[str, Any]:
+            report_dir: str | Path | None = None, only: list[str] | None = None,
+            time_limit_s: float | None = None) -> dict[str, Any]:
     """Run every run not finished yet (``run=False``: none, report the finished ones), then write
     results.json, results.md and the curves into ``report_dir`` (default ``output_dir``; another
-    one keeps a report on a subset, e.g. ``seeds: [1, 2]``, beside the main one)."""
-    results = run_all(cfg, console) if run else finished_runs(cfg)
+    one keeps a report on a subset, e.g. ``seeds: [1, 2]``, beside the main one). ``only`` and
+    ``time_limit_s`` choose which runs this sitting trains (:func:`run_all`); the report is on every
+    finished run."""
+    results = run_all(cfg, console, only=only, time_limit_s=time_limit_s) if run else finished_runs(cfg)
     if not results:
         raise ConfigError(f"no finished runs in {cfg.output_dir} yet")
     summary = summarize(cfg, results)
