@@ -324,7 +324,7 @@ def test_a_sitting_is_recorded_while_it_lasts_so_a_killed_one_still_counts(tmp_p
     import subprocess
     import sys
 
-    from rltf.eval.compare import _Sitting
+    from rltf.eval.compare_runs import _Sitting
 
     sitting = _Sitting(tmp_path, every_s=0.05)
     assert sitting.wait(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.6)"])) == 0
@@ -353,7 +353,7 @@ def test_backfill_wall_time_fills_in_the_sittings_before_the_recorded_ones(tmp_p
     assert new["sittings_s"] == [624.0, 3723.0, 9.5] and new["total_s"] == 4356.5 and new["estimated_sittings"] == 2
     assert json.loads((run / "result.json").read_text())["wall_s"] == 4356.5
     assert tool.backfill(run) is None  # done once; from now on compare records every sitting
-    from rltf.eval.compare import _Sitting
+    from rltf.eval.compare_runs import _Sitting
 
     _Sitting(run).tick()
     assert json.loads((run / "wall_time.json").read_text())["estimated_sittings"] == 2
@@ -615,12 +615,12 @@ def test_only_selects_runs_by_name_seed_or_task_and_refuses_a_pattern_that_match
 def test_a_sitting_trains_only_the_selected_runs_that_fit_its_time_limit(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from rltf.eval import compare
+    from rltf.eval import compare, compare_runs
 
     cfg = _study_with_finished_runs(tmp_path, {("add2", "grpo", 0): 100.0, ("add2", "sdpo", 0): 5000.0,
                                                ("add2", "sdpo-hybrid", 0): 200.0})
     clock = SimpleNamespace(now=0.0)
-    monkeypatch.setattr(compare, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    monkeypatch.setattr(compare_runs, "time", SimpleNamespace(monotonic=lambda: clock.now))
     trained = []
 
     def fake_train(method, values, run_dir, sitting, label):
@@ -628,7 +628,7 @@ def test_a_sitting_trains_only_the_selected_runs_that_fit_its_time_limit(tmp_pat
         clock.now += 600.0  # each run takes 10 minutes of the sitting
         return [{"step": 1, "tokens": 100, "eval/accuracy": 0.5}]
 
-    monkeypatch.setattr(compare, "_train", fake_train)
+    monkeypatch.setattr(compare_runs, "_train", fake_train)
     lines = []
     results = compare.run_all(cfg, lines.append, only=["*-s1"], time_limit_s=1000.0)
     # seed 1 in order: grpo (needs 100 s of 1000) runs and takes 600; sdpo (5000) does not fit the 400
@@ -652,12 +652,12 @@ def test_rltf_compare_only_and_time_limit_flags(tmp_path, capsys, monkeypatch):
 
     from rltf.cli import main
     from rltf.cli.common import duration
-    from rltf.eval import compare
+    from rltf.eval import compare_runs
 
     def no_training(*args, **kwargs):
         raise AssertionError("this test trains nothing")
 
-    monkeypatch.setattr(compare, "_train", no_training)
+    monkeypatch.setattr(compare_runs, "_train", no_training)
 
     assert duration("90s") == 90.0 and duration("45m") == 2700.0 and duration("1.5h") == 5400.0
     for bad in ("90", "h", "-1h", "nanm", "infh", "2d"):
