@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The feedback-use study's report from the runs finished so far (issue 16): tables, paired tests
 # and curves, copied into docs/study/ for docs/RESULTS.md. Trains nothing.
-#   bash tools/study_report.sh [recipes/compare/study-feedback.yaml]
+#   bash tools/study_report.sh [CONFIG]   (or STUDY_CONFIG=CONFIG, as tools/study_run.sh reads it;
+#   default recipes/compare/study-feedback.yaml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-config=${1:-recipes/compare/study-feedback.yaml}
+config=${1:-${STUDY_CONFIG:-recipes/compare/study-feedback.yaml}}
 out=$(.venv/bin/python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['output_dir'])" "$config")
 .venv/bin/rltf compare --config "$config" --report-only > /dev/null
 mkdir -p docs/study
