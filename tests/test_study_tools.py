@@ -1,0 +1,160 @@
+"""The study's tools (tools/*.py): wall-time backfill, the revision-behaviour probe, the run archive."""
+import json
+
+import pytest
+
+
+def test_backfill_wall_time_fills_in_the_sittings_before_the_recorded_ones(tmp_path):
+    tool = _tool("backfill_wall_time")
+    log = ("rltf:   0%| | 0/100 [00:00<?, ?it/s]\rrltf:   1%| | 1/100 [00:52<1:25:00, 52s/it]\n"
+           "rltf:   2%| | 2/100 [10:24<1:25:00, 52s/it]\nresumed from x/checkpoint-2 at step 2\n"
+           "rltf:   2%| | 2/100 [00:00<?, ?it/s]\rrltf:   3%| | 3/100 [1:02:03<1:25:00, 52s/it]\n"
+           "rltf:   2%| | 3/100 [00:00<?, ?it/s]\rrltf:   3%| | 4/100 [00:07<1:25:00, 52s/it]\n")
+    assert tool.bar_sittings(log) == [624, 3723, 7]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.log").write_text(log)
+    (run / "wall_time.json").write_text(json.dumps({"sittings_s": [9.5], "total_s": 9.5}))  # the last one
+    (run / "result.json").write_text(json.dumps({"name": "x", "wall_s": 9.5}))
+    new = tool.backfill(run)
+    assert new["sittings_s"] == [624.0, 3723.0, 9.5] and new["total_s"] == 4356.5 and new["estimated_sittings"] == 2
+    assert json.loads((run / "result.json").read_text())["wall_s"] == 4356.5
+    assert tool.backfill(run) is None  # done once; from now on compare records every sitting
+    from rltf.eval.compare_runs import _Sitting
+
+    _Sitting(run).tick()
+    assert json.loads((run / "wall_time.json").read_text())["estimated_sittings"] == 2
+
+
+def _tool(name):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_revision_behaviour_classes_and_copied_feedback():
+    tool = _tool("revision_behaviour_probe")
+    assert tool.classify("195", "135", True) == "fixed"
+    assert tool.classify("195", " 195", False) == "same_answer"
+    assert tool.classify("Paris  is big", "Paris is\nbig", False) == "same_answer"
+    assert tool.classify("195", None, False) == "no_answer"
+    assert tool.classify(None, "12", False) == "other_wrong"
+    draft, prompt = "47 + 88 = 195.\n\\boxed{195}", "What is 47 + 88?"
+    critique = 'The step "47 + 88 = 195" is wrong: recompute it carefully, then redo the later steps.'
+    # the quoted step is the draft's own text: repeating it copies nothing new
+    assert tool.longest_new_copy("47 + 88 = 195.", critique, draft + prompt) == 0
+    # writing out the critique's words does (the stretch 'recompute it carefully, then redo' is new)
+    got = tool.longest_new_copy("I will recompute it carefully, then redo. \\boxed{135}", critique, draft + prompt)
+    assert got == len(" recompute it carefully, then redo")
+    # a stretch counts as a whole when it joins the draft's text to the critique's words
+    assert tool.longest_new_copy('step "47 + 88 = 195" is', critique, draft) == len('step "47 + 88 = 195" is')
+    rows = [{"kind": "critic", "class": "same_answer", "copied_chars": 25, "verbatim": True},
+            {"kind": "critic", "class": "fixed", "copied_chars": 0},
+            {"kind": "correctness", "class": "other_wrong", "copied_chars": 19}]
+    t = tool.tally(rows)
+    assert t["critic"] == {"n": 2, "fixed": 1, "same_answer": 1, "no_answer": 0, "other_wrong": 0,
+                           "verbatim": 1, "copies_feedback": 1}
+    assert t["correctness"]["other_wrong"] == 1 and t["correctness"]["copies_feedback"] == 0
+    pairs = [{"kind": k, "problem_id": i, "class": c, "verbatim": v, "copied_chars": 0} for k, i, c, v in [
+        ("critic", "a", "same_answer", True), ("correctness", "a", "fixed", False),
+        ("critic", "b", "same_answer", True), ("correctness", "b", "same_answer", True),
+        ("critic", "c", "fixed", False), ("correctness", "c", "other_wrong", False)]]
+    assert tool.paired(pairs, lambda r: r["class"] == "fixed") == (1, 1)
+    assert tool.paired(pairs, lambda r: r["verbatim"]) == (1, 0)  # b repeats with both: not discordant
+    text = tool.report([{"task": "add2", "run": "runs/x/rltf-sd-s0", "tally": tool.tally(pairs), "rows": pairs}])
+    assert "1 / 1   (p 1.000)" in text and "1 / 0   (p 1.000)" in text
+
+
+def test_revision_behaviour_answer_of_a_boxed_task_and_a_summary():
+    from rltf.tasks.base import Score
+
+    tool = _tool("revision_behaviour_probe")
+    assert tool.answer_of(Score(0.0, False, True, "wrong answer", "195"), "47 + 88 = 195.\n\\boxed{195}") == "195"
+    assert tool.answer_of(Score(0.0, False, False, "no box", None), "47 + 88 = 195.") is None
+    assert tool.answer_of(Score(0.5, False, True, "missing a fact", None), "Ann met Bo.") == "Ann met Bo."
+
+
+def test_revision_behaviour_record_writes_verbatim_counts_only_when_the_fixes_match(tmp_path):
+    tool = _tool("revision_behaviour_probe")
+    run = tmp_path / "run"
+    run.mkdir()
+    last = {"step": 9, "eval/draft_wrong_first/critic": 2, "eval/draft_fix_rate/critic": 0.5,
+            "eval/draft_wrong_first/correctness": 2, "eval/draft_fix_rate/correctness": 0.0}
+    (run / "result.json").write_text(json.dumps({"evals": [last]}))
+    rows = [{"kind": "critic", "problem_id": "a", "class": "fixed", "verbatim": False, "copied_chars": 0},
+            {"kind": "critic", "problem_id": "b", "class": "same_answer", "verbatim": True, "copied_chars": 0},
+            {"kind": "correctness", "problem_id": "a", "class": "other_wrong", "verbatim": False, "copied_chars": 0},
+            {"kind": "correctness", "problem_id": "b", "class": "other_wrong", "verbatim": False, "copied_chars": 0}]
+    probe = {"run": str(run), "tally": tool.tally(rows), "rows": rows}
+    assert tool.record(probe).startswith("recorded")
+    got = json.loads((run / "result.json").read_text())["evals"][-1]
+    assert got["eval/draft_verbatim/critic"] == 0.5 and got["eval/draft_verbatim/correctness"] == 0.0
+    assert (got["eval/draft_verbatim_only/critic"], got["eval/draft_verbatim_only/correctness"]) == (1, 0)
+    assert tool.record(probe) == "already logged"
+    (run / "result.json").write_text(json.dumps({"evals": [{**last, "eval/draft_fix_rate/critic": 0.0}]}))
+    assert tool.record(probe).startswith("not recorded: critic fixes 1 of 2, logged 0 of 2")
+    assert "eval/draft_verbatim/critic" not in json.loads((run / "result.json").read_text())["evals"][-1]
+
+
+def test_study_archive_rebuilds_single_seed_runs_from_the_report_and_round_trips(tmp_path, monkeypatch):
+    """A run kept only in a one-seed report comes back as a result.json that reproduces the report's
+    tables and paired counts; save/restore copy finished runs between runs/ and the archive."""
+    from rltf.eval.compare import CompareConfig, finished_runs, summarize
+
+    tool = _tool("study_archive")
+    monkeypatch.setattr(tool, "ARCHIVE", tmp_path / "archive")
+    cfg = CompareConfig(output_dir=str(tmp_path / "out"), methods={"base": {"method": "base"},
+                                                                   "rltf-sd": {"method": "rltf-sd"}},
+                        seeds=[0, 1], budget_tokens=100, budget_points=[50], tasks=["add2"],
+                        metrics=["revision_use", "fix_rate/critic"])
+
+    def ev(tokens, acc, fixed_c, fixed_k, only=True):
+        e = {"step": tokens // 10, "tokens": tokens, "eval/accuracy": acc, "eval/loss": 1.0,  # loss: not reported
+             "eval/wrong_first/critic": 8, "eval/wrong_first/correctness": 8,
+             "eval/fix_rate/critic": fixed_c / 8, "eval/fix_rate/correctness": fixed_k / 8,
+             "eval/revision_use": (fixed_c - fixed_k) / 8,
+             "eval/draft_wrong_first/critic": 5, "eval/draft_wrong_first/correctness": 5,
+             "eval/draft_fix_rate/critic": 0.2, "eval/draft_fix_rate/correctness": 0.4,
+             "eval/draft_verbatim/critic": 0.6, "eval/draft_verbatim/correctness": 0.0,
+             "eval/draft_verbatim_only/critic": 3, "eval/draft_verbatim_only/correctness": 0}
+        if only:
+            e.update({"eval/fixed_only/critic": fixed_c, "eval/fixed_only/correctness": fixed_k})
+        return e
+
+    originals = [
+        {"task": "add2", "name": "base", "method": "base", "seed": 0, "evals": [ev(0, 0.5, 0, 0)], "wall_s": 60.0},
+        # 30 tokens stands for no point, 55 for 50, 104 for 100; counts without discordant pairs at 104
+        {"task": "add2", "name": "rltf-sd", "method": "rltf-sd", "seed": 0, "wall_s": 1234.5,
+         "evals": [ev(0, 0.5, 0, 0), ev(30, 0.55, 1, 0), ev(55, 0.625, 2, 0), ev(104, 0.75, 2, 1, only=False)]}]
+    summary = summarize(cfg, originals)
+    rebuilt = [tool.results_from_report(summary, "add2", name, 0) for name in ("base", "rltf-sd")]
+    assert tool.results_from_report(summary, "add2", "rltf-sd", 1) is None  # seed 1 never ran
+    sd = rebuilt[1]
+    assert [e["tokens"] for e in sd["evals"]] == [0, 55, 104] and sd["wall_s"] == 1234.5
+    assert sd["restored_from"] and "eval/loss" not in sd["evals"][0]
+    assert sd["evals"][1]["eval/fixed_only/critic"] == 2 and "eval/fixed_only/critic" not in sd["evals"][2]
+    again = summarize(cfg, rebuilt)
+    for key in ("by_task", "feedback_use", "draft_feedback_use", "draft_verbatim", "wall_min"):
+        assert json.dumps(again[key], sort_keys=True) == json.dumps(summary[key], sort_keys=True), key
+    assert again["draft_verbatim"]["add2"]["rltf-sd"]["100"]["only_critic"] == 3
+    # the archive: from-report, then restore into an empty output_dir, and save of a newly finished run
+    assert tool.from_report(cfg, summary) == 2 and tool.from_report(cfg, summary) == 0  # kept runs are not redone
+    assert tool.restore(cfg) == 2 and tool.restore(cfg) == 0
+    assert [(r["name"], r["seed"]) for r in finished_runs(cfg)] == [("base", 0), ("rltf-sd", 0)]
+    run = cfg.run_dir("add2", "rltf-sd", 1)
+    run.mkdir(parents=True)
+    (run / "checkpoint-4").mkdir()  # not kept
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    assert tool.save(cfg) == 0  # not finished: nothing to keep yet
+    (run / "result.json").write_text(json.dumps({**originals[1], "seed": 1}))
+    assert tool.save(cfg) == 1 and tool.save(cfg) == 0
+    kept = tmp_path / "archive" / "add2" / "rltf-sd-s1"
+    assert sorted(p.name for p in kept.iterdir()) == ["metrics.jsonl", "result.json"]
+    # a pooled report cannot be split into runs
+    pooled = summarize(cfg, [*originals, {**originals[1], "seed": 1}])
+    with pytest.raises(ValueError, match="pools several seeds"):
+        tool.results_from_report(pooled, "add2", "rltf-sd", 0)
