@@ -87,6 +87,10 @@ def test_score_options_revision_bonus_first_turn_anchor_and_stage_one(tmp_path, 
     assert "revision/right_to_wrong" in m or m["accuracy/turn0"] == 0.0
     tr.train_step()
     assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    card = (tr.save() / "model" / "README.md").read_text()
+    assert "SCoRe" in card and "Kumar et al." in card and "RL from Text Feedback" in card
+    plain = trainer("multiturn-grpo", tmp_path / "plain", max_steps=1)
+    assert "SCoRe" not in plain.citation and "RL from Text Feedback" in plain.citation
 
 
 def test_sdpo_teacher_context_by_hand():

@@ -32,7 +32,7 @@ from rltf.trainers import zero
 from rltf.trainers.sharding import full_weights, idle_loss, shard_model, total_grad_norm
 from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step, lr_lambda  # noqa: F401 - re-exported
 from rltf.trainers.lora import wrap_lora
-from rltf.trainers.methods import get_method
+from rltf.trainers.methods import citation_for, get_method
 from rltf.trainers.metrics_logger import MetricsLogger
 
 
@@ -44,7 +44,7 @@ class Trainer(RolloutSide, HeldOutEvaluation, TrainingRun):
         self.config, self.console = config, self.dist.speaker(console)
         self.dist.shard_bounds(config.prompts_per_step, "prompts per step (prompts_per_step)")  # fails early
         self.method = get_method(config.method)
-        self.citation = self.method.citation
+        self.citation = citation_for(config)
         self.output_dir = Path(config.output_dir)
         torch.manual_seed(config.seed)
         self.resume_from = ckpt.resolve_resume(resume) if resume else None

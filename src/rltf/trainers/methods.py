@@ -25,6 +25,8 @@ SDPO_PAPER = ("Hubotter et al., Reinforcement Learning via Self-Distillation (SD
               "TRL's experimental SDPOTrainer.")
 CRITIQUE_GRPO_PAPER = ("Zhang et al., Critique-GRPO: Advancing LLM Reasoning with Natural Language and Numerical "
                        "Feedback, 2025 (arXiv 2506.03106).")
+SCORE_PAPER = ("Kumar et al., Training Language Models to Self-Correct via Reinforcement Learning (SCoRe), 2024 "
+               "(arXiv 2409.12917): revision bonus and first-turn KL anchor.")
 GRPO_PAPER = ("Shao et al., DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models "
               "(GRPO), 2024.")
 
@@ -64,6 +66,15 @@ def get_method(name: str) -> Method:
         return METHODS[name]
     except KeyError:
         raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+def citation_for(config) -> str:
+    """The model card's citation: the method's, and SCoRe's when its options (a revision bonus or a
+    first-turn KL anchor) shaped the run."""
+    cite = get_method(config.method).citation
+    if getattr(config, "revision_bonus", 0) or getattr(config, "first_turn_kl", 0):
+        cite += " " + SCORE_PAPER
+    return cite
 
 
 _RLTF = "rltf.trainers.rltf_trainer:RLTFTrainer"
