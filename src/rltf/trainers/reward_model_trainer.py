@@ -30,7 +30,7 @@ from rltf.trainers.distributed import Distributed
 from rltf.trainers.forward import completion_logprobs
 from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step
 from rltf.trainers.lora import wrap_lora
-from rltf.trainers.methods import get_method
+from rltf.trainers.methods import citation_for
 
 
 def rm_target(record: dict) -> str:
@@ -49,7 +49,7 @@ class RewardModelTrainer(TrainingRun):
     def __init__(self, config: RewardModelConfig, console: Callable[[str], None] = print, resume: str | None = None):
         c = config
         self.dist = Distributed(c.device)
-        self.config, self.citation = c, get_method(c.method).citation
+        self.config, self.citation = c, citation_for(c)
         self.console = self.dist.speaker(console)
         if self.dist.fsdp is not None or self.dist.zero is not None:
             raise ConfigError("the span reward model's SFT trains data parallel; launch it with a MULTI_GPU "
