@@ -51,8 +51,8 @@ def critique_grpo_loss(logp: torch.Tensor, advantages: torch.Tensor, mask: torch
 
     logp, old_logp: [B, T]; advantages: [B] or [B, T]; mask: [B, T]. Without ``old_logp`` the first
     answers are on-policy (w = 1 with the REINFORCE gradient). ``clip_eps`` None: no clipping (the
-    authors' run script). Per-row weights 1/n and 1/k of the paper are the caller's (in the
-    advantages). Returns (loss, stats).
+    authors' run script). The paper's weights 1/n and 1/k are the coefficients of the
+    method's two loss terms, not part of the advantages. Returns (loss, stats).
     """
     adv = _per_token(advantages, logp).to(logp.dtype)
     old = logp.detach() if old_logp is None else old_logp

@@ -66,9 +66,9 @@ class CritiqueGRPOTrainer(RLTFTrainer):
         for g, group in enumerate(groups):
             for i, e in enumerate(group):  # weight 1/n: the paper's (1/n) sum over first answers
                 first = e.turns[0]
-                rows.add("rl", first.prompt_ids, first.token_ids, 0, lo + g, float(a0[g, i]) / n, first.logprobs)
+                rows.add("rl", first.prompt_ids, first.token_ids, 0, lo + g, float(a0[g, i]), first.logprobs)
             for j, e in enumerate(chosen[g]):  # weight 1/k, trained against the original question
-                rows.add("refine", e.turns[0].prompt_ids, e.turns[1].token_ids, 1, lo + g, float(a1[g, j]) / k, None)
+                rows.add("refine", e.turns[0].prompt_ids, e.turns[1].token_ids, 1, lo + g, float(a1[g, j]), None)
         batch = rows.batch(self.tokenizer.pad_token_id)
         outcomes = self.dist.gather([(e.turns[0].reward, e.turns[0].correct, sum(len(t.token_ids) for t in e.turns))
                                      for e in episodes])
@@ -94,9 +94,12 @@ class CritiqueGRPOTrainer(RLTFTrainer):
         return {"rl": exact, "refine": exact}
 
     def sequence_loss(self, kind, batch):
-        if kind != "refine":
-            return super().sequence_loss(kind, batch)
         c = self.config
+        if kind != "refine":
+            loss, stats = super().sequence_loss(kind, batch)
+            return (1.0 / self.n_first) * loss, stats
         logp = completion_logprobs(self.model, batch, c.bf16_autocast, self.shared_prefix)
-        return critique_grpo_loss(logp, batch.advantages, batch.completion_mask, torch.ones(len(batch), dtype=torch.bool),
-                                  gamma=c.shaping_gamma, clip_eps=c.clip_eps, aggregation=c.loss_aggregation)
+        loss, stats = critique_grpo_loss(logp, batch.advantages, batch.completion_mask,
+                                         torch.ones(len(batch), dtype=torch.bool), gamma=c.shaping_gamma,
+                                         clip_eps=c.clip_eps, aggregation=c.loss_aggregation)
+        return (1.0 / c.refinements) * loss, stats

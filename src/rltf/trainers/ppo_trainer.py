@@ -21,7 +21,7 @@ import torch
 
 from rltf.algorithms import (AdaptiveKLController, dense_rewards, full_kl, gae, gather_logprobs, last_token_rewards,
                              length_weights, policy_gradient_loss, value_loss, whiten)
-from rltf.rollout import RolloutBatch, SamplingParams
+from rltf.rollout import RolloutBatch, SamplingParams, run_episodes
 from rltf.feedback import build_span_feedback
 from rltf.spans import SpanError, token_rewards
 from rltf.tasks.base import mean_task_metrics
@@ -80,10 +80,11 @@ class PPOTrainer(Trainer):
         self.model.eval()
         t0 = time.perf_counter()
         with self.full_weights():  # the feedback may generate with the policy too (a local judge)
-            gens = self.rollout_backend().generate([task.messages(p) for p in owners], params, seed=seed,
-                                                   keys=[lo * N + k for k in range(len(owners))])
+            episodes = run_episodes(task, problems[lo:hi], self.rollout_backend(), self.feedback, params,
+                                    n_samples=N, rounds=1, seed=seed, first_key=lo * N)
             t1 = time.perf_counter()
-            scores = [task.score(p, g.text) for p, g in zip(owners, gens)]
+            gens = [e.turns[0] for e in episodes]
+            scores = [t.score for t in gens]
             critiques = self.feedback.critique_many([(task, p, g.text, s) for p, g, s in zip(owners, gens, scores)])
         kept, rewards, outcomes = [], [], []
         for k, (g, s, crit) in enumerate(zip(gens, scores, critiques)):

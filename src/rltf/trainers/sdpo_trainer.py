@@ -102,7 +102,7 @@ class SDPOTrainer(RLTFTrainer):
             [(self.task, owners[k], episodes[k].turns[0].text, episodes[k].turns[0].score) for k in wrong])))
         t2 = time.perf_counter()
         r0 = torch.tensor([e.turns[0].reward for e in episodes]).view(G, N)
-        a0 = group_centered_advantages(r0, std_normalize=c.std_normalize) * (1.0 - c.sd_weight)
+        a0 = group_centered_advantages(r0, std_normalize=c.std_normalize)
         rows, distilled = _Rows(), 0
         for k, e in enumerate(episodes):
             g, i = divmod(k, N)
@@ -138,7 +138,8 @@ class SDPOTrainer(RLTFTrainer):
 
     def sequence_loss(self, kind, batch):
         if kind != "sd":
-            return super().sequence_loss(kind, batch)
+            loss, stats = super().sequence_loss(kind, batch)
+            return (1.0 - self.config.sd_weight) * loss, stats
         c = self.config
         logits, _ = completion_forward(self.model, batch, c.bf16_autocast, shared_prefix=self.shared_prefix)
         with torch.no_grad(), self.teacher_model() as teacher:
