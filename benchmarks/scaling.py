@@ -42,7 +42,7 @@ VARIANTS = {"1 process": None, "2 processes DDP": "cpu-2proc.yaml", "2 processes
 
 def worker(args) -> None:
     """One launch: train, then every process writes its figures (process 0 adds the step timings)."""
-    from rltf.trainers import build_trainer, make_config
+    from rltf.methods import build_trainer, make_config
 
     cfg = make_config("grpo", overrides=dict(
         model=args.model, task="add2", prompts_per_step=4, group_size=8, max_new_tokens=64, temperature=1.0,

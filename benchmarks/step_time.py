@@ -41,7 +41,7 @@ def run_method(method: str, steps: int, model: str) -> dict:
     """One method in this process: warm-up step, then ``steps`` timed steps."""
     import tempfile
 
-    from rltf.trainers import build_trainer, make_config
+    from rltf.methods import build_trainer, make_config
 
     with tempfile.TemporaryDirectory() as out:
         cfg = make_config(method, ROOT / "recipes" / RECIPES[method], overrides=dict(
@@ -61,7 +61,7 @@ def run_backward(method: str, repeats: int, model: str) -> dict:
     (gradients zeroed, no optimizer step), the first one a warm-up. Seconds of each timed pass."""
     import tempfile
 
-    from rltf.trainers import build_trainer, make_config
+    from rltf.methods import build_trainer, make_config
 
     with tempfile.TemporaryDirectory() as out:
         cfg = make_config(method, ROOT / "recipes" / RECIPES[method], overrides=dict(

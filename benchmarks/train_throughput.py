@@ -45,7 +45,7 @@ def peak_rss_gb() -> float:
 
 # -- rltf ---------------------------------------------------------------------------------------
 def run_rltf(args, run: str) -> dict:
-    from rltf.trainers import build_trainer, make_config
+    from rltf.methods import build_trainer, make_config
 
     method, _, backend = run.partition("@")  # e.g. grpo@vllm
     cfg = make_config(method, overrides=dict(backend=backend or "hf",

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-from rltf.trainers import build_trainer, make_config
-from rltf.trainers.distributed import exit_finished_process
-from test_ppo_trainer import FirstCharsCritic  # this file runs as a script from tests/
-from test_trainers import parity_grader
+from rltf.methods import build_trainer, make_config
+from rltf.engine.distributed import exit_finished_process
+from helpers import FirstCharsCritic, parity_grader  # this file runs as a script from tests/
 
 COMMON = dict(model="tiny-random", max_new_tokens=8, eval_n=6, eval_every=2, eval_at_start=False, save_every=1,
               save_total_limit=5, micro_batch_size=3, seed=3, lr_scheduler="linear")  # the schedule must reach
@@ -72,11 +71,12 @@ def annotations(out: Path) -> Path:
 
 
 def run_reward_model(out: Path, steps: int, stop_after: int | None, resume: bool):
-    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
+    from rltf.methods import make_config
+    from rltf.methods.reward_model import RewardModelTrainer
 
     overrides = {**{k: COMMON[k] for k in RM_KEYS}, **RUNS["reward-model"], "train_data": str(annotations(out)),
                  "output_dir": str(out / "reward-model")}
-    trainer = RewardModelTrainer(make_rm_config(overrides=overrides), console=lambda s: None,
+    trainer = RewardModelTrainer(make_config("reward-model", overrides=overrides), console=lambda s: None,
                                  resume=str(out / "reward-model") if resume else None)
     finish(trainer, out / "reward-model", stop_after, resume)
     return trainer
@@ -94,7 +94,7 @@ def finish(trainer, run_dir: Path, stop_after: int | None, resume: bool) -> None
     engine = getattr(trainer, "engine", None)
     with trainer.full_weights() if engine is not None else contextlib.nullcontext():  # ZeRO-3 gathers
         tensors = {f"policy.{n}": _whole(p) for n, p in trainer.model.named_parameters()}  # collective (FSDP)
-        for name, module in getattr(trainer, "extra_modules", {}).items():
+        for name, module in getattr(trainer, "heads", {}).items():  # the reward-model SFT has none
             tensors.update({f"{name}.{n}": p.detach().clone() for n, p in module.named_parameters()})
     if trainer.dist.is_main:
         backend = getattr(trainer, "backend", None)

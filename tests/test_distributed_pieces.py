@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rltf.errors import ConfigError
-from rltf.trainers.distributed import Distributed, SingleProcess, check_launch
+from rltf.engine.distributed import Distributed, SingleProcess, check_launch
 
 
 def test_launch_checks(monkeypatch):
@@ -33,7 +33,7 @@ def test_launch_checks(monkeypatch):
 def test_a_sharded_checkpoint_does_not_resume_in_a_plain_run(tmp_path, written):
     """FSDP's optimizer state is keyed by name, DeepSpeed's is partitioned: neither loads into a
     plain run, which says what wrote the checkpoint instead of failing deep inside torch."""
-    from rltf.trainers import build_trainer, make_config
+    from rltf.methods import build_trainer, make_config
 
     overrides = dict(model="tiny-random", task="add2", prompts_per_step=2, group_size=2, max_new_tokens=4,
                      eval_at_start=False, eval_every=0, save_every=0, output_dir=str(tmp_path / "run"))
@@ -49,7 +49,7 @@ def test_a_sharded_checkpoint_does_not_resume_in_a_plain_run(tmp_path, written):
 
 
 def test_zero_plan_and_engine_config_follow_the_accelerate_config(monkeypatch, tmp_path):
-    from rltf.trainers.zero import ZeROPlan, engine_config
+    from rltf.engine.zero import ZeROPlan, engine_config
 
     for name in [k for k in os.environ if k.startswith(("ACCELERATE_DEEPSPEED", "ACCELERATE_GRADIENT"))]:
         monkeypatch.delenv(name)
@@ -101,7 +101,7 @@ def test_zero_plan_and_engine_config_follow_the_accelerate_config(monkeypatch, t
 
 
 def test_fsdp_plan_follows_the_accelerate_config(monkeypatch):
-    from rltf.trainers.sharding import FSDPPlan
+    from rltf.engine.sharding import FSDPPlan
 
     monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
     assert FSDPPlan.from_env() is None
@@ -143,8 +143,8 @@ def test_single_process_collectives_are_identities():
 def test_judge_concurrency_is_a_global_cap():
     from types import SimpleNamespace
 
-    from rltf.trainers import make_config
-    from rltf.trainers.base import Trainer
+    from rltf.methods import make_config
+    from rltf.engine import Engine as Trainer
 
     cfg = make_config("grpo", overrides={"judge_concurrency": 5})
     ranks = SingleProcess()

@@ -219,7 +219,7 @@ def human_records(tmp_path, n=6):
 
 
 def test_offline_rltf_fm_trains_on_human_critiques(tmp_path):
-    from rltf.trainers import build_trainer, make_config
+    from rltf.methods import build_trainer, make_config
 
     data = human_records(tmp_path)
     cfg = make_config("rltf-fm", overrides=dict(model="tiny-random", task="add2", offline_data=str(data),

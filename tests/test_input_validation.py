@@ -9,8 +9,8 @@ import pytest
 
 from rltf.cli import build_parser
 from rltf.errors import ConfigError
-from rltf.trainers.config_fields import config_from_values
-from rltf.trainers.methods import METHODS
+from rltf.engine.config_fields import config_from_values
+from rltf.methods import METHODS
 
 CONFIGS = {name: method.config for name, method in METHODS.items()}
 BOUNDS = ("ge", "gt", "le", "lt")

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rltf.trainers.checkpoint import list_checkpoints, resolve_resume
+from rltf.engine.checkpoint import list_checkpoints, resolve_resume
 
 # 50 steps: 20 kills take ~15 (each cycle of 5 kills waits for 3-5 steps of progress), so the run
 # never finishes early (the test fails if it does), and the uninterrupted run stays short
@@ -29,7 +29,7 @@ VOLATILE = ("time/", "tokens/per_s")  # wall-clock figures differ between any tw
 # transformers once: 22 fresh interpreters spent most of the test importing them (~4 s each). The
 # runs still load the model, resume and write checkpoints from scratch, each in its own session.
 FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["rltf.cli", "rltf.trainers.rltf_trainer"])
+FORKS.set_forkserver_preload(["rltf.cli", "rltf.methods"])
 
 
 class Run:

@@ -75,7 +75,7 @@ def test_backend_choice(monkeypatch):
 
 def test_backend_config_fields_are_validated():
     from rltf.errors import ConfigError
-    from rltf.trainers import make_config
+    from rltf.methods import make_config
 
     cfg = make_config("grpo", overrides={"backend": "hf", "importance_sampling": "sequence_mask",
                                          "vllm_enforce_eager": "true"})

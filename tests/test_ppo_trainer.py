@@ -3,41 +3,9 @@ move, failed feedback is left out, resume is bit-exact."""
 import pytest
 import torch
 
-from rltf.feedback.base import Critique, FeedbackProvider, Span
-from rltf.trainers import build_trainer, make_config
-
-BASE = dict(model="tiny-random", task="fact_summary", prompts_per_step=4, max_new_tokens=8, eval_n=4,
-            eval_every=0, eval_at_start=False, save_every=0, learning_rate=1e-3, value_learning_rate=1e-2,
-            micro_batch_size=2, mini_batch_size=2, ppo_epochs=2)
-
-
-class FirstCharsCritic(FeedbackProvider):
-    """Labels the first 4 characters of each answer: positive when the answer's length is even."""
-
-    name = "first-chars"
-
-    def __init__(self, fail_every: int = 0):
-        super().__init__()
-        self.fail_every, self.calls = fail_every, 0
-
-    def critique(self, task, problem, answer, score):
-        self.calls += 1
-        if self.fail_every and self.calls % self.fail_every == 0:
-            self.stats.count("timeout")
-            return Critique("Your previous attempt was incorrect.", [], self.name, fallback="timeout")
-        self.stats.count(None)
-        quote = answer[:4]
-        if not quote.strip():
-            return Critique("Nothing to say.", [], self.name)
-        return Critique("About the start.", [Span(quote, "positive" if len(answer) % 2 == 0 else "negative", 0)],
-                        self.name)
-
-
-def ppo(method, tmp_path, **kw):
-    cfg = make_config(method, overrides={**BASE, "output_dir": str(tmp_path / method), **kw})
-    tr = build_trainer(cfg, console=lambda s: None)
-    tr.feedback = FirstCharsCritic()
-    return tr
+from helpers import PPO_BASE, FirstCharsCritic, collect, patch_losses
+from helpers import ppo_trainer as ppo
+from rltf.methods import build_trainer, make_config
 
 
 def test_span_and_scalar_rewards_differ_only_in_placement(tmp_path):
@@ -45,8 +13,8 @@ def test_span_and_scalar_rewards_differ_only_in_placement(tmp_path):
 
     span, scalar = ppo("span-ppo", tmp_path), ppo("scalar-ppo", tmp_path)
     problems = span.task.problems("train", 4)
-    a, _, _ = span.make_batch(problems, seed=7)
-    b, _, _ = scalar.make_batch(problems, seed=7)
+    a, _, _ = collect(span, problems, seed=7)
+    b, _, _ = collect(scalar, problems, seed=7)
     assert len(a) == len(b) == 4
     assert torch.equal(a.completion_ids, b.completion_ids)  # same samples
     for k in range(4):
@@ -68,10 +36,10 @@ def test_span_and_scalar_rewards_differ_only_in_placement(tmp_path):
 def test_one_ppo_step_moves_policy_and_value_head(method, tmp_path):
     tr = ppo(method, tmp_path, max_steps=1)
     before = [p.detach().clone() for p in tr.model.parameters()]
-    head = tr.value_head.weight.detach().clone()
+    head = tr.heads['value_head'].weight.detach().clone()
     metrics = tr.train_step()
     assert any(not torch.equal(x, y) for x, y in zip(before, tr.model.parameters()))
-    assert not torch.equal(head, tr.value_head.weight)
+    assert not torch.equal(head, tr.heads['value_head'].weight)
     assert metrics["ppo/updates"] == 2 * 2  # 2 epochs x (4 sequences / minibatch 2)
     assert metrics["kl/per_sequence"] == pytest.approx(0.0, abs=1e-6)  # first rollout: policy == reference
     assert "ppo/policy_loss" in metrics and "ppo/value_loss" in metrics
@@ -82,13 +50,13 @@ def test_kl_is_positive_after_updates_and_beta_adapts(tmp_path):
     tr.train_step()
     m = tr.train_step()
     assert m["kl/per_sequence"] > 0
-    assert tr.kl_ctl.value != pytest.approx(0.2)
+    assert tr.method_state.kl.value != pytest.approx(0.2)
 
 
 def test_failed_feedback_is_left_out_and_too_many_failures_skip_the_update(tmp_path):
     tr = ppo("span-ppo", tmp_path, prompts_per_step=4)
     tr.feedback = FirstCharsCritic(fail_every=2)  # half fail: 2 of 4 kept (>= 0.5)
-    batch, metrics, _ = tr.make_batch(tr.task.problems("train", 4), seed=1)
+    batch, metrics, _ = collect(tr, tr.task.problems("train", 4), seed=1)
     assert len(batch) == 2 and metrics["feedback/failed"] == 2 and batch.group.tolist() == [0, 2]
     tr.feedback = FirstCharsCritic(fail_every=1)  # all fail
     before = [p.detach().clone() for p in tr.model.parameters()]
@@ -105,17 +73,17 @@ def test_ppo_stop_resume_is_bit_identical(tmp_path):
     stopped.train_step()
     stopped.train_step()
     ckpt = stopped.save()
-    beta = stopped.kl_ctl.value
+    beta = stopped.method_state.kl.value
     del stopped
-    cfg = make_config("span-ppo", overrides={**BASE, "output_dir": str(tmp_path / "b" / "span-ppo"), **kw})
+    cfg = make_config("span-ppo", overrides={**PPO_BASE, "output_dir": str(tmp_path / "b" / "span-ppo"), **kw})
     resumed = build_trainer(cfg, console=lambda s: None, resume=str(ckpt))
     resumed.feedback = FirstCharsCritic()
-    assert resumed.step == 2 and resumed.kl_ctl.value == beta
+    assert resumed.step == 2 and resumed.method_state.kl.value == beta
     resumed.train()
     for (name, x), y in zip(full.model.named_parameters(), resumed.model.parameters()):
         assert torch.equal(x, y), name
-    assert torch.equal(full.value_head.weight, resumed.value_head.weight)
-    assert full.kl_ctl.value == resumed.kl_ctl.value
+    assert torch.equal(full.heads['value_head'].weight, resumed.heads['value_head'].weight)
+    assert full.method_state.kl.value == resumed.method_state.kl.value
 
 
 def test_ppo_with_lora_uses_base_weights_as_reference(tmp_path):
@@ -132,7 +100,7 @@ def test_ppo_config_choices():
     with pytest.raises(ConfigError, match="feedback"):
         make_config("span-ppo", overrides={"feedback": "self"})
     with pytest.raises(ConfigError, match="reward model"):
-        build_trainer(make_config("span-ppo", overrides={**BASE, "feedback": "reward-model"}), console=lambda s: None)
+        build_trainer(make_config("span-ppo", overrides={**PPO_BASE, "feedback": "reward-model"}), console=lambda s: None)
     assert make_config("scalar-ppo").temperature == 0.6 and make_config("span-ppo").kl_coef == 0.2
 
 
@@ -155,12 +123,11 @@ def test_cpu_recipe_runs_on_the_default_model_and_checkpoint_loads(method, tmp_p
 
 
 def test_ppo_non_finite_loss_stops_without_applying(tmp_path, monkeypatch):
-    from rltf.trainers.base import NonFiniteError
+    from rltf.errors import NonFiniteError
 
     tr = ppo("span-ppo", tmp_path, max_steps=1)
     before = [p.detach().clone() for p in tr.model.parameters()]
-    real = tr.sequence_loss
-    monkeypatch.setattr(tr, "sequence_loss", lambda *a: (real(*a)[0] * float("nan"), {}))
+    patch_losses(monkeypatch, tr, lambda kind, real: lambda run, batch: (real(run, batch)[0] * float("nan"), {}))
     with pytest.raises(NonFiniteError, match="step 1"):
         tr.train_step()
     assert all(torch.equal(x, y) for x, y in zip(before, tr.model.parameters()))

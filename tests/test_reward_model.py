@@ -7,7 +7,8 @@ from rltf.eval.reward_model import evaluate_reward_model, match_spans
 from rltf.feedback.base import Span
 from rltf.feedback.reward_model import SpanRewardModel
 from rltf.feedback.span_parse import parse_dual_feedback
-from rltf.trainers.reward_model_trainer import rm_target
+from helpers import collect
+from rltf.methods.reward_model import rm_target
 
 
 def record(answer, spans, critique="c", prompt="Summarize: ..."):
@@ -91,9 +92,10 @@ def annotations(tmp_path_factory):
 
 
 def test_sft_lowers_loss_and_checkpoint_loads(annotations, tmp_path):
-    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
+    from rltf.methods import make_config
+    from rltf.methods.reward_model import RewardModelTrainer
 
-    cfg = make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 6,
+    cfg = make_config("reward-model", overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 6,
                                     "batch_size": 6, "learning_rate": 1e-2, "warmup_steps": 0,
                                     "lr_scheduler": "constant", "output_dir": str(tmp_path / "rm")})
     tr = RewardModelTrainer(cfg, console=lambda s: None)
@@ -129,10 +131,10 @@ def test_cli_train_reward_model_and_eval_rm(annotations, tmp_path, capsys):
 def test_reward_model_as_ppo_reward_source(annotations, tmp_path, monkeypatch):
     """The reward model's spans become exactly the token rewards PPO trains on; its garbage is a counted failure."""
     from rltf.spans import token_rewards
-    from rltf.trainers import build_trainer, make_config
-    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
+    from rltf.methods import build_trainer, make_config
+    from rltf.methods.reward_model import RewardModelTrainer
 
-    cfg = make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 1,
+    cfg = make_config("reward-model", overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 1,
                                     "batch_size": 6, "output_dir": str(tmp_path / "rm")})
     RewardModelTrainer(cfg, console=lambda s: None).train()
     ppo = build_trainer(make_config("span-ppo", overrides={
@@ -156,7 +158,7 @@ def test_reward_model_as_ppo_reward_source(annotations, tmp_path, monkeypatch):
         return replies
 
     monkeypatch.setattr(ppo.feedback, "generate", scripted)
-    batch, metrics, n = ppo.make_batch(ppo.task.problems("train", 2), seed=0)
+    batch, metrics, n = collect(ppo, ppo.task.problems("train", 2), seed=0)
     assert n == 4 and metrics["feedback/failed"] == sum(r == "not json at all" for r in outputs.values()) >= 1
     assert len(batch) == 4 - metrics["feedback/failed"] >= 2
     for b in range(len(batch)):
@@ -184,9 +186,10 @@ def test_word_score_list_records_are_read(tmp_path):
 
 
 def test_lora_reward_model_trains_adapters_only(annotations, tmp_path):
-    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
+    from rltf.methods import make_config
+    from rltf.methods.reward_model import RewardModelTrainer
 
-    cfg = make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 1,
+    cfg = make_config("reward-model", overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 1,
                                     "batch_size": 6, "use_lora": True, "lora_r": 4, "learning_rate": 1e-2,
                                     "output_dir": str(tmp_path / "rm")})
     tr = RewardModelTrainer(cfg, console=lambda s: None)
@@ -206,10 +209,11 @@ def test_reward_model_resume_is_exact_on_the_shared_loop(annotations, tmp_path):
 
     import torch
 
-    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
+    from rltf.methods import make_config
+    from rltf.methods.reward_model import RewardModelTrainer
 
     def config(out):
-        return make_rm_config(overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 3,
+        return make_config("reward-model", overrides={"model": "tiny-random", "train_data": str(annotations), "epochs": 3,
                                          "batch_size": 3, "save_every": 1, "save_total_limit": 10,
                                          "learning_rate": 1e-3, "output_dir": str(out)})
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from rltf.rollout import RolloutBatch
-from rltf.trainers.forward import completion_logprobs
+from rltf.engine.forward import completion_logprobs
 
 PAD = 0
 

@@ -6,9 +6,11 @@ import torch
 from rltf.errors import ConfigError
 from rltf.rollout.episode import Episode, Turn
 from rltf.tasks.base import Score
-from rltf.trainers.critique_grpo_trainer import choose_refinements, revision_selector
-from rltf.trainers.methods import citation_for, make_config
-from test_trainers import parity_grader, trainer
+from rltf.methods.critique_grpo import choose_refinements, revision_selector
+from rltf.methods import citation_for, make_config
+from rltf.engine.held_out import evaluate_revisions
+from rltf.methods.rltf import first_turn_kl, returns
+from helpers import BASE, collect, parity_grader, patch_losses, term_loss, trainer
 
 
 def _episode(first_ok: bool, second_ok: bool | None = None) -> Episode:
@@ -37,7 +39,7 @@ def test_critique_grpo_trains_refinements_against_the_question(tmp_path, monkeyp
     tr = trainer("critique-grpo", tmp_path, max_steps=2, group_size=4, refinements=1, refine_when="always")
     monkeypatch.setattr(tr.task, "grade", parity_grader)
     seen = {}
-    real = tr._accumulate
+    real = tr.accumulate
 
     def spy(batch, n_episodes, scale):
         seen["kinds"], seen["n"] = list(batch.kind), n_episodes
@@ -46,7 +48,7 @@ def test_critique_grpo_trains_refinements_against_the_question(tmp_path, monkeyp
             seen["prompt_ok"] = all(len(p) for p in refine.prompt_ids)
         return real(batch, n_episodes, scale)
 
-    monkeypatch.setattr(tr, "_accumulate", spy)
+    monkeypatch.setattr(tr, "accumulate", spy)
     before = [p.detach().clone() for p in tr.model.parameters()]
     m1 = tr.train_step()
     m2 = tr.train_step()
@@ -73,14 +75,12 @@ def test_score_options_revision_bonus_first_turn_anchor_and_stage_one(tmp_path, 
     assert tr.ref_model is not None  # the first-turn anchor needs the initial policy
     r0, r1 = torch.tensor([[1.0, 0.0, 0.0, 1.0]]), torch.tensor([[1.0, 1.0, 0.0, 0.0]])
     reached = torch.ones(1, 4, dtype=torch.bool)
-    g0, g1 = tr.returns(r0, r1, reached)  # step 0 < score_stage1_steps: Stage I, no first-turn return
+    g0, g1 = returns(tr.config, 0, r0, r1, reached)  # step 0 < score_stage1_steps: Stage I, no first-turn return
     assert g0.tolist() == [[0.0] * 4] and g1.tolist() == [[1.0, 11.0, 0.0, -10.0]]
-    tr.step = 1  # Stage II
-    g0, _ = tr.returns(r0, r1, reached)
+    g0, _ = returns(tr.config, 1, r0, r1, reached)  # step 1: Stage II
     assert g0.tolist() == r0.tolist()
-    tr.step = 0
     batch = type("B", (), {"turn": torch.tensor([0, 1, 0]), "completion_ids": torch.zeros(3, 1, dtype=torch.long)})
-    assert tr.kl_coefficients(batch).tolist() == pytest.approx([0.1, 0.0, 0.1])  # kl_coef 0 + anchor on turn 0
+    assert first_turn_kl(tr.config, batch).tolist() == pytest.approx([0.1, 0.0, 0.1])  # kl_coef 0 + anchor on turn 0
     monkeypatch.setattr(tr.task, "grade", parity_grader)
     before = [p.detach().clone() for p in tr.model.parameters()]
     m = tr.train_step()
@@ -95,7 +95,7 @@ def test_score_options_revision_bonus_first_turn_anchor_and_stage_one(tmp_path, 
 
 
 def test_sdpo_teacher_context_by_hand():
-    from rltf.trainers.sdpo_trainer import teacher_text
+    from rltf.methods.sdpo import teacher_text
 
     assert teacher_text("Q?", None, None) is None  # nothing to teach with: no distillation
     assert teacher_text("Q?", "A1", None) == "Q?\nCorrect solution:\n\nA1\n\n\n\nCorrectly solve the original question.\n"
@@ -113,24 +113,25 @@ def test_sdpo_distills_the_feedback_conditioned_teacher(distill, teacher, tmp_pa
     assert (tr.ref_model is not None) == (teacher == "initial")
     monkeypatch.setattr(tr.task, "grade", parity_grader)
     seen = {}
-    real = tr.sequence_loss
+    def spy(kind, real):
+        def loss(run, batch):
+            if kind == "sd":  # the teacher reads the same answer after a longer, feedback-bearing prompt
+                seen["context_longer"] = bool((batch.context_mask.sum(1) > batch.prompt_mask.sum(1)).all())
+                seen["same_answer"] = torch.equal(batch.with_context().completion_ids, batch.completion_ids)
+            return real(run, batch)
+        return loss
 
-    def spy(kind, batch):
-        if kind == "sd":  # the teacher reads the same answer after a longer, feedback-bearing prompt
-            seen["context_longer"] = bool((batch.context_mask.sum(1) > batch.prompt_mask.sum(1)).all())
-            seen["same_answer"] = torch.equal(batch.with_context().completion_ids, batch.completion_ids)
-        return real(kind, batch)
-
-    monkeypatch.setattr(tr, "sequence_loss", spy)
+    patch_losses(monkeypatch, tr, spy)
     before = [p.detach().clone() for p in tr.model.parameters()]
-    ema_before = [p.detach().clone() for p in tr.ema_teacher.parameters()] if tr.ema_teacher is not None else None
+    ema = tr.method_state.model if tr.method_state is not None else None
+    ema_before = [p.detach().clone() for p in ema.parameters()] if ema is not None else None
     m = tr.train_step()
     tr.train_step()
     assert 0.0 < m["sd/distilled_fraction"] <= 1.0 and seen == {"context_longer": True, "same_answer": True}
     assert "loss/sd" in m and "sd/token_loss" in m and "loss/rl" not in m  # sd_weight 1: pure self-distillation
     assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
     if ema_before is not None:  # theta_T <- .95 theta_T + .05 theta: moved, but less than the policy
-        moved_t = sum((a - b).abs().sum() for a, b in zip(ema_before, tr.ema_teacher.parameters()))
+        moved_t = sum((a - b).abs().sum() for a, b in zip(ema_before, ema.parameters()))
         moved_s = sum((a - b).abs().sum() for a, b in zip(before, tr.model.parameters()))
         assert 0 < moved_t < moved_s
 
@@ -207,7 +208,7 @@ def test_trainer_counts_the_answers_only_the_critique_fixed(tmp_path, monkeypatc
     tr = trainer("grpo", tmp_path, eval_feedback="critic,correctness", eval_n=12)
     backend = ReviserBackend(tr.task, 12)
     monkeypatch.setattr(tr, "rollout_backend", lambda: backend)
-    ev = tr.evaluate_revisions(SamplingParams(max_new_tokens=8, temperature=0.0))
+    ev = evaluate_revisions(tr, SamplingParams(max_new_tokens=8, temperature=0.0))
     assert ev["eval/wrong_first/critic"] == ev["eval/wrong_first/correctness"] == 12
     assert ev["eval/revision_use"] == 1.0
     assert ev["eval/fixed_only/critic"] == 12 and ev["eval/fixed_only/correctness"] == 0
@@ -239,7 +240,7 @@ def test_an_evaluation_generates_each_first_answer_once_and_revises_it_per_feedb
     ev = tr.evaluate()
     questions = [q for q in backend.asked if "Expert critique" not in q]
     assert len(backend.asked) == 36 and len(questions) == 12 and len(set(questions)) == 12
-    regenerated = tr.evaluate_revisions(SamplingParams(max_new_tokens=8, temperature=0.0))
+    regenerated = evaluate_revisions(tr, SamplingParams(max_new_tokens=8, temperature=0.0))
     assert len(backend.asked) == 36 + 2 * 24  # without `own`, each kind answers the 12 questions again
     assert {k: ev[k] for k in regenerated} == regenerated
     assert ev["eval/revision_use"] == 1.0 and ev["eval/round2_accuracy/critic"] == 1.0
@@ -306,8 +307,7 @@ def test_draft_revision_use_keeps_measuring_when_the_policy_no_longer_errs(tmp_p
 
 
 def test_drafts_survive_a_resume(tmp_path):
-    from rltf.trainers import build_trainer, make_config
-    from test_trainers import BASE
+    from rltf.methods import build_trainer, make_config
 
     tr = trainer("grpo", tmp_path, eval_feedback="critic,correctness", eval_drafts=True, max_steps=2)
     tr.eval_drafts = {"add2/eval/0": "\\boxed{3}", "add2/eval/1": "12"}
@@ -367,15 +367,15 @@ def test_sdpo_teacher_reading_the_students_own_prompt_teaches_nothing(distill, t
     token equal the student's, so the loss and its gradient are 0; with the real feedback contexts not."""
     tr = trainer("sdpo", tmp_path, max_steps=1, group_size=4, distill=distill, teacher="live")
     monkeypatch.setattr(tr.task, "grade", parity_grader)
-    batch, _, _ = tr.make_batch(tr.stream.take(tr.config.prompts_per_step), seed=0)
+    batch, _, _ = collect(tr, tr.stream.take(tr.config.prompts_per_step), seed=0)
     sd = batch.of_kind("sd")
     assert len(sd) >= 2 and (sd.context_mask.sum(1) > sd.prompt_mask.sum(1)).all()
     own = type(sd)(**{**sd.__dict__, "context_ids": sd.prompt_ids.clone(), "context_mask": sd.prompt_mask.clone()})
     tr.model.train()
-    loss, _ = tr.sequence_loss("sd", own)
+    loss, _ = term_loss(tr, "sd", own)
     loss.backward()
     grads = [p.grad for p in tr.model.parameters() if p.grad is not None]
     assert abs(loss.item()) < 1e-6 and all(g.abs().max() < 1e-6 for g in grads)
     tr.model.zero_grad()
-    real, _ = tr.sequence_loss("sd", sd)
+    real, _ = term_loss(tr, "sd", sd)
     assert abs(real.item()) > 1e-5  # the feedback context does change the (near-uniform, random) teacher

@@ -1,4 +1,5 @@
 """Trainers on the tiny random model: parameters move, loss falls, resume is bit-exact, guards hold."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -6,26 +7,10 @@ import sys
 import pytest
 import torch
 
-from rltf.errors import ConfigError
-from rltf.trainers import METHODS, build_trainer, make_config
-from rltf.trainers.base import NonFiniteError
+from helpers import BASE, collect, parity_grader, patch_losses, trainer
+from rltf.errors import ConfigError, NonFiniteError
+from rltf.methods import METHODS, build_trainer, make_config
 from rltf.rollout import RolloutBatch
-
-BASE = dict(model="tiny-random", task="add2", prompts_per_step=2, group_size=3, max_new_tokens=8, eval_n=4,
-            eval_every=0, eval_at_start=False, save_every=0, learning_rate=1e-2, micro_batch_size=4)
-
-
-def trainer(method, tmp_path, **kw):
-    cfg = make_config(method, overrides={**BASE, "output_dir": str(tmp_path / method), **kw})
-    return build_trainer(cfg, console=lambda s: None)
-
-
-def parity_grader(problem, completion):
-    """A grader that gives the random model mixed rewards (so group advantages are not all 0)."""
-    from rltf.tasks.base import Score
-
-    good = len(completion) % 2 == 0
-    return Score(1.0 if good else 0.0, good, True, "parity", None)
 
 
 @pytest.mark.parametrize("method", [n for n, m in METHODS.items() if m.uses("rl")])  # PPO: test_ppo_trainer.py
@@ -58,7 +43,7 @@ def test_repeated_steps_on_a_fixed_batch_lower_the_loss(tmp_path):
     losses = []
     for _ in range(8):
         tr.optimizer.zero_grad()
-        losses.append(tr._accumulate(batch, n_episodes=2, scale=1.0)["loss/fm"])
+        losses.append(tr.accumulate(batch, n_episodes=2, scale=1.0)["loss/fm"])
         tr.optimizer.step()
     assert losses[-1] < losses[0] * 0.8
     assert all(b < a for a, b in zip(losses, losses[1:]))
@@ -96,7 +81,8 @@ def test_non_finite_loss_stops_the_step_and_keeps_the_checkpoint(tmp_path, monke
     good = tr.save()
     stamp = (good / "trainer_state.pt").stat().st_mtime_ns
     before = [p.detach().clone() for p in tr.model.parameters()]
-    monkeypatch.setattr(tr, "sequence_loss", lambda kind, batch: (torch.tensor(float("nan"), requires_grad=True), {}))
+    patch_losses(monkeypatch, tr, lambda kind, real: lambda run, batch: (torch.tensor(float("nan"), requires_grad=True),
+                                                                       {}))
     with pytest.raises(NonFiniteError, match="checkpoint-1"):
         tr.train_step()
     assert all(torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
@@ -147,9 +133,7 @@ def test_every_config_field_has_help():
 @pytest.mark.parametrize("recipe", sorted(__import__("pathlib").Path(__file__).parents[1].glob("recipes/*.yaml")))
 def test_every_recipe_is_a_valid_config(recipe):
     if recipe.stem.endswith("reward-model"):
-        from rltf.trainers.reward_model_trainer import make_rm_config
-
-        assert make_rm_config(recipe).epochs >= 1
+        assert make_config("reward-model", recipe).epochs >= 1
         return
     method = next(m for m in sorted(METHODS, key=len, reverse=True) if recipe.stem.endswith(m))
     cfg = make_config(method, recipe)
@@ -157,7 +141,7 @@ def test_every_recipe_is_a_valid_config(recipe):
 
 
 def test_shared_prefix_forward_matches_plain_forward_in_value_and_gradient(tiny, monkeypatch):
-    from rltf.trainers.forward import completion_logprobs
+    from rltf.engine.forward import completion_logprobs
 
     model, tok = tiny
     prefix = list(range(5, 45))
@@ -227,7 +211,7 @@ class FailingJudge:
 def test_fm_leaves_fallback_critiques_out_unless_asked(tmp_path, keep):
     tr = trainer("rltf-fm", tmp_path, fm_train_on_fallback=keep)
     tr.feedback = FailingJudge()
-    batch, metrics, n = tr.make_batch(tr.task.problems("train", 2), seed=0)
+    batch, metrics, n = collect(tr, tr.task.problems("train", 2), seed=0)
     revised = round(metrics["episodes/reached_turn1"] * n)
     assert revised > 0
     if keep:
@@ -238,7 +222,7 @@ def test_fm_leaves_fallback_critiques_out_unless_asked(tmp_path, keep):
 
 def _grads(tr, batch, n_episodes):
     tr.optimizer.zero_grad(set_to_none=True)
-    tr._accumulate(batch, n_episodes, 1.0)
+    tr.accumulate(batch, n_episodes, 1.0)
     return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in tr.model.parameters()]
 
 
@@ -250,8 +234,8 @@ def test_zero_advantage_skip_is_exact_in_every_mode(tmp_path, monkeypatch, aggre
     tr = trainer("rltf-sd", tmp_path, group_size=4, loss_aggregation=aggregation, kl_coef=kl_coef,
                  micro_batch_size=3, temperature=1.0)
     monkeypatch.setattr(tr.task, "grade", parity_grader)
-    monkeypatch.setattr(tr, "drop_zero_advantage", lambda s: s)
-    full, _, n = tr.make_batch(tr.task.problems("train", 2), seed=3)
+    collected = tr.method.collect(tr, tr.task.problems("train", 2), seed=3)  # every row, none left out
+    full, n = collected.batch, collected.episodes
     for kind in ("rl", "sd"):  # every other sequence gets an advantage of exactly 0, the rest a non-zero one
         rows = [b for b, k in enumerate(full.kind) if k == kind]
         for k, b in enumerate(rows):
@@ -276,14 +260,14 @@ def test_zero_advantage_skip_is_exact_in_every_mode(tmp_path, monkeypatch, aggre
 def test_generated_tokens_count_every_rollout_of_a_step(tmp_path, monkeypatch):
     tr = trainer("grpo", tmp_path, gradient_accumulation_steps=2, max_steps=1)
     counts = []
-    original = tr.make_batch
+    original = tr.method.collect
 
-    def counting(problems, seed):
-        batch, metrics, n = original(problems, seed)
-        counts.append(metrics["tokens/generated"])
-        return batch, metrics, n
+    def counting(run, problems, seed):
+        collected = original(run, problems, seed)
+        counts.append(collected.metrics["tokens/generated"])
+        return collected
 
-    monkeypatch.setattr(tr, "make_batch", counting)
+    monkeypatch.setattr(tr, "method", dataclasses.replace(tr.method, collect=counting))
     tr.train_step()
     assert len(counts) == 2 and tr.generated_tokens == sum(counts)
     with pytest.raises(ConfigError, match="unknown config key.*gradient_accumulation_steps"):
@@ -293,7 +277,7 @@ def test_generated_tokens_count_every_rollout_of_a_step(tmp_path, monkeypatch):
 def test_lr_schedule_by_hand():
     import math
 
-    from rltf.trainers.base import lr_lambda
+    from rltf.engine.loop import lr_lambda
 
     f = lr_lambda(2, 6, "linear")  # warm-up 0.5, 1.0, then decay over 4 steps
     assert [f(s) for s in range(7)] == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]

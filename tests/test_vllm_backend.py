@@ -13,7 +13,7 @@ from rltf.models.backend import SamplingParams
 from rltf.models.hf_backend import HFBackend
 from rltf.models.vllm_backend import VLLMOptions, vllm_available
 from rltf.tasks import get_task
-from test_trainers import parity_grader  # mixed rewards for the random model
+from helpers import parity_grader  # mixed rewards for the random model
 
 pytestmark = pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed (pip install 'rltf[vllm]')")
 
@@ -172,7 +172,7 @@ def test_lora_adapters_are_merged_into_the_engine_weights(tiny, engine, prompts)
 
 
 def _grpo_config(tmp_path, **kw):
-    from rltf.trainers import make_config
+    from rltf.methods import make_config
 
     values = dict(model="tiny-random", task="add2", prompts_per_step=2, group_size=2, max_new_tokens=12,
                   max_steps=2, eval_every=0, eval_n=4, eval_at_start=False, output_dir=str(tmp_path),
@@ -183,7 +183,7 @@ def _grpo_config(tmp_path, **kw):
 
 
 def _trainer(config, resume=None):
-    from rltf.trainers import build_trainer
+    from rltf.methods import build_trainer
 
     trainer = build_trainer(config, console=lambda s: None, resume=resume)
     trainer.task.grade = parity_grader

@@ -24,8 +24,8 @@ from pathlib import Path
 from rltf.eval.compare_stats import discordant_pairs
 from rltf.models.backend import SamplingParams
 from rltf.rollout.evaluation import evaluate
-from rltf.trainers import build_trainer, make_config
-from rltf.trainers.held_out import as_draft_metrics
+from rltf.methods import build_trainer, make_config
+from rltf.engine.held_out import as_draft_metrics
 from rltf.models.loading import list_checkpoints
 
 

@@ -16,8 +16,8 @@ from collections import defaultdict
 
 import torch
 
-from rltf.trainers import build_trainer, make_config
-from rltf.trainers.forward import completion_logprobs
+from rltf.methods import build_trainer, make_config
+from rltf.engine.forward import completion_logprobs
 
 
 def main() -> None:

@@ -19,3 +19,7 @@ class ModelLoadError(RltfError):
 
 class SpanError(RltfError):
     """A span that cannot be read (no text, unknown label, wrong type) or placed."""
+
+
+class NonFiniteError(RltfError):
+    """A NaN or inf loss or gradient: the step is not applied and the last checkpoint stays intact."""

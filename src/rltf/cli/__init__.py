@@ -47,11 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)  # the options before it take no value
-    parser = build_parser(command if command in COMMANDS else "")
-    args = parser.parse_args(argv)
-    if not args.verbose:
-        _quiet_libraries()
     try:
+        if command in COMMANDS:  # a command may turn plug-in names into registered ones first (train FILE.py:NAME)
+            module = importlib.import_module(f"rltf.cli.{COMMANDS[command][0]}")
+            argv = module.prepare_argv(argv) if hasattr(module, "prepare_argv") else argv
+        parser = build_parser(command if command in COMMANDS else "")
+        args = parser.parse_args(argv)
+        if not args.verbose:
+            _quiet_libraries()
         return int(args.func(args) or 0)
     except RltfError as err:
         print(f"rltf: error: {err}", file=sys.stderr)

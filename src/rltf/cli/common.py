@@ -9,12 +9,12 @@ from rltf.errors import ConfigError
 from rltf.feedback import KINDS, SPAN_KINDS, JudgeConfig, build_feedback, build_span_feedback
 from rltf.models.backend import AUTO_MIN_TOKENS, BACKENDS
 from rltf.models.embedded import DEFAULT_MODEL
-from rltf.trainers.config_fields import check_value
+from rltf.engine.config_fields import check_value
 
 
 def _checked(kind: type, meta: dict, name: str):
     """An argparse ``type`` reading ``kind`` and checking it against ``meta`` (ge/gt/le/lt, choices, plugin)
-    with the same rule as config fields (:func:`rltf.trainers.config_fields.check_value`): a bad value is
+    with the same rule as config fields (:func:`rltf.engine.config_fields.check_value`): a bad value is
     argparse's exit 2."""
 
     def convert(text: str):

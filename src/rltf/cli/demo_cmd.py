@@ -15,8 +15,8 @@ from rltf.cli import add_command
 from rltf.cli.common import bounded, write_json
 from rltf.cli.train_cmd import parse_sets
 from rltf.rollout import SamplingParams, run_episodes
-from rltf.trainers import build_trainer, make_config
-from rltf.trainers.plots import plot_learning_curve
+from rltf.methods import build_trainer, make_config
+from rltf.engine.plots import plot_learning_curve
 
 DEMO = dict(task="add2", feedback="critic", prompts_per_step=4, group_size=4, temperature=1.0,
             learning_rate=2e-5, eval_n=64, micro_batch_size=16, generation_batch_size=64, save_total_limit=1)

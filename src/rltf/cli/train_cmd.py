@@ -14,9 +14,19 @@ from rltf.cli import add_command
 from rltf.cli.common import write_json
 from rltf.cli.eval_rm_cmd import print_rm_result
 from rltf.errors import ConfigError
-from rltf.trainers import build_trainer
-from rltf.trainers.config_fields import range_text
-from rltf.trainers.methods import METHODS, get_method, make_config
+from rltf.engine.config_fields import range_text
+from rltf.methods import METHODS, build_trainer, get_method, make_config
+from rltf.plugins import is_plugin_spec
+
+
+def prepare_argv(argv: list[str]) -> list[str]:
+    """``rltf train path/to/file.py:NAME ...``: a method of your own (a ``Method`` the file defines and
+    registers, docs/EXTENDING.md) becomes a registered method before the parser is built."""
+    out = list(argv)
+    for k, token in enumerate(out):
+        if is_plugin_spec(token) and k and out[k - 1] == "train":
+            out[k] = get_method(token).name
+    return out
 
 
 def register(sub) -> None:
@@ -75,7 +85,7 @@ def run(args) -> int:
 
 def finished(trainer) -> int:
     """Exit code 0; a multi-process run leaves its process group together and exits at once."""
-    from rltf.trainers.distributed import exit_finished_process
+    from rltf.engine.distributed import exit_finished_process
 
     if trainer.dist.enabled:
         trainer.dist.close()
@@ -88,10 +98,9 @@ def run_reward_model(args, overrides) -> int:
     from rltf.feedback.reward_model import SpanRewardModel
     from rltf.models.engines import build_backend, vllm_options
     from rltf.spans.annotate import read_annotations
-    from rltf.trainers.reward_model_trainer import RewardModelTrainer, make_rm_config
 
-    config = make_rm_config(args.config, overrides)
-    trainer = RewardModelTrainer(config, resume=args.resume)
+    config = make_config(args.method, args.config, overrides)
+    trainer = build_trainer(config, resume=args.resume)
     trainer.console(f"training a span reward model from {config.model} on {len(trainer.examples)} records of "
           f"{config.train_data} ({trainer.max_steps} steps); output in {config.output_dir}")
     summary = trainer.train()

@@ -14,16 +14,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import yaml
 
 from rltf.errors import ConfigError
+from rltf.eval.compare_config import CompareConfig
 from rltf.eval.compare_report import hours
-from rltf.trainers import build_trainer, make_config
+from rltf.methods import build_trainer, make_config
 
-if TYPE_CHECKING:
-    from rltf.eval.compare import CompareConfig
 
 
 def run_config(cfg: CompareConfig, name: str, seed: int, run_dir: Path,
@@ -183,7 +182,7 @@ class _Sitting:
 def _train(method: str, values: dict[str, Any], run_dir: Path, sitting: _Sitting,
            label: str) -> list[dict[str, Any]]:
     """One run as a ``rltf train`` subprocess (resumed from its last checkpoint); -> its evaluations."""
-    from rltf.trainers.checkpoint import list_checkpoints  # (torch and transformers: not for --report-only)
+    from rltf.engine.checkpoint import list_checkpoints  # (torch and transformers: not for --report-only)
 
     recipe = run_dir / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(values, sort_keys=False))

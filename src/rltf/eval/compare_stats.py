@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rltf.errors import ConfigError
+from rltf.eval.compare_config import CompareConfig
 from rltf.stats import holm, mcnemar_lower_bound, mcnemar_two_sided, paired_t_test
 
-if TYPE_CHECKING:
-    from rltf.eval.compare import CompareConfig
 
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 

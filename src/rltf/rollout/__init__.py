@@ -9,11 +9,11 @@ _MODULES = {"Generation": "rltf.models.backend", "GenerationBackend": "rltf.mode
             "SamplingParams": "rltf.models.backend", "Episode": "rltf.rollout.episode", "Turn": "rltf.rollout.episode",
             "run_episodes": "rltf.rollout.episode", "revision_prompt": "rltf.rollout.episode",
             "write_episodes": "rltf.rollout.episode", "KINDS": "rltf.rollout.batch", "ModelInputs": "rltf.rollout.batch",
-            "RolloutBatch": "rltf.rollout.batch"}
+            "RolloutBatch": "rltf.rollout.batch", "BatchRows": "rltf.rollout.batch"}
 __all__ = list(_MODULES)
 __getattr__, __dir__ = lazy_exports(__name__, _MODULES)
 
 if TYPE_CHECKING:
     from rltf.models.backend import Generation, GenerationBackend, SamplingParams
-    from rltf.rollout.batch import KINDS, ModelInputs, RolloutBatch
+    from rltf.rollout.batch import KINDS, BatchRows, ModelInputs, RolloutBatch
     from rltf.rollout.episode import Episode, Turn, revision_prompt, run_episodes, write_episodes

@@ -86,11 +86,12 @@ class RolloutBatch:
     @classmethod
     def from_sequences(cls, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], *,
                        kind: Sequence[str], turn: Sequence[int], group: Sequence[int], pad_id: int,
-                       advantages: Sequence[float] | None = None,
+                       advantages: Sequence[float] | torch.Tensor | None = None,
                        sampler_logprobs: Sequence[Sequence[float] | None] | None = None,
                        token_rewards: Sequence[Sequence[float] | torch.Tensor] | None = None,
                        contexts: Sequence[Sequence[int]] | None = None) -> RolloutBatch:
-        """Pad B token lists into a batch. ``advantages``: one per sequence (put on each of its tokens);
+        """Pad B token lists into a batch. ``advantages``: one per sequence, a list or a [B] tensor (put
+        on each of its tokens);
         ``sampler_logprobs`` and ``token_rewards``: one list per sequence, as long as its completion
         (a sampler log-prob row may be None: unknown, stored as 0); ``contexts``: a second prompt per
         sequence (empty where there is none)."""
@@ -110,7 +111,8 @@ class RolloutBatch:
                     torch.tensor(list(turn), dtype=torch.long).reshape(B), torch.tensor(list(group), dtype=torch.long).reshape(B),
                     pad_id)
         if advantages is not None:
-            per_seq = torch.tensor(list(advantages), dtype=torch.float32).reshape(B, 1)
+            per_seq = torch.as_tensor(advantages if torch.is_tensor(advantages) else list(advantages),
+                                      dtype=torch.float32).reshape(B, 1)
             batch.advantages = per_seq * batch.completion_mask
         if sampler_logprobs is not None:
             batch.sampler_logprobs = batch.pad_rows(sampler_logprobs)
@@ -206,3 +208,39 @@ class RolloutBatch:
         positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, shared:]
         prefix = self.prompt_ids[:1, :shared] if shared else None
         return ModelInputs(input_ids, attention, positions, prefix, T)
+
+
+class BatchRows:
+    """A step's training rows, added one at a time in order, then padded once into a RolloutBatch."""
+
+    def __init__(self):
+        self.prompts: list[list[int]] = []
+        self.completions: list[list[int]] = []
+        self.kind: list[str] = []
+        self.turn: list[int] = []
+        self.group: list[int] = []
+        self.advantages: list[torch.Tensor] = []
+        self.sampler_logprobs: list[list[float] | None] = []
+        self.contexts: list[list[int]] = []
+
+    def add(self, kind: str, prompt: Sequence[int], completion: Sequence[int], *, turn: int, group: int,
+            advantage: float | torch.Tensor = 0.0, sampler_logprobs: Sequence[float] | None = None,
+            context: Sequence[int] | None = None) -> None:
+        """One row of loss term ``kind``: ``completion`` after ``prompt``; ``advantage`` (a float or a
+        0-d tensor) on each of its tokens; ``context``: a second prompt for the same completion (SDPO's
+        teacher view)."""
+        self.prompts.append(list(prompt))
+        self.completions.append(list(completion))
+        self.kind.append(kind)
+        self.turn.append(turn)
+        self.group.append(group)
+        self.advantages.append(torch.as_tensor(advantage, dtype=torch.float32).reshape(()))
+        self.sampler_logprobs.append(None if sampler_logprobs is None else list(sampler_logprobs))
+        self.contexts.append(list(context or []))
+
+    def batch(self, pad_id: int) -> RolloutBatch:
+        return RolloutBatch.from_sequences(self.prompts, self.completions, kind=self.kind, turn=self.turn,
+                                           group=self.group, pad_id=pad_id,
+                                           advantages=torch.stack(self.advantages) if self.advantages else [],
+                                           sampler_logprobs=self.sampler_logprobs,
+                                           contexts=self.contexts if any(self.contexts) else None)

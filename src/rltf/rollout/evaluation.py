@@ -20,7 +20,7 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
              keep_first_answers: bool = False) -> dict[str, Any]:
     """Accuracy of the first answer on ``n`` held-out problems, with its 95 % interval.
 
-    ``ranks`` (a :class:`rltf.trainers.distributed.Distributed`): each training process answers a
+    ``ranks`` (a :class:`rltf.engine.distributed.Distributed`): each training process answers a
     contiguous share of the problems and the episodes are gathered, so every process returns the
     result of the whole set. Problem i is sampled under key i whatever the split.
 

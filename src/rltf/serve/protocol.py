@@ -14,7 +14,7 @@ from typing import Any
 
 from rltf.errors import ConfigError
 from rltf.models.backend import Generation, SamplingParams
-from rltf.trainers.config_fields import check_value
+from rltf.engine.config_fields import check_value
 
 MAX_N = 16
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit for chat; completions allow 5

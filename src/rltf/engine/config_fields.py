@@ -107,6 +107,7 @@ def config_from_values(cls: type, values: dict[str, Any], name: str) -> Any:
         raise ConfigError(f"unknown config key(s) for {name}: {', '.join(unknown)} (see `rltf train {name} --help`)")
     config = cls(**{k: _coerce(k, v, known[k].type) for k, v in values.items()})
     validate_config(config)
+    config.check()  # checks between fields, once each field is in its range
     return config
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,13 +25,42 @@ from rltf.models.hf_backend import HFBackend
 from rltf.models.loading import resolve_device
 from rltf.rollout import RolloutBatch
 from rltf.spans.annotate import read_annotations
-from rltf.trainers import checkpoint as ckpt
-from rltf.trainers.config import RewardModelConfig, make_rm_config  # noqa: F401 - re-exported
-from rltf.trainers.distributed import Distributed
-from rltf.trainers.forward import completion_logprobs
-from rltf.trainers.loop import NonFiniteError, TrainingRun, guarded_step
-from rltf.trainers.lora import wrap_lora
-from rltf.trainers.methods import citation_for
+from rltf.engine import checkpoint as ckpt
+from rltf.engine.config import SCHEDULERS, RunConfig
+from rltf.engine.config_fields import arg
+from rltf.engine.distributed import Distributed
+from rltf.engine.forward import completion_logprobs
+from rltf.engine.loop import TrainingRun, guarded_step
+from rltf.engine.lora import wrap_lora
+from rltf.engine.parts import Method
+from rltf.errors import NonFiniteError
+from rltf.methods.ppo import TEXT2GRAD_PAPER
+from rltf.methods.registry import register_method
+
+
+@dataclass
+class RewardModelConfig(RunConfig):
+    """Supervised fine-tuning of a generative span-level reward model on annotation records."""
+
+    method: str = arg("reward-model", "training method (set by the command)")
+    train_data: str = arg("annotations.jsonl", "annotation records (rltf annotate output, or prompt/answer/critique/"
+                                               "spans JSONL; good_spans/poor_spans or word_score_list also read)")
+    eval_data: str | None = arg(None, "held-out records scored at the end (span F1, parse failures)")
+    eval_n: int = arg(64, "held-out records scored at the end (0 = all)", ge=0)
+    output_dir: str = arg("runs/reward-model", "where checkpoints and metrics.jsonl go")
+    epochs: int = arg(3, "passes over the data (the reference: 3)", ge=1)
+    batch_size: int = arg(8, "records per optimizer step", ge=1)
+    micro_batch_size: int = arg(8, "records per forward/backward", ge=1)
+    learning_rate: float = arg(5e-5, "peak learning rate (the reference, with LoRA on 8B: 1e-5)", ge=0)
+    lr_scheduler: str = arg("linear", "constant, linear or cosine decay after warm-up", choices=SCHEDULERS)
+    warmup_steps: int = arg(5, "linear warm-up steps", ge=0)
+    adam_beta2: float = arg(0.999, "Adam beta2", ge=0, lt=1)
+    max_target_tokens: int = arg(256, "longest JSON target kept, in tokens", ge=1)
+    max_new_tokens: int = arg(256, "generation budget when scoring held-out records", ge=1)
+    lora_r: int = arg(16, "LoRA rank (the reference: 16)", ge=1)
+    lora_alpha: int = arg(32, "LoRA alpha (the reference: 32)", gt=0)
+    lora_target_modules: str = arg("q_proj,v_proj", "comma-separated module names with adapters (the reference: q, v)")
+    save_every: int = arg(0, "checkpoint every this many optimizer steps (0 = at the end of each epoch)", ge=0)
 
 
 def rm_target(record: dict) -> str:
@@ -49,7 +79,7 @@ class RewardModelTrainer(TrainingRun):
     def __init__(self, config: RewardModelConfig, console: Callable[[str], None] = print, resume: str | None = None):
         c = config
         self.dist = Distributed(c.device)
-        self.config, self.citation = c, citation_for(c)
+        self.config, self.citation = c, TEXT2GRAD_PAPER
         self.console = self.dist.speaker(console)
         if self.dist.fsdp is not None or self.dist.zero is not None:
             raise ConfigError("the span reward model's SFT trains data parallel; launch it with a MULTI_GPU "
@@ -138,3 +168,6 @@ class RewardModelTrainer(TrainingRun):
         every = self.config.save_every
         end_of_epoch = self.step % self.steps_per_epoch == 0
         return bool(every and self.step % every == 0) or (not every and end_of_epoch) or last
+
+
+register_method(Method("reward-model", RewardModelConfig, TEXT2GRAD_PAPER, policy=False, build=RewardModelTrainer))

@@ -1,8 +1,9 @@
 """The core every rltf training run shares: optimizer and schedule, guards, checkpoints and exact
 resume, and the loop with metrics logging, a progress bar and periodic saves.
 
-:class:`TrainingRun` is the base of the RL trainers (:class:`rltf.trainers.base.Trainer`) and of
-the span-reward-model SFT (:class:`rltf.trainers.reward_model_trainer.RewardModelTrainer`). A
+:class:`TrainingRun` is the base of the engine that trains a policy with any method
+(:class:`rltf.engine.engine.Engine`) and of the span reward model's SFT
+(:class:`rltf.methods.reward_model.RewardModelTrainer`). A
 subclass loads its model, calls :meth:`TrainingRun.setup_optimization` and, when resuming,
 :meth:`TrainingRun.restore_common`, and implements :meth:`train_step` and :meth:`checkpoint_state`;
 the other hooks have defaults.
@@ -20,17 +21,13 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from rltf.errors import ConfigError, RltfError
-from rltf.trainers import checkpoint as ckpt
-from rltf.trainers import zero
-from rltf.trainers.config_fields import config_to_dict
-from rltf.trainers.distributed import Distributed, SingleProcess
-from rltf.trainers.metrics_logger import MetricsLogger, NullLogger
-from rltf.trainers.sharding import full_state_dicts, load_optimizer_state
-
-
-class NonFiniteError(RltfError):
-    """A NaN or inf loss or gradient: the step is not applied and the last checkpoint stays intact."""
+from rltf.errors import ConfigError, NonFiniteError
+from rltf.engine import checkpoint as ckpt
+from rltf.engine import zero
+from rltf.engine.config_fields import config_to_dict
+from rltf.engine.distributed import Distributed, SingleProcess
+from rltf.engine.metrics_logger import MetricsLogger, NullLogger
+from rltf.engine.sharding import full_state_dicts, load_optimizer_state
 
 
 def lr_lambda(warmup: int, total: int, kind: str) -> Callable[[int], float]:

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from rltf.errors import ConfigError
+from rltf.errors import ConfigError, NonFiniteError
 
 INSTALL = ("DS_BUILD_OPS=0 pip install --no-build-isolation -c constraints.txt deepspeed "
            "(no build isolation: pip would otherwise fetch another torch to build it)")
@@ -167,7 +167,6 @@ def step(engine, where: str) -> float:
     """The optimizer step of the engine (clip by the global norm, AdamW, zero the gradients) ->
     the global gradient norm. A step DeepSpeed skipped (non-finite gradients) or a non-finite norm
     raises NonFiniteError (``where`` says which step)."""
-    from rltf.trainers.loop import NonFiniteError
 
     engine.step()
     norm = engine.get_global_grad_norm()

@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, TypeVar
 import torch
 
 from rltf.errors import ConfigError
-from rltf.trainers.sharding import FSDPPlan
-from rltf.trainers.zero import ZeROPlan, skip_cpu_shm_op
+from rltf.engine.sharding import FSDPPlan
+from rltf.engine.zero import ZeROPlan, skip_cpu_shm_op
 
 T = TypeVar("T")
 
