@@ -11,7 +11,7 @@ LS_VENV ?= .venv-labelstudio
 LS_STAMP := $(LS_VENV)/.rltf-installed
 LABEL_STUDIO_VERSION ?= 1.23.2
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 # vLLM: the CUDA build where an NVIDIA driver is present, else the CPU build (VLLM=none skips it).
 VLLM ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm-cuda,vllm)
@@ -47,6 +47,10 @@ demo: $(STAMP)
 
 test: $(STAMP) $(LS_STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+# The inner loop: everything but the slow (multi-process, default model) and soak tests.
+test-fast: $(STAMP)
+	RLTF_FAST=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e '.[bench]'

@@ -37,11 +37,20 @@ RECIPES = {
 PHASES = ("time/step", "time/rollout", "time/generate", "time/backward")
 
 
+def _api():
+    """build_trainer and make_config of this version of rltf (rltf.trainers before the engine redesign)."""
+    try:
+        from rltf.methods import build_trainer, make_config
+    except ImportError:
+        from rltf.trainers import build_trainer, make_config
+    return build_trainer, make_config
+
+
 def run_method(method: str, steps: int, model: str) -> dict:
     """One method in this process: warm-up step, then ``steps`` timed steps."""
     import tempfile
 
-    from rltf.methods import build_trainer, make_config
+    build_trainer, make_config = _api()
 
     with tempfile.TemporaryDirectory() as out:
         cfg = make_config(method, ROOT / "recipes" / RECIPES[method], overrides=dict(
@@ -61,21 +70,28 @@ def run_backward(method: str, repeats: int, model: str) -> dict:
     (gradients zeroed, no optimizer step), the first one a warm-up. Seconds of each timed pass."""
     import tempfile
 
-    from rltf.methods import build_trainer, make_config
-
+    build_trainer, make_config = _api()
     with tempfile.TemporaryDirectory() as out:
         cfg = make_config(method, ROOT / "recipes" / RECIPES[method], overrides=dict(
             model=model, output_dir=out, eval_at_start=False, eval_every=0, save_every=0))
         trainer = build_trainer(cfg, console=lambda s: None)
         problems = trainer.stream.take(cfg.prompts_per_step)
-        batch, metrics, n = trainer.make_batch(problems, seed=12345)
+        if hasattr(trainer, "make_batch"):  # before the engine redesign: a trainer class per method
+            batch, metrics, n = trainer.make_batch(problems, seed=12345)
+            accumulate = trainer._accumulate
+        else:  # the engine: the method's collect, then what the engine's step does with it
+            collected = trainer.method.collect(trainer, problems, 12345)
+            batch, n = collected.batch, collected.episodes
+            if trainer.method.minibatches is None:
+                batch = trainer.drop_zero_advantage(batch)
+            accumulate = trainer.accumulate
         times = []
         for _ in range(repeats + 1):
             trainer.optimizer.zero_grad(set_to_none=True)
             t0 = time.perf_counter()
             if method in ("span-ppo", "scalar-ppo"):  # PPO normalises a minibatch by its own size
                 n = len(batch["ppo"]) if isinstance(batch, dict) else len(batch)  # the old version: {kind: [seqs]}
-            losses = trainer._accumulate(batch, n, 1.0)
+            losses = accumulate(batch, n, 1.0)
             times.append(time.perf_counter() - t0)
     return {"seconds": times[1:], "losses": {k: v for k, v in losses.items() if k.startswith("loss/")}}
 

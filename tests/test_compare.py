@@ -136,14 +136,14 @@ def test_a_sitting_is_recorded_while_it_lasts_so_a_killed_one_still_counts(tmp_p
     import subprocess
     import sys
 
-    from rltf.eval.compare_runs import _Sitting
+    from rltf.eval.compare_runs import Sitting
 
-    sitting = _Sitting(tmp_path, every_s=0.05)
+    sitting = Sitting(tmp_path, every_s=0.05)
     assert sitting.wait(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.6)"])) == 0
     # no final tick: what a killed sitting leaves is what the ticks during the wait wrote
     wall = json.loads((tmp_path / "wall_time.json").read_text())
     assert len(wall["sittings_s"]) == 1 and 0.4 <= wall["total_s"] < 5 and wall["every_sitting"] is True
-    again = _Sitting(tmp_path).tick()  # the next sitting adds to the run's total
+    again = Sitting(tmp_path).tick()  # the next sitting adds to the run's total
     wall2 = json.loads((tmp_path / "wall_time.json").read_text())
     assert len(wall2["sittings_s"]) == 2 and wall2["sittings_s"][0] == wall["sittings_s"][0]
     assert again == pytest.approx(sum(wall2["sittings_s"]), abs=0.11)

@@ -134,20 +134,20 @@ def test_feedback_use_pools_fixes_over_seeds_exactly_or_as_a_bound(tmp_path):
     assert discordant_pairs({}, 2, 1) is None  # 2 and 1 fixes: 1 fixed by both, or none
     assert discordant_pairs({"eval/fixed_only/critic": 1, "eval/fixed_only/correctness": 0}, 2, 1) == (1, 0)
     assert "initial model's wrong greedy answers" not in text  # no draft evaluations logged
-    from rltf.eval.compare_report import OWN_ANSWERS, _feedback_use_markdown
+    from rltf.eval.compare_report import OWN_ANSWERS, feedback_use_markdown
 
     cells = {"m": {"100": {"wrong": 30, "fixed_critic": 1, "fixed_correctness": 8, "exact": True, "p": 0.0156,
                            "p_holm": 0.0312, "holm_exact": True},
                    "200": {"wrong": 0, "fixed_critic": 0, "fixed_correctness": 0, "exact": False, "p": 1.0}},
              "n": {"100": {"wrong": 30, "fixed_critic": 1, "fixed_correctness": 8, "exact": True, "p": 0.0156,
                            "p_holm": 0.0624, "holm_exact": True}}}  # significant alone, not after Holm
-    text = _feedback_use_markdown([100, 200], cells, OWN_ANSWERS)
+    text = feedback_use_markdown([100, 200], cells, OWN_ANSWERS)
     assert "| m | 1 / 8 of 30 (p 0.02, Holm 0.03) *- | no wrong answers |" in text
     assert "| n | 1 / 8 of 30 (p 0.02, Holm 0.06) | n/a |" in text
-    from rltf.eval.compare_report import _p
+    from rltf.eval.compare_report import p_text
 
-    assert (_p(0.0625), _p(0.0078), _p(0.0004), _p(1.0)) == ("0.06", "0.008", "< 0.001", "1.00")
-    assert _p(0.00049, bound=True) == "5e-04"  # "p ≥ 5e-04", not "p ≥ < 0.001"
+    assert (p_text(0.0625), p_text(0.0078), p_text(0.0004), p_text(1.0)) == ("0.06", "0.008", "< 0.001", "1.00")
+    assert p_text(0.00049, bound=True) == "5e-04"  # "p ≥ 5e-04", not "p ≥ < 0.001"
     # the same test on the revisions of the initial model's drafts (eval_drafts: eval/draft_* keys)
     drafted = [{**r, "method": r["name"], "evals": [{**e, **{k.replace("eval/", "eval/draft_", 1): v for k, v in e.items()
                                                             if k.startswith(("eval/wrong", "eval/fix"))}}
@@ -240,18 +240,18 @@ def test_curve_styles_give_a_variant_its_methods_colour_dashed():
 
 
 def test_curves_bands_stay_inside_the_metrics_range():
-    from rltf.eval.compare_report import _series, metric_range
+    from rltf.eval.compare_report import curve_series, metric_range
 
     assert metric_range("accuracy") == metric_range("fix_rate/critic") == metric_range("draft_verbatim/critic") == (0, 1)
     assert metric_range("revision_use") == metric_range("draft_revision_use") == (-1, 1)
     assert metric_range("mean_reward") is None  # not a rate: not clipped
     row = {"points": {"100": {"mean": 0.4, "ci95_half_width": 0.9, "values": [0.3, 0.5]},
                       "0": {"mean": 0.2, "ci95_half_width": float("nan"), "values": [0.2]}}}
-    xs, means, lo, hi, seeds = _series(row, (0.0, 1.0))
+    xs, means, lo, hi, seeds = curve_series(row, (0.0, 1.0))
     assert xs == [0, 100] and means == [0.2, 0.4]  # in token order
     assert lo == [0.2, 0.0] and hi == [0.2, 1.0]  # 0.4 - 0.9 and 0.4 + 0.9 clipped; no interval: no band
     assert seeds == [(0, 0.2), (100, 0.3), (100, 0.5)]
-    assert _series(row, None)[2] == [0.2, pytest.approx(-0.5)]
+    assert curve_series(row, None)[2] == [0.2, pytest.approx(-0.5)]
 
 
 def _curve_table(n):

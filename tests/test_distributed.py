@@ -28,6 +28,8 @@ import torch
 from rltf.models import load_model
 from rltf.models.vllm_backend import vllm_available
 
+pytestmark = pytest.mark.slow  # multi-process runs: the full tier (make test) only
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "distributed_worker.py"
 CPU_2PROC = ROOT / "recipes" / "accelerate" / "cpu-2proc.yaml"

@@ -199,10 +199,10 @@ def test_serve_command_checks_its_key_and_knows_loopback(monkeypatch):
     import subprocess
     import sys
 
-    from rltf.cli.serve_cmd import _is_loopback
+    from rltf.cli.serve_cmd import is_loopback
 
-    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
-    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.0.2.1")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
     env = {k: v for k, v in __import__("os").environ.items() if k != "RLTF_NO_SUCH_KEY"}
     r = subprocess.run([sys.executable, "-m", "rltf.cli", "serve", "--model", "tiny-random", "--api-key-env",
                         "RLTF_NO_SUCH_KEY"], capture_output=True, text=True, timeout=120, env=env)

@@ -1,36 +1,16 @@
-"""The study's tools (tools/*.py): wall-time backfill, the revision-behaviour probe, the run archive."""
+"""The feedback-use study's tools (studies/feedback-use/): the revision-behaviour probe and the run archive."""
 import json
 
 import pytest
-
-
-def test_backfill_wall_time_fills_in_the_sittings_before_the_recorded_ones(tmp_path):
-    tool = _tool("backfill_wall_time")
-    log = ("rltf:   0%| | 0/100 [00:00<?, ?it/s]\rrltf:   1%| | 1/100 [00:52<1:25:00, 52s/it]\n"
-           "rltf:   2%| | 2/100 [10:24<1:25:00, 52s/it]\nresumed from x/checkpoint-2 at step 2\n"
-           "rltf:   2%| | 2/100 [00:00<?, ?it/s]\rrltf:   3%| | 3/100 [1:02:03<1:25:00, 52s/it]\n"
-           "rltf:   2%| | 3/100 [00:00<?, ?it/s]\rrltf:   3%| | 4/100 [00:07<1:25:00, 52s/it]\n")
-    assert tool.bar_sittings(log) == [624, 3723, 7]
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "train.log").write_text(log)
-    (run / "wall_time.json").write_text(json.dumps({"sittings_s": [9.5], "total_s": 9.5}))  # the last one
-    (run / "result.json").write_text(json.dumps({"name": "x", "wall_s": 9.5}))
-    new = tool.backfill(run)
-    assert new["sittings_s"] == [624.0, 3723.0, 9.5] and new["total_s"] == 4356.5 and new["estimated_sittings"] == 2
-    assert json.loads((run / "result.json").read_text())["wall_s"] == 4356.5
-    assert tool.backfill(run) is None  # done once; from now on compare records every sitting
-    from rltf.eval.compare_runs import _Sitting
-
-    _Sitting(run).tick()
-    assert json.loads((run / "wall_time.json").read_text())["estimated_sittings"] == 2
 
 
 def _tool(name):
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "tools" / f"{name}.py")
+    study = Path(__file__).parents[1] / "studies" / "feedback-use"
+    path = study / f"{name}.py" if (study / f"{name}.py").exists() else study / "probes" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -105,7 +85,7 @@ def test_study_archive_rebuilds_single_seed_runs_from_the_report_and_round_trips
     tables and paired counts; save/restore copy finished runs between runs/ and the archive."""
     from rltf.eval.compare import CompareConfig, finished_runs, summarize
 
-    tool = _tool("study_archive")
+    tool = _tool("archive")
     monkeypatch.setattr(tool, "ARCHIVE", tmp_path / "archive")
     cfg = CompareConfig(output_dir=str(tmp_path / "out"), methods={"base": {"method": "base"},
                                                                    "rltf-sd": {"method": "rltf-sd"}},

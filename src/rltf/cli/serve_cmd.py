@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -46,7 +46,7 @@ def run(args) -> int:
     server = make_server(backend, name, args.host, args.port, api_key=api_key, max_queue=args.max_queue,
                          max_batch=args.max_batch)
     host, port = server.server_address[:2]
-    if not _is_loopback(args.host) and api_key is None:
+    if not is_loopback(args.host) and api_key is None:
         print(f"warning: serving on {args.host}, reachable from other machines, with no API key "
               "(set --api-key-env)", file=sys.stderr, flush=True)
     print(f"serving {name} at http://{host}:{port}/v1 (chat/completions, completions, models"

@@ -30,13 +30,13 @@ def markdown(summary: dict[str, Any]) -> str:
                                           data.get("contrasts", {})))
         uses = summary.get("feedback_use", {}).get(task)
         if uses:
-            parts.append(_feedback_use_markdown(summary["points"], uses, OWN_ANSWERS))
+            parts.append(feedback_use_markdown(summary["points"], uses, OWN_ANSWERS))
         drafts = summary.get("draft_feedback_use", {}).get(task)
         if drafts:
-            parts.append(_feedback_use_markdown(summary["points"], drafts, DRAFTS))
+            parts.append(feedback_use_markdown(summary["points"], drafts, DRAFTS))
         verbatim = summary.get("draft_verbatim", {}).get(task)
         if verbatim:
-            parts.append(_feedback_use_markdown(summary["points"], verbatim, DRAFTS, VERBATIM))
+            parts.append(feedback_use_markdown(summary["points"], verbatim, DRAFTS, VERBATIM))
         wall = summary.get("wall_min", {}).get(task)
         if wall:
             parts.append("Wall time per run (mean over finished seeds, evaluations included): "
@@ -50,7 +50,7 @@ def hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
-def _p(p: float, bound: bool = False) -> str:
+def p_text(p: float, bound: bool = False) -> str:
     """A p-value with the digits that matter: 0.06, 0.004, < 0.001; a lower bound keeps its value (5e-04)."""
     return f"{p:.2f}" if p >= 0.01 else f"{p:.3f}" if p >= 0.001 else f"{p:.0e}" if bound else "< 0.001"
 
@@ -70,7 +70,7 @@ def _tests_markdown(points: list[int], tests: dict[str, Any]) -> list[str]:
         for p in points:
             t = cells.get(str(p))
             row.append("n/a" if t is None else
-                       f"{t['mean_diff']:+.3f} (p {_p(t['p'])}, Holm {_p(t['p_holm'])}, n {t['n']})"
+                       f"{t['mean_diff']:+.3f} (p {p_text(t['p'])}, Holm {p_text(t['p_holm'])}, n {t['n']})"
                        f"{' *' if t['p_holm'] < 0.05 else ''}")
         lines.append(f"| {name} | " + " | ".join(row) + " |")
     return lines
@@ -118,7 +118,7 @@ FIXED = ("Does the critique's content help?", "fixed by")
 VERBATIM = ("Does the critique make the policy keep its wrong answer?", "handed back word for word by")
 
 
-def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str, outcome=FIXED) -> str:
+def feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str, outcome=FIXED) -> str:
     """Does the critique's content help? Fixes (or verbatim repeats) with the critique vs
     correctness-only feedback, pooled over seeds."""
     question, verb = outcome
@@ -139,9 +139,9 @@ def _feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str, o
             if c["wrong"] == 0:
                 row.append("no wrong answers")
                 continue
-            pval = f"p {_p(c['p'])}" if c["exact"] else f"p ≥ {_p(c['p'], bound=True)}"
+            pval = f"p {p_text(c['p'])}" if c["exact"] else f"p ≥ {p_text(c['p'], bound=True)}"
             if "p_holm" in c:
-                pval += f", Holm {'' if c['holm_exact'] else '≥ '}{_p(c['p_holm'], bound=not c['holm_exact'])}"
+                pval += f", Holm {'' if c['holm_exact'] else '≥ '}{p_text(c['p_holm'], bound=not c['holm_exact'])}"
             way = "+" if c["fixed_critic"] > c["fixed_correctness"] else "-"
             star = f" *{way}" if c.get("holm_exact") and c["p_holm"] < 0.05 else ""
             row.append(f"{c['fixed_critic']} / {c['fixed_correctness']} of {c['wrong']} ({pval}){star}")
@@ -176,7 +176,7 @@ def metric_range(metric: str) -> tuple[float, float] | None:
 PANELS_ABOVE = 6
 
 
-def _series(row: dict[str, Any], bounds: tuple[float, float] | None):
+def curve_series(row: dict[str, Any], bounds: tuple[float, float] | None):
     """-> budget points, means, band low and high (clipped to ``bounds``), and each seed's (x, value)."""
     pts = sorted(((int(p), c) for p, c in row["points"].items()), key=lambda pc: pc[0])
     xs = [p for p, _ in pts]
@@ -223,7 +223,7 @@ def curves_figure(summary: dict[str, Any], table: dict[str, Any] | None = None, 
         return _panels(plt, summary, table, names, metric, bounds, styles, palette, title)
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
     for name in names:
-        xs, means, lo, hi, _ = _series(table[name], bounds)
+        xs, means, lo, hi, _ = curve_series(table[name], bounds)
         color, dashed = styles[name]
         line, = ax.plot(xs, means, marker="o", label=name, color=palette(color), linestyle="--" if dashed else "-")
         ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.12)
@@ -243,9 +243,9 @@ def _panels(plt, summary, table, names, metric, bounds, styles, palette, title):
     fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.4 * rows + 0.6), sharex=True, sharey=True,
                              squeeze=False)
     baseline = summary.get("baseline")
-    reference = _series(table[baseline], bounds) if baseline in names else None
+    reference = curve_series(table[baseline], bounds) if baseline in names else None
     for ax, name in zip(axes.flat, names):
-        xs, means, lo, hi, seeds = _series(table[name], bounds)
+        xs, means, lo, hi, seeds = curve_series(table[name], bounds)
         color = palette(styles[name][0])
         if reference is not None and name != baseline:
             ax.plot(reference[0], reference[1], color="black", alpha=0.7, linestyle=":", linewidth=1.3)

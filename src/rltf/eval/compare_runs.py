@@ -146,7 +146,7 @@ def select_runs(cfg: CompareConfig, only: list[str] | None) -> set[tuple[int, st
     return chosen
 
 
-class _Sitting:
+class Sitting:
     """One sitting's wall-clock seconds in the run's ``wall_time.json``, written when the sitting
     starts and rewritten every ``every_s`` seconds while it lasts, so a sitting that is killed
     (a paused study) still counts, to within ``every_s``. A resumed run has several sittings."""
@@ -179,7 +179,7 @@ class _Sitting:
                 self.tick()
 
 
-def _train(method: str, values: dict[str, Any], run_dir: Path, sitting: _Sitting,
+def _train(method: str, values: dict[str, Any], run_dir: Path, sitting: Sitting,
            label: str) -> list[dict[str, Any]]:
     """One run as a ``rltf train`` subprocess (resumed from its last checkpoint); -> its evaluations."""
     from rltf.engine.checkpoint import list_checkpoints  # (torch and transformers: not for --report-only)
@@ -234,7 +234,7 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print, only: li
         if estimates is not None:
             pace = f"; about {hours(sum(estimates.values()))} of compute left at the finished runs' pace"
         run_dir.mkdir(parents=True, exist_ok=True)
-        sitting = _Sitting(run_dir)
+        sitting = Sitting(run_dir)
         method, values = run_config(cfg, name, seed, run_dir, task)
         console(f"{where}{name} seed {seed}: running {method} (run {number} of {len(runs)}{pace}; "
                 f"log: {run_dir / 'train.log'})")

@@ -1,8 +1,8 @@
 """What does a revision do with a critique? (issue 16: why the critique fixes fewer wrong answers
 than "your answer was incorrect")
 
-    python tools/revision_behaviour_probe.py runs/study-feedback/runs/add2/{base,grpo,rltf-sd}-s0 \\
-        [--output docs/study/revision_behaviour.json]
+    python studies/feedback-use/probes/revision_behaviour_probe.py runs/study-feedback/runs/add2/{base,grpo,rltf-sd}-s0 \\
+        [--output studies/feedback-use/archive/revision_behaviour.json]
 
 Each run's final checkpoint (a base run: the initial model) revises the initial model's wrong greedy
 answers to the held-out prompts (``initial_drafts.json``, the drafts of ``eval_drafts``) greedily,
@@ -98,7 +98,7 @@ def probe(run_dir: Path) -> dict:
     from rltf.rollout.episode import run_episodes
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from backfill_draft_evals import drafts_of, greedy_trainer
+    from probe_models import drafts_of, greedy_trainer
 
     result = json.loads((run_dir / "result.json").read_text())
     recipe = run_dir / "recipe.yaml"
@@ -181,7 +181,7 @@ def record(result: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="*", help="finished run directories (runs/TASK/NAME-sSEED)")
-    ap.add_argument("--output", default="docs/study/revision_behaviour.json")
+    ap.add_argument("--output", default="studies/feedback-use/archive/revision_behaviour.json")
     ap.add_argument("--one", help="probe this run and print its JSON (what each subprocess runs)")
     ap.add_argument("--record", metavar="JSON", help="write the verbatim counts of an earlier probe's output into "
                                                      "its runs' result.json (runs from before they were logged)")

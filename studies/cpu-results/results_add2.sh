@@ -2,7 +2,7 @@
 # The CPU comparison of docs/RESULTS.md: base vs GRPO vs multi-turn GRPO vs RLTF-SD vs RLTF-FM on
 # the add2 preset, at an equal budget of generated tokens. The RLTF-FM run is `rltf demo` (10 steps
 # of 4 prompts x 4 samples); every other method gets the number of tokens it generated.
-#   bash tools/results_add2.sh [SEED]        (about 50 minutes on 2 cores)
+#   bash studies/cpu-results/results_add2.sh [SEED]        (about 50 minutes on 2 cores)
 set -euo pipefail
 seed=${1:-0}
 out=runs/results-add2-s$seed

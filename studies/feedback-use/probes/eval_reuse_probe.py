@@ -6,7 +6,7 @@ kind the two-round evaluation twice: generating its first answers again (the cod
 the single-turn answers. Prints whether the regenerated first answers equal the kept ones, and
 whether wrong_first, fixed_ids, verbatim_ids and the per-round accuracy agree.
 
-    python tools/eval_reuse_probe.py METHOD RECIPE [CHECKPOINT ...]   # no checkpoint: the initial model
+    python studies/feedback-use/probes/eval_reuse_probe.py METHOD RECIPE [CHECKPOINT ...]   # no checkpoint: the initial model
 
 The recipe's output_dir should be a scratch folder (the trainer is built there).
 """
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backfill_draft_evals import greedy_trainer  # noqa: E402
+from probe_models import greedy_trainer  # noqa: E402
 
 from rltf.feedback import build_feedback  # noqa: E402
 from rltf.rollout.evaluation import evaluate  # noqa: E402

@@ -1,6 +1,6 @@
 """Print the Markdown table of docs/RESULTS.md from run directories' metrics.jsonl.
 
-    python tools/summarize_results.py runs/results-add2-s0
+    python studies/cpu-results/summarize_results.py runs/results-add2-s0
 """
 import json
 import sys

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # span-ppo vs scalar-ppo on the CPU fact-summary task, 3 seeds, equal steps (docs/RESULTS.md).
-#   bash tools/results_text2grad.sh && python tools/summarize_text2grad.py runs/t2g
+#   bash studies/cpu-results/results_text2grad.sh && python studies/cpu-results/summarize_text2grad.py runs/t2g
 set -euo pipefail
 RLTF=${RLTF:-.venv/bin/rltf}
 for seed in 0 1 2; do

@@ -13,7 +13,7 @@ from rltf.methods import METHODS, build_trainer, make_config
 from rltf.rollout import RolloutBatch
 
 
-@pytest.mark.parametrize("method", [n for n, m in METHODS.items() if m.uses("rl")])  # PPO: test_ppo_trainer.py
+@pytest.mark.parametrize("method", [n for n, m in METHODS.items() if m.uses("rl")])  # PPO: test_method_ppo.py
 def test_one_step_changes_trainable_parameters(method, tmp_path, monkeypatch):
     tr = trainer(method, tmp_path, max_steps=1, group_size=6)
     monkeypatch.setattr(tr.task, "grade", parity_grader)
@@ -21,9 +21,9 @@ def test_one_step_changes_trainable_parameters(method, tmp_path, monkeypatch):
     metrics = tr.train_step()
     assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
     assert metrics["tokens/generated"] > 0 and "loss/total" in metrics
-    if method == "critique-grpo":  # only prompts whose answers all failed are refined (test_successor_trainers.py)
+    if method == "critique-grpo":  # only prompts whose answers all failed are refined (test_methods_sdpo_critique_grpo_score.py)
         assert metrics["refine/revised"] >= 0
-    elif method == "sdpo":  # one turn + critiques (test_successor_trainers.py)
+    elif method == "sdpo":  # one turn + critiques (test_methods_sdpo_critique_grpo_score.py)
         assert 0.0 < metrics["sd/distilled_fraction"] <= 1.0
     elif method != "grpo":
         assert metrics["episodes/reached_turn1"] == pytest.approx(1.0 - metrics["accuracy/turn0"])

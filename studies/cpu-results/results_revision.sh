@@ -2,7 +2,7 @@
 # Does training change how the model uses a critique? Two-round greedy eval (answer, critique,
 # revision) of the base model and of each trained checkpoint, with the programmatic critic and with
 # correctness-only feedback, on the same 64 held-out add2 prompts.
-#   bash tools/results_revision.sh runs/results-add2-s0
+#   bash studies/cpu-results/results_revision.sh runs/results-add2-s0
 set -euo pipefail
 root=${1:-runs/results-add2-s0}
 rltf=${RLTF:-.venv/bin/rltf}

@@ -1,6 +1,6 @@
-"""Table + PNG of span-ppo vs scalar-ppo runs (tools/results_text2grad.sh) for docs/RESULTS.md.
+"""Table + PNG of span-ppo vs scalar-ppo runs (studies/cpu-results/results_text2grad.sh) for docs/RESULTS.md.
 
-    python tools/summarize_text2grad.py runs/t2g [--png docs/img/text2grad-fact-summary.png]
+    python studies/cpu-results/summarize_text2grad.py runs/t2g [--png docs/img/text2grad-fact-summary.png]
 
 For each method and evaluated step: held-out fact F1 (mean over seeds, 95 % t-interval over
 seeds, and each seed's value), exact-summary rate, and generated tokens so far.

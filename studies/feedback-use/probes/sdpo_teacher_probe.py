@@ -5,7 +5,7 @@ log-ratio log p_student - log q_teacher on the student's own tokens, averaged pe
 Positive = the teacher finds the token less likely than the student does: sampled-token SDPO pushes
 it DOWN; negative = pushed up. Used in docs/RESULTS.md to explain SDPO's collapse on add2.
 
-    python tools/sdpo_teacher_probe.py [--task add2] [--prompts 8] [--group 4] [--seed 0]
+    python studies/feedback-use/probes/sdpo_teacher_probe.py [--task add2] [--prompts 8] [--group 4] [--seed 0]
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import torch
 
 from rltf.methods import build_trainer, make_config
 from rltf.engine.forward import completion_logprobs
+from rltf.methods.sdpo import teacher_model
 
 
 def main() -> None:
@@ -35,9 +36,10 @@ def main() -> None:
                                                  output_dir=out, max_steps=1))
         tr = build_trainer(cfg, console=lambda *_: None)
         problems = tr.stream.take(args.prompts)
-        batch, metrics, _ = tr.make_batch(problems, seed=args.seed)
+        collected = tr.method.collect(tr, problems, seed=args.seed)
+        batch, metrics = collected.batch, collected.metrics
         sd = batch.of_kind("sd")
-        with torch.no_grad(), tr.teacher_model() as teacher:
+        with torch.no_grad(), teacher_model(tr) as teacher:
             student = completion_logprobs(tr.model, sd)
             teacher_lp = completion_logprobs(teacher, sd.with_context())
     ratio = (student - teacher_lp) * sd.completion_mask

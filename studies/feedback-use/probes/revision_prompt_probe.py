@@ -1,7 +1,7 @@
 """Does the revision prompt stop the base model from using a critique? (issue 16, before the study)
 
-    python tools/revision_prompt_probe.py [--tasks add2,fact_summary] [--n 64] [--backend vllm]
-                                          [--output docs/revision_prompts.json]
+    python studies/feedback-use/probes/revision_prompt_probe.py [--tasks add2,fact_summary] [--n 64] [--backend vllm]
+                                          [--output studies/feedback-use/archive/revision_prompts.json]
 
 For each task and each revision prompt (paper, plain, chat), the untrained default model answers
 ``n`` problems of the TRAIN split greedily; every wrong answer is revised once with the critic's
@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--backend", default="vllm")
-    p.add_argument("--output", default="docs/revision_prompts.json")
+    p.add_argument("--output", default="studies/feedback-use/archive/revision_prompts.json")
     args = p.parse_args()
     model, tok = load_model_and_tokenizer(args.model)
     backend = build_backend(args.backend, model, tok)

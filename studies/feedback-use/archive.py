@@ -3,9 +3,9 @@ stopped (issue 16). ``runs/`` (checkpoints, gigabytes) is not committed and a se
 not be the next one's: on 2026-11-28 a new checkout came without ``runs/``, and seed 0's 21 finished
 runs survived only in the committed report.
 
-    python tools/study_archive.py save       # finished runs -> docs/study/runs/ (after each sitting)
-    python tools/study_archive.py restore    # docs/study/runs/ -> runs/ where a run has no result.json
-    python tools/study_archive.py from-report  # once: runs kept only in docs/study/results.json
+    python studies/feedback-use/archive.py save       # finished runs -> studies/feedback-use/archive/runs/ (after each sitting)
+    python studies/feedback-use/archive.py restore    # studies/feedback-use/archive/runs/ -> runs/ where a run has no result.json
+    python studies/feedback-use/archive.py from-report  # once: runs kept only in studies/feedback-use/archive/results.json
 
 What is kept of a finished run: ``result.json`` (what ``rltf compare`` reads), ``wall_time.json``,
 ``recipe.yaml`` and ``metrics.jsonl`` (its training and evaluation log), a few hundred kB at most.
@@ -24,9 +24,10 @@ from pathlib import Path
 from rltf.eval.compare import CompareConfig, all_runs, load_compare_config
 from rltf.eval.compare_stats import OUTCOMES
 
-ROOT = Path(__file__).resolve().parent.parent
-ARCHIVE = ROOT / "docs" / "study" / "runs"
-REPORT = ROOT / "docs" / "study" / "results.json"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]  # the repository: the compare file's output_dir is relative to it
+ARCHIVE = HERE / "archive" / "runs"
+REPORT = HERE / "archive" / "results.json"
 KEPT = ("result.json", "wall_time.json", "recipe.yaml", "metrics.jsonl")
 
 
@@ -123,7 +124,7 @@ def results_from_report(summary: dict, task: str, name: str, seed: int) -> dict 
     return {"task": task, "name": name, "method": method, "seed": seed,
             "evals": [rows[t] for t in sorted(rows)],
             "wall_s": None if wall_min is None else round(wall_min * 60, 1),
-            "restored_from": "docs/study/results.json"}
+            "restored_from": "studies/feedback-use/archive/results.json"}
 
 
 def from_report(cfg: CompareConfig, summary: dict) -> int:
@@ -145,7 +146,7 @@ def from_report(cfg: CompareConfig, summary: dict) -> int:
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in ("save", "restore", "from-report"):
         raise SystemExit(__doc__)
-    config = argv[1] if len(argv) > 1 else str(ROOT / "recipes" / "compare" / "study-feedback.yaml")
+    config = argv[1] if len(argv) > 1 else str(HERE / "study.yaml")
     cfg = load_compare_config(config)
     cfg.output_dir = str(ROOT / cfg.output_dir)
     if argv[0] == "save":
