@@ -285,3 +285,40 @@ def test_lr_schedule_by_hand():
     assert [round(g(s), 6) for s in range(5)] == [1.0, round(0.5 * (1 + math.cos(math.pi / 4)), 6), 0.5,
                                                   round(0.5 * (1 + math.cos(3 * math.pi / 4)), 6), 0.0]
     assert lr_lambda(3, 10, "constant")(7) == 1.0
+
+
+def test_item_level_revision_outcomes_are_logged_and_reproduce_the_discordant_pairs(tmp_path, monkeypatch):
+    """eval_outcomes.jsonl: at each evaluation, which held-out answers (the policy's and the initial
+    policy's drafts) each feedback kind fixed or handed back verbatim; the McNemar pairs recomputed
+    from the items equal the logged counts; a resumed run logs no evaluation twice."""
+    from rltf.eval.compare_stats import item_level_pairs
+
+    kw = dict(eval_feedback="critic,correctness", eval_drafts=True, eval_at_start=True, eval_every=1,
+              eval_n=8, max_steps=2, save_every=1)
+    tr = trainer("grpo", tmp_path, **kw)
+    monkeypatch.setattr(type(tr.task), "grade", lambda self, p, c: parity_grader(p, c))
+    tr.train()
+    run = tmp_path / "grpo"
+    records = [json.loads(x) for x in (run / "eval_outcomes.jsonl").read_text().splitlines()]
+    metrics = {r["step"]: r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+               if "eval/accuracy" in r}
+    assert [r["step"] for r in records] == sorted(metrics) == [0, 1, 2]
+    for r in records:
+        m = metrics[r["step"]]
+        for revised, prefix in (("own", ""), ("drafts", "draft_")):
+            for outcome, only in (("fixed", "fixed_only"), ("verbatim", "verbatim_only")):
+                a, b, n = item_level_pairs(r, revised, outcome)
+                assert n == m[f"eval/{prefix}wrong_first/critic"]
+                if n:
+                    assert (a, b) == (m[f"eval/{prefix}{only}/critic"], m[f"eval/{prefix}{only}/correctness"])
+                    fixed = len(r[revised]["critic"][outcome])
+                    key = "fix_rate" if outcome == "fixed" else "verbatim"
+                    assert fixed == round(m[f"eval/{prefix}{key}/critic"] * n)
+    assert records[0]["own"] == records[0]["drafts"]  # before step 1 the drafts are the policy's answers
+    assert set(records[2]["drafts"]["critic"]["wrong"]) == set(records[0]["own"]["critic"]["wrong"])
+    # resume from step 1: the step-2 evaluation is logged once, not twice
+    resumed = build_trainer(make_config("grpo", overrides={**BASE, **kw, "output_dir": str(run)}),
+                            console=lambda s: None, resume=str(run / "checkpoint-1"))
+    resumed.train()
+    steps = [json.loads(x)["step"] for x in (run / "eval_outcomes.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2]

@@ -1,5 +1,7 @@
 """Critique-GRPO and SCoRe's options train on the tiny random model (two steps each, as `make test`
 runs every method), with their rollout rules checked by hand."""
+import json
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from rltf.tasks.base import Score
 from rltf.methods.critique_grpo import choose_refinements, revision_selector
 from rltf.methods import citation_for, make_config
 from rltf.engine.held_out import evaluate_revisions
+from rltf.eval.compare_stats import item_level_pairs
 from rltf.methods.rltf import first_turn_kl, returns
 from helpers import BASE, collect, parity_grader, patch_losses, term_loss, trainer
 
@@ -208,7 +211,8 @@ def test_trainer_counts_the_answers_only_the_critique_fixed(tmp_path, monkeypatc
     tr = trainer("grpo", tmp_path, eval_feedback="critic,correctness", eval_n=12)
     backend = ReviserBackend(tr.task, 12)
     monkeypatch.setattr(tr, "rollout_backend", lambda: backend)
-    ev = evaluate_revisions(tr, SamplingParams(max_new_tokens=8, temperature=0.0))
+    ev, items = evaluate_revisions(tr, SamplingParams(max_new_tokens=8, temperature=0.0))
+    assert len(items["critic"]["wrong"]) == 12 and items["critic"]["fixed"] == items["critic"]["wrong"]
     assert ev["eval/wrong_first/critic"] == ev["eval/wrong_first/correctness"] == 12
     assert ev["eval/revision_use"] == 1.0
     assert ev["eval/fixed_only/critic"] == 12 and ev["eval/fixed_only/correctness"] == 0
@@ -240,7 +244,7 @@ def test_an_evaluation_generates_each_first_answer_once_and_revises_it_per_feedb
     ev = tr.evaluate()
     questions = [q for q in backend.asked if "Expert critique" not in q]
     assert len(backend.asked) == 36 and len(questions) == 12 and len(set(questions)) == 12
-    regenerated = evaluate_revisions(tr, SamplingParams(max_new_tokens=8, temperature=0.0))
+    regenerated, _ = evaluate_revisions(tr, SamplingParams(max_new_tokens=8, temperature=0.0))
     assert len(backend.asked) == 36 + 2 * 24  # without `own`, each kind answers the 12 questions again
     assert {k: ev[k] for k in regenerated} == regenerated
     assert ev["eval/revision_use"] == 1.0 and ev["eval/round2_accuracy/critic"] == 1.0
@@ -288,6 +292,8 @@ def test_draft_revision_use_keeps_measuring_when_the_policy_no_longer_errs(tmp_p
     assert first["eval/wrong_first/critic"] == 12 and first["eval/revision_use"] == 1.0
     assert first["eval/draft_wrong_first/critic"] == 12 and first["eval/draft_revision_use"] == 1.0
     assert first["eval/draft_fixed_only/critic"] == 12 and first["eval/draft_fixed_only/correctness"] == 0
+    record = json.loads((tmp_path / "grpo" / "eval_outcomes.jsonl").read_text().splitlines()[-1])
+    assert item_level_pairs(record, "drafts") == (12, 0, 12) and item_level_pairs(record, "own", "verbatim") == (0, 12, 12)
     assert len(tr.eval_drafts) == 12 and set(tr.eval_drafts.values()) == {"\\boxed{0}"}
     # later: a policy that is always right has no wrong answers of its own, but revises the drafts
     tr.weights_version = 1

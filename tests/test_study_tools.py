@@ -129,11 +129,12 @@ def test_study_archive_rebuilds_single_seed_runs_from_the_report_and_round_trips
     run.mkdir(parents=True)
     (run / "checkpoint-4").mkdir()  # not kept
     (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    (run / "eval_outcomes.jsonl").write_text('{"step": 1, "drafts": {}}\n')  # item-level outcomes are kept
     assert tool.save(cfg) == 0  # not finished: nothing to keep yet
     (run / "result.json").write_text(json.dumps({**originals[1], "seed": 1}))
     assert tool.save(cfg) == 1 and tool.save(cfg) == 0
     kept = tmp_path / "archive" / "add2" / "rltf-sd-s1"
-    assert sorted(p.name for p in kept.iterdir()) == ["metrics.jsonl", "result.json"]
+    assert sorted(p.name for p in kept.iterdir()) == ["eval_outcomes.jsonl", "metrics.jsonl", "result.json"]
     # a pooled report cannot be split into runs
     pooled = summarize(cfg, [*originals, {**originals[1], "seed": 1}])
     with pytest.raises(ValueError, match="pools several seeds"):

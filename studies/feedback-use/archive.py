@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]  # the repository: the compare file's output_dir is relative to it
 ARCHIVE = HERE / "archive" / "runs"
 REPORT = HERE / "archive" / "results.json"
-KEPT = ("result.json", "wall_time.json", "recipe.yaml", "metrics.jsonl")
+KEPT = ("result.json", "wall_time.json", "recipe.yaml", "metrics.jsonl", "eval_outcomes.jsonl")
 
 
 def archive_dir(task: str, name: str, seed: int) -> Path:

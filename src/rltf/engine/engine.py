@@ -10,6 +10,7 @@ top to bottom in :meth:`Engine.train_step`: collect -> accumulate the loss terms
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,9 @@ from rltf.engine.lora import wrap_lora
 from rltf.engine.metrics_logger import MetricsLogger
 from rltf.engine.parts import Collected, Method, Rollout
 from rltf.engine.sharding import full_weights, idle_loss, shard_model, total_grad_norm
+
+
+OUTCOMES_FILE = "eval_outcomes.jsonl"  # per evaluation: which held-out answers each feedback kind fixed
 
 
 class Engine(TrainingRun):
@@ -446,9 +450,19 @@ class Engine(TrainingRun):
         return self.step >= self.config.max_steps or bool(budget and self.generated_tokens >= budget)
 
     def evaluate(self) -> dict[str, float]:
-        """The held-out evaluation (:func:`rltf.engine.held_out.evaluate`) of the current policy."""
-        metrics, self.last_accuracy, self.eval_drafts = held_out.evaluate(self, self.eval_drafts)
-        return metrics
+        """The held-out evaluation (:func:`rltf.engine.held_out.evaluate`) of the current policy; its
+        item-level revision outcomes go to ``eval_outcomes.jsonl`` (which drafts each feedback fixed)."""
+        ev = held_out.evaluate(self, self.eval_drafts)
+        self.last_accuracy, self.eval_drafts = ev.accuracy, ev.drafts
+        if ev.outcomes and self.dist.is_main:
+            record = {"step": self.step, "tokens": self.generated_tokens, **ev.outcomes}
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with (self.output_dir / OUTCOMES_FILE).open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+        return ev.metrics
+
+    def logs(self) -> list[str]:
+        return [*super().logs(), OUTCOMES_FILE]
 
     def on_start(self, logger: MetricsLogger) -> None:
         self._tokens_seen = self.generated_tokens

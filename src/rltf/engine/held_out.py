@@ -6,6 +6,7 @@ correctness-only feedback's). Functions of the running engine (``run``): its ``c
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from rltf.feedback import build_feedback
 from rltf.models.backend import SamplingParams
@@ -20,9 +21,20 @@ def as_draft_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k.replace("eval/", "eval/draft_", 1): v for k, v in metrics.items() if k.startswith(REVISION_METRICS)}
 
 
-def evaluate(run, drafts: dict[str, str] | None) -> tuple[dict[str, float], float, dict[str, str] | None]:
-    """Greedy single-turn accuracy on a fixed held-out set (and K-round self-critique when asked)
-    -> (metrics, accuracy, the initial policy's drafts as now known: see :func:`evaluate_drafts`)."""
+@dataclass
+class Evaluation:
+    """One held-out evaluation of the policy."""
+
+    metrics: dict[str, float]  # eval/... (logged)
+    accuracy: float  # single-turn greedy accuracy
+    drafts: dict[str, str] | None  # the initial policy's answers as now known (see :func:`evaluate_drafts`)
+    # item-level revision outcomes: {"own" | "drafts": {kind: {"wrong": ids, "fixed": ids, "verbatim": ids}}}
+    outcomes: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
+
+
+def evaluate(run, drafts: dict[str, str] | None) -> Evaluation:
+    """Greedy single-turn accuracy on a fixed held-out set (and K-round self-critique when asked),
+    and with ``eval_feedback`` the revisions of the wrong answers (and of the drafts) with each kind."""
     c = run.config
     started = time.perf_counter()
     run.model.eval()
@@ -34,10 +46,15 @@ def evaluate(run, drafts: dict[str, str] | None) -> tuple[dict[str, float], floa
                                 feedback=feedback, params=params, split="eval", ranks=run.dist,
                                 revision=c.revision_prompt, keep_first_answers=bool(c.eval_feedback))
     # the revision evaluations revise these same greedy answers instead of generating them again
-    revision = evaluate_revisions(run, params, own=result["first_answers"]) if c.eval_feedback else {}
+    revision, outcomes = {}, {}
+    if c.eval_feedback:
+        revision, outcomes["own"] = evaluate_revisions(run, params, own=result["first_answers"])
     if c.eval_feedback and c.eval_drafts:
-        draft_metrics, drafts = evaluate_drafts(run, params, result["first_answers"], revision, drafts)
+        draft_metrics, draft_outcomes, drafts = evaluate_drafts(run, params, result["first_answers"], revision,
+                                                                outcomes["own"], drafts)
         revision.update(draft_metrics)
+        if draft_outcomes:
+            outcomes["drafts"] = draft_outcomes
     out = {"eval/accuracy": result["accuracy"], "eval/ci95_low": result["ci95"][0],
            "eval/ci95_high": result["ci95"][1], "eval/format_rate": result["format_rate"]}
     out["eval/mean_reward"] = result["mean_reward"]
@@ -46,29 +63,30 @@ def evaluate(run, drafts: dict[str, str] | None) -> tuple[dict[str, float], floa
         out.update({f"eval/self_critique_round{k + 1}": a for k, a in enumerate(result["per_round_accuracy"])})
     out.update(revision)
     out["time/eval"] = time.perf_counter() - started
-    return out, result["accuracy"], drafts
+    return Evaluation(out, result["accuracy"], drafts, outcomes)
 
 
 def evaluate_drafts(run, params: SamplingParams, first_answers: dict[str, str], own: dict[str, float],
-                    drafts: dict[str, str] | None) -> tuple[dict[str, float], dict[str, str]]:
+                    own_outcomes: dict, drafts: dict[str, str] | None) -> tuple[dict[str, float], dict, dict[str, str]]:
     """:func:`evaluate_revisions` on the initial policy's greedy answers (``eval/draft_*``) -> (metrics,
-    drafts). They are recorded at the evaluation before step 1 (then the drafts are the policy's own
+    item-level outcomes, drafts). They are recorded at the evaluation before step 1 (then the drafts are the policy's own
     answers and the metrics those of :func:`evaluate_revisions`, ``own``) and kept in checkpoints;
     a run without that evaluation, or resumed from a checkpoint without drafts, logs no draft
     metrics (its drafts become ``{}``: none, said once and checkpointed as such)."""
     if drafts is None:
         if run.weights_version == 0 and run.resume_from is None:
-            return as_draft_metrics(own), dict(first_answers)
+            return as_draft_metrics(own), own_outcomes, dict(first_answers)
         run.console("eval_drafts: the initial policy's answers were not recorded in this run (no "
                     "evaluation before step 1, or resumed from a checkpoint without them): no "
                     "eval/draft_* metrics")
         drafts = {}
     if not drafts:
-        return {}, drafts
-    return evaluate_revisions(run, params, drafts=drafts, prefix="draft_"), drafts
+        return {}, {}, drafts
+    metrics, outcomes = evaluate_revisions(run, params, drafts=drafts, prefix="draft_")
+    return metrics, outcomes, drafts
 
 def evaluate_revisions(run, params: SamplingParams, drafts: dict[str, str] | None = None,
-                       prefix: str = "", own: dict[str, str] | None = None) -> dict[str, float]:
+                       prefix: str = "", own: dict[str, str] | None = None) -> tuple[dict[str, float], dict]:
     """Two-round greedy evaluation with each of ``eval_feedback``'s providers on the same held-out
     prompts: the share of wrong first answers each one's critique lets the model fix
     (``eval/fix_rate/KIND``), its two-round accuracy, and ``eval/revision_use`` = fix rate with
@@ -80,12 +98,14 @@ def evaluate_revisions(run, params: SamplingParams, drafts: dict[str, str] | Non
     ``drafts``: revise these first answers instead of the policy's; ``prefix`` goes before each
     metric's name (``eval/PREFIXfix_rate/KIND``). ``own``: the policy's greedy first answers,
     already generated by the single-turn evaluation; each feedback kind revises them instead of
-    generating them again (greedy decoding gives the same answers: ``studies/feedback-use/probes/eval_reuse_probe.py``)."""
+    generating them again (greedy decoding gives the same answers: ``studies/feedback-use/probes/eval_reuse_probe.py``).
+    -> (metrics, item-level outcomes ``{kind: {"wrong": ids, "fixed": ids, "verbatim": ids}}``)."""
     c = run.config
     kinds = [k.strip() for k in c.eval_feedback.split(",") if k.strip()]
     out: dict[str, float] = {}
     fixed: dict[str, set[str]] = {}
     verbatim: dict[str, set[str]] = {}
+    outcomes: dict[str, dict[str, list[str]]] = {}
     with run.full_weights():
         for kind in kinds:
             feedback = build_feedback(kind, backend=run.rollout_backend(), judge=run.judge_config())
@@ -96,6 +116,8 @@ def evaluate_revisions(run, params: SamplingParams, drafts: dict[str, str] | Non
                 out[f"eval/round2_accuracy/{kind}"] = result["per_round_accuracy"][-1]
             out[f"eval/{prefix}wrong_first/{kind}"] = float(result["wrong_first"])
             fixed[kind], verbatim[kind] = set(result["fixed_ids"]), set(result["verbatim_ids"])
+            outcomes[kind] = {"wrong": result["wrong_ids"], "fixed": result["fixed_ids"],
+                              "verbatim": result["verbatim_ids"]}
             if result["fix_rate"] is not None:
                 out[f"eval/{prefix}fix_rate/{kind}"] = result["fix_rate"]
                 out[f"eval/{prefix}verbatim/{kind}"] = len(verbatim[kind]) / result["wrong_first"]
@@ -109,4 +131,4 @@ def evaluate_revisions(run, params: SamplingParams, drafts: dict[str, str] | Non
         # critique can make a trained policy keep its wrong answer more than "incorrect" does)
         out[f"eval/{prefix}verbatim_only/critic"] = float(len(verbatim["critic"] - verbatim["correctness"]))
         out[f"eval/{prefix}verbatim_only/correctness"] = float(len(verbatim["correctness"] - verbatim["critic"]))
-    return out
+    return out, outcomes

@@ -170,6 +170,11 @@ class TrainingRun(ABC):
     def after_step(self, metrics: dict[str, float], last: bool) -> None:
         """Add to a step's metrics before they are logged (e.g. a held-out evaluation)."""
 
+    def logs(self) -> list[str]:
+        """The run's JSONL logs (one record per step or evaluation, each with its ``step``): cut back
+        to the checkpoint's step when a run resumes, so that nothing is logged twice."""
+        return ["metrics.jsonl"]
+
     def save_due(self, last: bool) -> bool:
         every = self.config.save_every
         return bool(every and self.step % every == 0) or last
@@ -213,7 +218,8 @@ class TrainingRun(ABC):
         resumed = self.resume_from is not None
         main = self.dist.is_main
         if resumed and main:
-            _truncate_metrics(self.output_dir / "metrics.jsonl", self.step)
+            for name in self.logs():
+                _truncate_metrics(self.output_dir / name, self.step)
         logger = (MetricsLogger(self.output_dir, c.report_to, c.run_name, config_to_dict(c), resume=resumed)
                   if main else NullLogger())
         try:

@@ -124,6 +124,20 @@ def _fixes(ev: dict[str, Any], kind: str, prefix: str = "", outcome: str = "fixe
     return int(wrong), round(ev.get(rate, 0.0) * wrong)
 
 
+def item_level_pairs(record: dict[str, Any], revised: str = "drafts", outcome: str = "fixed",
+                     a: str = "critic", b: str = "correctness") -> tuple[int, int, int]:
+    """From one line of a run's ``eval_outcomes.jsonl`` (item-level outcomes, docs/RESULTS.md): the
+    wrong answers ``revised`` ("own": the policy's, "drafts": the initial policy's) that had
+    ``outcome`` ("fixed" or "verbatim") with feedback ``a`` only, with ``b`` only, and how many were
+    revised -> (only a, only b, n): McNemar's discordant pairs, recomputed from the items."""
+    kinds = record[revised]
+    wrong_a, wrong_b = set(kinds[a]["wrong"]), set(kinds[b]["wrong"])
+    if wrong_a != wrong_b:
+        raise ValueError(f"step {record.get('step')}: {a} and {b} revised different answers")
+    got_a, got_b = set(kinds[a][outcome]), set(kinds[b][outcome])
+    return len(got_a - got_b), len(got_b - got_a), len(wrong_a)
+
+
 def discordant_pairs(ev: dict[str, Any], fixed_critic: int, fixed_correctness: int,
                 prefix: str = "", outcome: str = "fixed") -> tuple[int, int] | None:
     """(fixed only with the critique, fixed only with correctness-only feedback) in one evaluation:

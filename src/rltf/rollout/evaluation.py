@@ -71,6 +71,7 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         "rounds": rounds, "per_round_accuracy": per_round,
         # K > 1: wrong first answers fixed by the last revision (i->c), right ones broken (c->i)
         "wrong_first": len(wrong),
+        "wrong_ids": sorted(str(e.problem_id) for e in wrong),
         "fix_rate": (sum(e.turns[-1].correct for e in wrong) / len(wrong) if wrong and rounds > 1 else None),
         "fixed_ids": sorted(str(e.problem_id) for e in wrong if rounds > 1 and e.turns[-1].correct),
         # wrong first answers whose last revision hands the first answer back word for word
