@@ -231,9 +231,58 @@ def test_offline_rltf_fm_trains_on_human_critiques(tmp_path):
     losses = [tr.train_step()["loss/fm"] for _ in range(6)]
     assert not any(torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
     assert losses[-1] < losses[0] and tr.generated_tokens == 0 and tr.stream.position == 18
-    with pytest.raises(ConfigError, match="use rltf-fm"):
-        build_trainer(make_config("rltf-sd+fm", overrides=dict(model="tiny-random", offline_data=str(data),
-                                                               output_dir=str(tmp_path / "sd"))), console=lambda s: None)
+
+
+def test_people_s_corrected_answers_train_rltf_sd_and_the_warm_start(tmp_path):
+    """Records with a `revision` (a person's corrected answer): rltf-sd trains its SD term on them
+    (question -> revision), rltf-sd+fm both terms, revision-sft the revision turn; records without one
+    are not SD targets, and a file without any is a one-line error for the methods that need them."""
+    from rltf.methods import build_trainer, make_config
+
+    task = get_task("add2")
+    rows = [{"prompt": task.format_question(p), "answer": "\\boxed{1}", "critique": "Add the tens digits again.",
+             "spans": [], "annotator": "ann", **({"revision": f"{p.answer}"} if k % 2 == 0 else {})}
+            for k, p in enumerate(task.problems("train", 4))]
+    data = write(tmp_path, "corrected.jsonl", rows)
+    common = dict(model="tiny-random", task="add2", offline_data=str(data), prompts_per_step=4, learning_rate=3e-3,
+                  eval_n=2, eval_every=0, eval_at_start=False, save_every=0, max_new_tokens=4, sd_mask_threshold=-100.0)
+    sd = build_trainer(make_config("rltf-sd", overrides={**common, "output_dir": str(tmp_path / "sd")}),
+                       console=lambda s: None)
+    assert len(sd.stream.records) == 2  # only the records with a revision
+    m = sd.train_step()
+    assert m["offline/sd_rows"] == 4 and m["offline/fm_rows"] == 0 and m["loss/sd"] != 0 and "loss/rl" not in m
+    both = build_trainer(make_config("rltf-sd+fm", overrides={**common, "output_dir": str(tmp_path / "both")}),
+                         console=lambda s: None)
+    m = both.train_step()
+    assert m["offline/fm_rows"] == 4 and m["offline/sd_rows"] == 2 and m["loss/fm"] > 0
+    sft = {k: v for k, v in common.items() if k != "sd_mask_threshold"}
+    warm = build_trainer(make_config("revision-sft", overrides={**sft, "output_dir": str(tmp_path / "warm")}),
+                         console=lambda s: None)
+    losses = [warm.train_step()["loss/sft"] for _ in range(4)]
+    assert losses[-1] < losses[0] and warm.generated_tokens == 0
+    bare = write(tmp_path, "bare.jsonl", [{k: v for k, v in r.items() if k != "revision"} for r in rows])
+    with pytest.raises(DataError, match="corrected answer"):
+        build_trainer(make_config("revision-sft", overrides={**sft, "offline_data": str(bare),
+                                                             "output_dir": str(tmp_path / "x")}), console=lambda s: None)
+    with pytest.raises(ConfigError, match="clipped_is"):
+        make_config("rltf-sd", overrides={**common, "sd_mode": "clipped_is"})
+
+
+def test_label_studio_corrected_answer_becomes_the_record_s_revision(tmp_path):
+    city = ANSWER.index("Boston")
+    fixed = {"id": "e", "from_name": "revision", "to_name": "answer", "type": "textarea",
+             "value": {"text": ["Tom is a 31-year-old chef from Denver."]}}
+    export = ls_export([ls_annotation(ls_result(city, city + 6, "bad") + [fixed], who=1, aid=1),
+                        ls_annotation(ls_result(0, 3, "good"), who=2, aid=2)])
+    records, problems = read_export(write(tmp_path, "export.json", export))
+    assert problems == [] and records[0]["revision"] == "Tom is a 31-year-old chef from Denver."
+    assert records[0]["critique"] == "The city is wrong." and "revision" not in records[1]
+    only = ls_export([ls_annotation([fixed], critique="", verdict=None)])  # a correction alone is a record
+    records, problems = read_export(write(tmp_path, "only.json", only))
+    assert problems == [] and records[0]["revision"].endswith("Denver.")
+    bad = dict(fixed, value={"text": ["<script>x</script>"]})
+    _, problems = read_export(write(tmp_path, "bad.json", ls_export([ls_annotation([bad])])))
+    assert [p.reason for p in problems] == ["html"]
 
 
 def test_cli_trains_fm_and_reward_model_on_imported_records(tmp_path):

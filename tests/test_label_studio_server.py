@@ -15,6 +15,7 @@ from rltf.spans.labelstudio import LabelStudioClient
 from label_studio_server import LS_BIN, LabelStudioServer
 
 ANSWER = "Tom is a 31-year-old chef from Boston."
+CORRECTED = "Tom is a 31-year-old chef from Denver."
 PROMPT = "Summarise the post's key facts."
 
 pytestmark = pytest.mark.skipif(not LS_BIN.exists(), reason=f"label-studio not installed at {LS_BIN} (`make test` "
@@ -55,6 +56,8 @@ def test_round_trip_through_a_real_label_studio(label_studio, tmp_path):
         {"id": "c", "from_name": "critique", "to_name": "answer", "type": "textarea",
          "value": {"text": ["Right name and age; the city is not the one in the post."]}},
         {"id": "v", "from_name": "correct", "to_name": "answer", "type": "choices", "value": {"choices": ["incorrect"]}},
+        {"id": "e", "from_name": "revision", "to_name": "answer", "type": "textarea",
+         "value": {"text": [CORRECTED]}},
     ]
     client.annotate(task["id"], result, lead_time=20.0)
     export = tmp_path / "export.json"
@@ -71,3 +74,10 @@ def test_round_trip_through_a_real_label_studio(label_studio, tmp_path):
     assert {s["quote"]: s.get("comment") for s in raw["spans"]}["Boston"] == "The post says Denver."
     # the suggestions arrived as predictions
     assert client._send("GET", f"/api/tasks/{task['id']}")["total_predictions"] == 1
+    # the person's corrected answer is the record's revision, and the warm start trains on it
+    assert record["revision"] == CORRECTED
+    assert main(["train", "revision-sft", "--model", "tiny-random", "--task", "fact_summary", "--offline-data",
+                 str(tmp_path / "human.jsonl"), "--prompts-per-step", "1", "--max-steps", "1", "--eval-n", "2",
+                 "--eval-at-start", "false", "--output-dir", str(tmp_path / "warm")]) == 0
+    trained = [json.loads(x) for x in (tmp_path / "warm" / "metrics.jsonl").read_text().splitlines()]
+    assert trained[0]["offline/records"] == 1.0 and trained[0]["loss/sft"] > 0

@@ -10,7 +10,10 @@ three loss terms (``kind``), summed:
 - ``sd`` (RLTF-SD): (x0, y1) with A = r1 - b0 (first-turn baseline); tokens of y1 with
   log pi(y1_t|x0) < threshold get advantage 0; coefficient lambda_SD (optionally ramped).
 - ``fm`` (RLTF-FM): (f_FM(x0, y0), c0): negative log-likelihood of the critique tokens; coefficient
-  lambda_FM. With ``offline_data`` rltf-fm trains this term alone on stored (answer, critique) pairs.
+  lambda_FM.
+
+With ``offline_data`` the methods train on stored records instead of sampling: rltf-fm the FM term
+on people's critiques, rltf-sd the SD term on their corrected answers (``revision``), rltf-sd+fm both.
 
 Every term is summed over its tokens and sequences and divided by the number of episodes G*N.
 """
@@ -35,6 +38,10 @@ from rltf.methods.registry import register_method
 from rltf.rollout import BatchRows
 
 SD_BASELINES = ("first", "second")
+OFFLINE_HELP = ("annotation records (JSONL from `rltf label-studio import` or `rltf annotate`): train on them instead "
+                "of sampling (the RL term needs samples and is off): the FM term on their answers and people's "
+                "critiques (rltf-fm), the SD term on people's corrected answers, the record's `revision` "
+                "(rltf-sd), or both (rltf-sd+fm); held-out evaluation still uses task")
 RLTF_PAPER = "RL from Text Feedback (RLTF): two-turn episodes with self-distillation (SD) or feedback modelling (FM)."
 GRPO_PAPER = ("Shao et al., DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models "
               "(GRPO), 2024.")
@@ -77,6 +84,12 @@ class RLTFSDConfig(MultiTurnGRPOConfig):
     sd_mode: str = arg("awr", "awr (method), clipped_is or rejection (ablations)", choices=SD_MODES)
     sd_baseline: str = arg("first", "first-turn baseline b0 (method) or second (ablation)", choices=SD_BASELINES)
     sd_mask_threshold: float = arg(-5.0, "y1 tokens with log pi(y1_t|x0) below this get advantage 0", le=0)
+    offline_data: str | None = arg(None, OFFLINE_HELP)
+
+    def check(self):
+        if self.offline_data and self.sd_mode == "clipped_is":
+            raise ConfigError("sd_mode clipped_is needs the sampler's log-probs of each revision, which stored "
+                              "records do not have: use awr or rejection with offline_data")
 
 
 @dataclass
@@ -89,10 +102,7 @@ class RLTFFMConfig(MultiTurnGRPOConfig):
                                             "text that stands in when a judge failed); off: they are left out "
                                             "and counted as fm/fallback_critiques")
     lambda_fm: float = arg(0.1, "weight of the FM term", ge=0)
-    offline_data: str | None = arg(None, "annotation records (JSONL from `rltf label-studio import` or `rltf "
-                                         "annotate`): train the FM term on their stored answers and people's "
-                                         "critiques instead of sampling (offline RLTF-FM; the RL term needs samples "
-                                         "and is off); held-out evaluation still uses task")
+    offline_data: str | None = arg(None, OFFLINE_HELP)
 
 
 @dataclass
@@ -100,10 +110,6 @@ class RLTFSDFMConfig(RLTFSDConfig, RLTFFMConfig):
     """Both auxiliary terms."""
 
     method: str = arg("rltf-sd+fm", "training method (set by the command)")
-
-    def check(self):
-        if self.offline_data:
-            raise ConfigError("offline_data trains the FM term on stored critiques; use rltf-fm, not rltf-sd+fm")
 
 
 # -- collection ------------------------------------------------------------------------------
@@ -179,28 +185,45 @@ def fm_target(run, question: str, answer: str, critique: str) -> tuple[list[int]
     return prompt_ids, list(target) + [run.tokenizer.eos_token_id]
 
 
-def fm_stream(run, position: int):
-    """rltf-fm's problems: the task's, or with ``offline_data`` the stored records that have a critique."""
+def offline_stream(run, position: int):
+    """The task's problems, or with ``offline_data`` the stored records the method can learn from:
+    those with a critique (FM) or a corrected answer, ``revision`` (SD)."""
     path = run.config.offline_data
     if not path:
         return ProblemStream(run.task, run.config.seed, position)
-    usable = [r for r in read_annotations(path) if r["critique"].strip()]
+    fm, sd = run.method.uses("fm"), run.method.uses("sd")
+    usable = [r for r in read_annotations(path)
+              if (fm and r["critique"].strip()) or (sd and isinstance(r.get("revision"), str) and r["revision"].strip())]
     if not usable:
-        raise DataError(f"{path}: no record has a critique to learn")
+        wanted = " or ".join(w for w, on in (("a critique", fm), ("a corrected answer (`revision`)", sd)) if on)
+        raise DataError(f"{path}: no record has {wanted} to learn")
     return RecordStream(usable, run.config.seed, position)
 
 
-def collect_fm(run, items, seed: int) -> Collected:
-    """rltf-fm: online, as :func:`collect`; with ``offline_data`` the FM term on this process's share
-    of the step's stored (answer, critique) records, e.g. people's: no sampling."""
+def collect_any(run, items, seed: int) -> Collected:
+    """Online, as :func:`collect`; with ``offline_data`` this process's share of the step's stored
+    records, no sampling: an FM row for each critique (rltf-fm), an SD row for each corrected answer
+    (rltf-sd: the question -> the revision, advantage 1, as rejection sampling weighs a correct one)."""
     if not run.config.offline_data:
         return collect(run, items, seed)
     lo, hi = run.dist.shard_bounds(len(items), "records per step (prompts_per_step)")
-    rows = BatchRows()
+    rows, counts = BatchRows(), {"fm": 0, "sd": 0}
     for k, r in enumerate(items[lo:hi]):
-        prompt, target = fm_target(run, r["prompt"], r["answer"], r["critique"])
-        rows.add("fm", prompt, target, turn=0, group=lo + k, advantage=1.0)
-    metrics = {"offline/records": float(len(items)), "tokens/generated": 0.0}
+        if run.method.uses("fm") and r["critique"].strip():
+            prompt, target = fm_target(run, r["prompt"], r["answer"], r["critique"])
+            rows.add("fm", prompt, target, turn=0, group=lo + k, advantage=1.0)
+            counts["fm"] += 1
+        revision = r.get("revision")
+        if run.method.uses("sd") and isinstance(revision, str) and revision.strip():
+            ids = run.tokenizer(revision.strip(), add_special_tokens=False)["input_ids"]
+            rows.add("sd", run.chat_prompt_ids([{"role": "user", "content": r["prompt"]}]),
+                     list(ids) + [run.tokenizer.eos_token_id], turn=1, group=lo + k, advantage=1.0)
+            counts["sd"] += 1
+    summed = run.dist.sum_dict({k: float(v) for k, v in counts.items()})
+    metrics = {"offline/records": float(len(items)), "offline/fm_rows": summed["fm"], "offline/sd_rows": summed["sd"],
+               "tokens/generated": 0.0}
+    if run.method.uses("sd"):
+        metrics["sd/lambda"] = lambda_sd(run.config, run.step)
     return Collected(rows.batch(run.tokenizer.pad_token_id), len(items), metrics, 0)
 
 
@@ -255,8 +278,9 @@ _TWO_TURN = dict(_GROUP, turns=2, cite=cite, needs_reference=has_kl_term)
 
 register_method(Method("grpo", GRPOConfig, GRPO_PAPER, collect, {"rl": RL}, **_GROUP))
 register_method(Method("multiturn-grpo", MultiTurnGRPOConfig, RLTF_PAPER, collect, {"rl": RL_TWO_TURN}, **_TWO_TURN))
-register_method(Method("rltf-sd", RLTFSDConfig, RLTF_PAPER, collect, {"rl": RL_TWO_TURN, "sd": SD}, **_TWO_TURN))
-register_method(Method("rltf-fm", RLTFFMConfig, RLTF_PAPER, collect_fm, {"rl": RL_TWO_TURN, "fm": FM},
-                       stream=fm_stream, **_TWO_TURN))
-register_method(Method("rltf-sd+fm", RLTFSDFMConfig, RLTF_PAPER, collect, {"rl": RL_TWO_TURN, "sd": SD, "fm": FM},
-                       **_TWO_TURN))
+register_method(Method("rltf-sd", RLTFSDConfig, RLTF_PAPER, collect_any, {"rl": RL_TWO_TURN, "sd": SD},
+                       stream=offline_stream, **_TWO_TURN))
+register_method(Method("rltf-fm", RLTFFMConfig, RLTF_PAPER, collect_any, {"rl": RL_TWO_TURN, "fm": FM},
+                       stream=offline_stream, **_TWO_TURN))
+register_method(Method("rltf-sd+fm", RLTFSDFMConfig, RLTF_PAPER, collect_any, {"rl": RL_TWO_TURN, "sd": SD, "fm": FM},
+                       stream=offline_stream, **_TWO_TURN))

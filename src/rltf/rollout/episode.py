@@ -79,6 +79,18 @@ def revision_messages(task: Task, problem: Problem, previous: list[dict[str, str
     return task.messages(problem, revision_prompt(task, problem, answer, critique, kind))
 
 
+def stored_revision_messages(question: str, answer: str, critique: str, kind: str = "paper") -> list[dict[str, str]]:
+    """:func:`revision_messages` for a stored record (question text, answer, critique), without a
+    task: the revision request of ``kind`` after the bare question (no worked examples)."""
+    if kind not in REVISION_PROMPTS:
+        raise ValueError(f"revision prompt must be one of {REVISION_PROMPTS}, got {kind!r}")
+    if kind == "chat":
+        return [{"role": "user", "content": question}, {"role": "assistant", "content": answer.strip()},
+                {"role": "user", "content": CHAT_REVISION_TURN.format(critique=critique.strip())}]
+    template = {"paper": REVISION_TEMPLATE, "plain": PLAIN_REVISION_TEMPLATE}[kind]
+    return [{"role": "user", "content": template.format(question=question, answer=answer.strip(), critique=critique)}]
+
+
 def _turn(task: Task, problem: Problem, messages, gen: Generation) -> Turn:
     score = task.score(problem, gen.text)
     return Turn(messages, gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids, gen.finish_reason, score)

@@ -77,6 +77,9 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         # wrong first answers whose last revision hands the first answer back word for word
         "verbatim_ids": sorted(str(e.problem_id) for e in wrong if rounds > 1 and same_words(e.turns[-1].text,
                                                                                                e.turns[0].text)),
+        # wrong first answers whose last revision copies the critique's own wording (20+ characters)
+        "copied_ids": sorted(str(e.problem_id) for e in wrong if rounds > 1 and e.critiques
+                             and copies(e.turns[-1].text, e.critiques[-1].text)),
         "break_rate": (sum(not e.turns[-1].correct for e in right) / len(right) if right else None),
         "tokens_generated": tokens,
         "sampling": {"temperature": params.temperature, "top_p": params.top_p, "max_new_tokens": params.max_new_tokens},
@@ -122,3 +125,10 @@ def _bar(total: int, enabled: bool):
 def same_words(a: str, b: str) -> bool:
     """The same text, whitespace aside."""
     return a.split() == b.split()
+
+
+def copies(text: str, source: str, length: int = 20) -> bool:
+    """``text`` contains ``length`` or more consecutive characters of ``source`` (whitespace and case
+    aside): a revision that writes out the critique instead of following it."""
+    a, b = " ".join(text.lower().split()), " ".join(source.lower().split())
+    return len(b) >= length and any(b[i:i + length] in a for i in range(len(b) - length + 1))

@@ -12,7 +12,9 @@
    offset mapping, or, for generated ids, the offsets of the ids themselves (incremental decoding),
    so the answer is never re-tokenised in pieces.
 4. delta_t = +1 if token t overlaps a positive span, -1 if it overlaps a negative one (negative wins),
-   else 0; tokens with no letter or digit get 0 (``zero_punctuation``, the reference's default).
+   else 0; tokens with no letter or digit inside a span of words get 0 (``zero_punctuation``, the
+   reference's default). A span that is itself only punctuation (a comma the instructions forbid)
+   keeps its label on its tokens: there the punctuation is what the critique is about.
 
 Example::
 
@@ -178,10 +180,13 @@ def token_rewards(answer: str, spans: Iterable[Any], tokenizer, token_ids: Seque
     import torch  # here: locating spans needs no torch
 
     rewards = torch.zeros(len(ids), dtype=torch.float32)
+    wordy = [any(ch.isalnum() for s, e in m.ranges for ch in answer[s:e]) for m in matches]
     for t, (a, b) in enumerate(offsets):
-        if b <= a or (zero_punctuation and not any(ch.isalnum() for ch in answer[a:b])):
+        if b <= a:
             continue
-        hit = {m.label for m in matches for s, e in m.ranges if a < e and s < b}
+        punctuation = zero_punctuation and not any(ch.isalnum() for ch in answer[a:b])
+        hit = {m.label for m, words in zip(matches, wordy) for s, e in m.ranges
+               if a < e and s < b and not (punctuation and words)}
         rewards[t] = -1.0 if "negative" in hit else (1.0 if "positive" in hit else 0.0)
     report = AlignmentReport(matches, len(ids), int((rewards != 0).sum()))
     return rewards, report

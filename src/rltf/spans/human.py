@@ -6,7 +6,10 @@ record::
 
     {"id", "item_id", "prompt", "answer", "critique", "spans": [{"quote", "label", "start", "end",
      "match": "offset", "comment"?}], "unmatched": [], "correct": true|false|null, "annotator",
-     "created", "lead_time", "source", "task"?, "problem_id"?, "reference"?}
+     "created", "lead_time", "source", "revision"?, "task"?, "problem_id"?, "reference"?}
+
+``revision`` is the person's corrected answer (Label Studio's "Corrected answer" text area, a
+``revision`` column of the other formats), present only when they wrote one.
 
 Nothing is silently fixed: an offset that does not slice the answer (or whose text disagrees with
 the answer there), an unknown label, a missing prompt or answer, HTML in a comment, an empty
@@ -59,6 +62,7 @@ class Annotation:
     created: str | None = None
     lead_time: float | None = None
     extra: dict | None = None  # task, problem_id, reference carried over from the exported item
+    revision: Any = None  # the person's corrected answer, when they wrote one
 
 
 def read_export(path: str | Path, fmt: str = "auto", *, prompt_key: str = "prompt", answer_key: str = "answer",
@@ -144,7 +148,7 @@ def _label_studio(name: str, items: list, problems: list[Problem], prompt_key: s
             if ann.get("was_cancelled"):
                 problems.append(Problem(where, "cancelled", "the annotator skipped this task"))
                 continue
-            spans, comments, critique, correct = {}, {}, "", None
+            spans, comments, critique, correct, revision = {}, {}, "", None, None
             for res in ann.get("result", []):
                 value = res.get("value") if isinstance(res, dict) else None
                 if not isinstance(value, dict):
@@ -157,7 +161,9 @@ def _label_studio(name: str, items: list, problems: list[Problem], prompt_key: s
                                   "label": labels[0] if len(labels) == 1 else labels}
                 elif kind == "textarea":
                     text = "\n".join(t for t in value.get("text", []) if isinstance(t, str))
-                    if "start" in value or rid in spans or res.get("from_name") == "comment":
+                    if res.get("from_name") == "revision":
+                        revision = text
+                    elif "start" in value or rid in spans or res.get("from_name") == "comment":
                         comments[rid] = text
                     else:
                         critique = text
@@ -170,7 +176,8 @@ def _label_studio(name: str, items: list, problems: list[Problem], prompt_key: s
                         spans[rid]["comment"] = comment
                 yield Annotation(where, tid, data.get(prompt_key), data.get(answer_key), critique,
                                  list(spans.values()), correct, who, ann.get("created_at"), ann.get("lead_time"),
-                                 {k: data[k] for k in ("task", "problem_id", "reference", "rltf_id") if k in data})
+                                 {k: data[k] for k in ("task", "problem_id", "reference", "rltf_id") if k in data},
+                                 revision)
 
 
 def _who(completed_by: Any) -> str:
@@ -196,12 +203,14 @@ def _argilla(name: str, items: list, problems: list[Problem], prompt_key: str, a
                     by_user.setdefault(str(resp.get("user_id", "unknown")), {})[question] = resp.get("value")
         for user, values in by_user.items():
             spans = next((v for v in values.values() if isinstance(v, list)), [])
-            critique = next((v for q, v in values.items() if isinstance(v, str) and q not in ("correct", "label")), "")
+            critique = next((v for q, v in values.items() if isinstance(v, str)
+                             and q not in ("correct", "label", "revision", "corrected_answer")), "")
             verdict = values.get("correct", values.get("label"))
             correct = {"correct": True, "incorrect": False}.get(str(verdict).lower()) if verdict is not None else None
             yield Annotation(f"{name}: record {rid} ({user})", rid, fields.get(prompt_key), fields.get(answer_key),
                              critique, [dict(s) if isinstance(s, dict) else s for s in spans], correct, user,
-                             item.get("updated_at") or item.get("inserted_at"), None, None)
+                             item.get("updated_at") or item.get("inserted_at"), None, None,
+                             values.get("revision", values.get("corrected_answer")))
 
 
 def _doccano(name: str, items: list, problems: list[Problem], prompt_key: str, answer_key: str) -> Iterator[Annotation]:
@@ -222,7 +231,7 @@ def _doccano(name: str, items: list, problems: list[Problem], prompt_key: str, a
         critique = item.get("critique") or "\n".join(c for c in comments if isinstance(c, str))
         yield Annotation(where, str(item.get("id", k)), item.get(prompt_key), item.get("text", item.get(answer_key)),
                          critique, spans, None, str(item.get("user", item.get("annotator", "doccano"))), None, None,
-                         None)
+                         None, item.get("revision"))
 
 
 def _prodigy(name: str, items: list, problems: list[Problem], prompt_key: str, answer_key: str) -> Iterator[Annotation]:
@@ -241,7 +250,7 @@ def _prodigy(name: str, items: list, problems: list[Problem], prompt_key: str, a
         yield Annotation(where, str(item.get("_input_hash", k)), item.get(prompt_key, meta.get(prompt_key)),
                          item.get("text"), item.get("critique") or item.get("user_input") or "",
                          item.get("spans") or [], None, str(item.get("_annotator_id") or item.get("_session_id") or
-                                                           "prodigy"), None, None, None)
+                                                           "prodigy"), None, None, None, item.get("revision"))
 
 
 READERS: dict[str, Callable[..., Iterable[Annotation]]] = {
@@ -257,7 +266,8 @@ def validate(annotations: Iterable[Annotation], problems: list[Problem], source:
         record = _record(a, problems, source)
         if len(problems) > before or record is None:
             continue
-        key = (a.item_id, a.annotator, record["critique"], json.dumps(record["spans"], sort_keys=True))
+        key = (a.item_id, a.annotator, record["critique"], json.dumps(record["spans"], sort_keys=True),
+               record.get("revision"))
         if key in seen:
             problems.append(Problem(a.where, "duplicate", "the same annotator gave the same annotation twice"))
             continue
@@ -277,23 +287,26 @@ def _record(a: Annotation, problems: list[Problem], source: str) -> dict | None:
     if not isinstance(a.critique, str):
         bad("bad_shape", f"critique must be text, got {type(a.critique).__name__}")
         return None
+    if a.revision is not None and not isinstance(a.revision, str):
+        bad("bad_shape", f"the corrected answer (revision) must be text, got {type(a.revision).__name__}")
+        return None
     answer, spans = a.answer, []
     for s in a.spans or []:
         span = _span(s, answer, bad)
         if span is None:
             return None
         spans.append(span)
-    for text in [a.critique] + [s.get("comment", "") for s in spans]:
+    for text in [a.critique, a.revision or ""] + [s.get("comment", "") for s in spans]:
         if _HTML.search(text or ""):
             bad("html", f"markup in a comment ({_HTML.search(text).group(0)!r}); write plain text")
             return None
-    if not a.critique.strip() and not spans:
-        bad("empty", "no critique and no spans")
+    if not a.critique.strip() and not spans and not (a.revision or "").strip():
+        bad("empty", "no critique, no spans and no corrected answer")
         return None
     return {"id": f"{source}:{a.item_id}:{a.annotator}", "item_id": a.item_id, "prompt": a.prompt, "answer": answer,
             "critique": a.critique.strip(), "spans": spans, "unmatched": [], "correct": a.correct,
             "annotator": a.annotator, "created": a.created, "lead_time": a.lead_time, "source": source,
-            **(a.extra or {})}
+            **({"revision": a.revision.strip()} if a.revision and a.revision.strip() else {}), **(a.extra or {})}
 
 
 def _span(s: Any, answer: str, bad: Callable[[str, str], None]) -> dict | None:

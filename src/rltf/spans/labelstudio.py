@@ -32,6 +32,8 @@ LABELING_CONFIG = """<View>
             placeholder="What is wrong (or right) in this span?"/>
   <Header value="Critique of the whole answer (what to fix, without giving the answer away)"/>
   <TextArea name="critique" toName="answer" editable="true" maxSubmissions="1" rows="4"/>
+  <Header value="Corrected answer (optional): the answer rewritten so that it is right, changing as little as possible"/>
+  <TextArea name="revision" toName="answer" editable="true" maxSubmissions="1" rows="4"/>
   <Choices name="correct" toName="answer" choice="single" showInline="true">
     <Choice value="correct"/>
     <Choice value="incorrect"/>

@@ -125,6 +125,12 @@ class Task(ABC):
         """A worked answer for few-shot examples; tasks with a natural derivation override it."""
         return f"The answer is \\boxed{{{problem.answer}}}."
 
+    def revise(self, problem: Problem, draft: str) -> str | None:
+        """A correct revision of ``draft`` that keeps its wording and changes only what is wrong: the
+        smallest edit that follows the critic's critique (the feedback-use warm start trains on it).
+        None when the task cannot write one; then the worked solution is the target."""
+        return None
+
     def few_shot_examples(self) -> list[tuple[str, str]]:
         """``few_shot`` (question, worked solution) pairs from the train split, fixed for the task."""
         if self.few_shot <= 0:

@@ -120,6 +120,25 @@ class FactSummaryTask(Task):
     def worked_solution(self, problem: Problem) -> str:
         return problem.answer
 
+    def revise(self, problem: Problem, draft: str) -> str | None:
+        """The draft with each wrong fact replaced by the author's fact of the same kind (the spans
+        the critic marks) and a short sentence for each key fact it does not state; None when that
+        is not a correct summary."""
+        if not draft.strip():
+            return None
+        facts = problem.metadata["facts"]
+        out = draft
+        for m in sorted(self.mentions(problem, draft), key=lambda m: -m.start):
+            if not m.correct:
+                out = out[:m.start] + facts[m.kind] + out[m.end:]
+        stated = {m.kind for m in self.mentions(problem, out) if m.correct}
+        added = {"name": f"The author is {facts['name']}.", "age": f"{facts['name']} is {facts['age']}.",
+                 "job": f"{facts['name']} works as a {facts['job']}.", "city": f"{facts['name']} lives in {facts['city']}."}
+        for kind in KINDS:
+            if kind not in stated:
+                out = out.rstrip() + ("" if out.rstrip().endswith((".", "!", "?")) else ".") + " " + added[kind]
+        return out if self.grade(problem, out).correct else None
+
     def mentions(self, problem: Problem, completion: str) -> list[Mention]:
         return find_mentions(completion, problem.metadata["facts"], problem.metadata["post"])
 

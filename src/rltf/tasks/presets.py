@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rltf.tasks.code_task import CodeTask
+from rltf.tasks.constraints import ConstraintsTask
 from rltf.tasks.fact_summary import FactSummaryTask
 from rltf.tasks.math_task import MathTask
 from rltf.tasks.open_ended import OpenEndedTask
@@ -44,3 +45,8 @@ register_file_kind("open", OpenEndedTask.from_jsonl)
 register_file_kind("slf5k", OpenEndedTask.from_slf5k)
 register_preset("fact_summary", FactSummaryTask, "summarise a generated post's key facts; the critic labels wrong and "
                 "correct facts as spans (Text2Grad CPU task)", cpu_scale=True, few_shot=2, distractors=2)
+register_preset("constraints", ConstraintsTask, "a short writing request with 1-3 verifiable instructions (IFEval's types: "
+                "no commas, word limits, keywords, lowercase, end phrase, quotes, title, ...); the critic marks the "
+                "offending text as spans", cpu_scale=True, few_shot=2)
+register_preset("constraints1", ConstraintsTask, "as constraints, one instruction per request (per-type measurements)",
+                few_shot=2, min_constraints=1, max_constraints=1)

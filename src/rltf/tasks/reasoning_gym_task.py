@@ -1,6 +1,8 @@
 """Any reasoning-gym dataset as a Task, e.g. ``rg:leg_counting?min_animals=2``."""
 from __future__ import annotations
 
+import re
+
 from typing import Any, Iterator
 
 from rltf.errors import ConfigError
@@ -96,3 +98,26 @@ class ArithmeticTask(ReasoningGymTask):
         except (ValueError, IndexError):
             return super().worked_solution(problem)
         return ". ".join(steps) + f".\n\\boxed{{{problem.answer}}}"
+
+    def revise(self, problem: Problem, draft: str) -> str | None:
+        """The draft with every wrong step's result recomputed and the right final answer in its
+        last \\boxed{} (what the critic points at: the wrong step, or the wrong digits); the rest of
+        its wording kept. None when the draft has no \\boxed{} to correct, or when its recomputed
+        steps do not end at the answer (it worked on other numbers): then the worked solution."""
+        last = None
+        for last in re.finditer(r"\\boxed\{([^{}]*)\}", draft):
+            pass
+        if last is None:
+            return None
+
+        def fix(m: re.Match) -> str:
+            a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+            return f"{m.group(1)} {op} {m.group(3)} = {a + b if op == '+' else a - b}"
+
+        step = r"(-?\d+)\s*([+\-])\s*(\d+)\s*=\s*(-?\d+)"
+        head = re.sub(step, fix, draft[:last.start()])
+        steps = re.findall(step, head)
+        if not steps or steps[-1][3] != problem.answer.strip():  # its working does not reach the answer:
+            return None  # fixing the digits would teach a box that does not follow from the steps
+        revised = head + "\\boxed{" + problem.answer.strip() + "}" + draft[last.end():]
+        return revised if self.grade(problem, revised).correct else None

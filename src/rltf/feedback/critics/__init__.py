@@ -7,6 +7,7 @@ from typing import Callable
 from rltf.feedback.base import Critique, FeedbackProvider
 from rltf.feedback.critics.arithmetic import critique_arithmetic
 from rltf.feedback.critics.code import critique_code
+from rltf.feedback.critics.constraints import critique_constraints
 from rltf.feedback.critics.common import GENERIC_WRONG, MISSING_BOX, boxed_span, finish
 from rltf.feedback.critics.summary import critique_fact_summary
 from rltf.feedback.critics.puzzles import critique_binary_matrix, critique_knights_knaves, critique_shortest_path
@@ -40,6 +41,7 @@ CRITICS: dict[str | None, Critic] = {
     "knights_knaves": Critic(_problem_only(critique_knights_knaves)),
     "code": Critic(critique_code),
     "fact_summary": Critic(critique_fact_summary, also_correct=True),
+    "constraints": Critic(critique_constraints, also_correct=True),
 }
 
 
