@@ -20,8 +20,11 @@ def critique_arithmetic(problem, answer: str, score) -> Critique:
                       boxed_span(answer), truth)
     for m in _STEP.finditer(answer):
         a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
-        if (a + b if op == "+" else a - b) != c:
-            text = f"The step \"{m.group(0)}\" is wrong: recompute it carefully, then redo the later steps."
+        right = a + b if op == "+" else a - b
+        if right != c:
+            where = _wrong_digits(str(c), str(right))
+            text = (f"The step \"{m.group(0)}\" is wrong{': ' + where if where else ''}. Recompute it carefully, "
+                    "then redo the later steps.")
             return finish(text, [span_at(answer, m.start(), m.end())] + boxed_span(answer), truth)
     if got.startswith("-") != truth.startswith("-"):
         return finish("The sign of your final answer is wrong.", boxed_span(answer), truth)
@@ -37,3 +40,17 @@ def critique_arithmetic(problem, answer: str, score) -> Critique:
     text = (f"The {names} digit{'s' * (len(wrong) > 1)} of your final answer {'are' if len(wrong) > 1 else 'is'} "
             f"wrong; the other digits are right. Recheck {'those columns' if len(wrong) > 1 else 'that column'} and the carries.")
     return finish(text, boxed_span(answer), truth)
+
+
+def _wrong_digits(got: str, right: str) -> str:
+    """Which digits of a step's result are wrong ("its tens digit is wrong; the other digits are
+    right"), or "" when they cannot be compared place by place (another sign or number of digits)."""
+    if got.startswith("-") != right.startswith("-") or len(got) != len(right):
+        return ""
+    g, t = got.lstrip("-"), right.lstrip("-")
+    wrong = [_PLACES[i] if i < len(_PLACES) else f"10^{i}" for i in range(len(g)) if g[-1 - i] != t[-1 - i]]
+    if not wrong:
+        return ""
+    many = len(wrong) > 1
+    rest = "; the other digits are right" if len(wrong) < len(g) else ""
+    return f"its {' and '.join(wrong)} digit{'s' * many} {'are' if many else 'is'} wrong{rest}"
