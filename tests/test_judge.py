@@ -106,3 +106,39 @@ def test_judge_against_rltf_serve(tiny_backend, wrong_items):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_span_judge_checks_the_decoded_reply_not_its_json_escapes():
+    """A lone surrogate or a terminal escape written as a JSON escape (\\udcff, \\u001b) passes a check
+    of the raw reply; the span judge checks the decoded critique and spans, so the reply is rejected
+    (counted, with the correctness fallback) and nothing reaches `rltf annotate`'s critique. A reply
+    nested deeper than json can read is not JSON, not a crash."""
+    import json as _json
+
+    from rltf.feedback.span_judge import SpanJudge
+
+    task = get_task("fact_summary")
+    problem = task.problems("eval", 1)[0]
+    answer = "Tom is a 31-year-old chef."
+
+    class Scripted:
+        name = "scripted"
+
+        def __init__(self, reply):
+            self.reply = reply
+
+        def complete_many(self, convs):
+            return [self.reply for _ in convs]
+
+    raw = '{"textual_feedback": "The city is missing.\\udcff", "poor_spans": ["Tom"]}'
+    assert "\\udcff" in raw and "\udcff" not in raw  # the raw reply is clean ASCII
+    escape = _json.dumps({"textual_feedback": "Fine\u001b[2J.", "good_spans": []})
+    span_escape = '{"textual_feedback": "The city is missing.", "poor_spans": ["Tom\\ud800"]}'
+    deep = '{"textual_feedback": "x", "poor_spans": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    for reply, reason in ((raw, "bad_characters"), (escape, "bad_characters"), (span_escape, "bad_characters"),
+                          (deep, None)):
+        judge = SpanJudge(Scripted(reply))
+        (c,) = judge.critique_many([(task, problem, answer, task.score(problem, answer))])
+        assert c.fallback is not None and "\udcff" not in c.text and "\u001b" not in c.text
+        if reason:
+            assert c.fallback == reason

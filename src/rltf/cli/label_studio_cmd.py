@@ -153,7 +153,8 @@ def run_import(args) -> int:
         raise DataError(f"{args.export}: no usable annotation; {summary}")
     write_records_atomic(records, args.out)
     annotators = len({r["annotator"] for r in records})
-    print(f"wrote {len(records)} records from {annotators} annotators to {args.out}; {summary} left out")
+    print(f"read {len(records) + len(problems)} annotations: wrote {len(records)} records from {annotators} "
+          f"annotators to {args.out}; {summary} left out")
     return 0
 
 

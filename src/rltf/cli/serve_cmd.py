@@ -23,6 +23,12 @@ def register(sub) -> None:
                    help="requests waiting for generation; beyond it the server answers 503")
     p.add_argument("--max-batch", type=bounded(int, ge=1), default=32,
                    help="sequences generated together (requests with the same sampling parameters are batched)")
+    p.add_argument("--max-connections", type=bounded(int, ge=1), default=64,
+                   help="connections served at once (a thread each); beyond it a new connection gets 503 at once")
+    p.add_argument("--read-timeout", type=bounded(float, gt=0), default=10.0,
+                   help="seconds a client has to send a request's line, headers and body (slow clients are cut off)")
+    p.add_argument("--idle-timeout", type=bounded(float, gt=0), default=30.0,
+                   help="seconds a kept-alive connection may stay silent before it is closed")
     p.set_defaults(func=run)
 
 
@@ -44,7 +50,8 @@ def run(args) -> int:
     backend = load_backend(args)
     name = args.served_model_name or args.model
     server = make_server(backend, name, args.host, args.port, api_key=api_key, max_queue=args.max_queue,
-                         max_batch=args.max_batch)
+                         max_batch=args.max_batch, max_connections=args.max_connections,
+                         read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
     host, port = server.server_address[:2]
     if not is_loopback(args.host) and api_key is None:
         print(f"warning: serving on {args.host}, reachable from other machines, with no API key "

@@ -22,7 +22,13 @@ def read_annotations(path: str | Path) -> list[dict]:
         prompt = require(r, ("prompt", "question"), where)
         answer = require(r, ("answer", "response", "completion"), where)
         critique = require(r, ("critique", "textual_feedback", "feedback"), where)
+        for name, value in (("prompt", prompt), ("answer", answer), ("critique", critique),
+                            ("revision", r.get("revision")), ("annotator", r.get("annotator"))):
+            if value is not None and not isinstance(value, str):
+                raise DataError(f"{where}: {name} must be text, got {type(value).__name__}")
         spans = r.get("spans")
+        if spans is not None and not isinstance(spans, list):
+            raise DataError(f"{where}: spans must be a list, got {type(spans).__name__}")
         if spans is None:  # the reference's good/poor lists or word_score_list
             try:
                 spans = parse_dual_feedback(json.dumps({**r, "textual_feedback": critique})).spans

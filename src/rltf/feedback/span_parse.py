@@ -22,6 +22,9 @@ from typing import Any, Sequence
 
 from rltf.errors import RltfError
 from rltf.feedback.base import Span
+from rltf.feedback.validate import has_bad_characters
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 FEEDBACK_KEYS = ("textual_feedback", "feedback", "critique")
 POSITIVE_KEYS = ("good_spans",)
@@ -50,7 +53,7 @@ def _strict(text: str) -> Any:
         if candidate:
             try:
                 return json.loads(candidate)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: a reply nested deeper than json reads
                 pass
     return None
 
@@ -157,6 +160,15 @@ def parse_dual_feedback(text: str) -> DualFeedback:
             raise FeedbackParseError("bad_spans", "word_score_list must be a list of [word, score] pairs")
         spans += words_to_spans(data["word_score_list"])
     neutral = [q for k in NEUTRAL_KEYS for q in _strings(data.get(k), k)]
+    # checked on the decoded values: a JSON escape (\\udcff, \\u001b) passes a check of the raw reply.
+    # The critique is read by a policy and written to files; a span only quotes the answer (which may
+    # itself hold U+FFFD or a control character), and alignment rejects a quote the answer lacks, but
+    # no answer holds a lone surrogate, which no file can store.
+    if has_bad_characters(critique):
+        raise FeedbackParseError("bad_characters", "a control character, lone surrogate or bidirectional override "
+                                                   "in the decoded critique")
+    if any(_SURROGATE.search(q) for q in [*(s.quote for s in spans), *neutral]):
+        raise FeedbackParseError("bad_characters", "a lone surrogate in a decoded span")
     return DualFeedback(critique.strip(), spans, neutral, lenient)
 
 

@@ -26,7 +26,9 @@ class ServeError(Exception):
 
     TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
              405: "invalid_request_error", 411: "invalid_request_error", 413: "invalid_request_error",
-             429: "rate_limit_error", 500: "internal_server_error", 503: "service_unavailable"}
+             414: "invalid_request_error", 431: "invalid_request_error", 429: "rate_limit_error",
+             500: "internal_server_error", 501: "invalid_request_error", 503: "service_unavailable",
+             505: "invalid_request_error"}
 
     def __init__(self, status: int, message: str, param: str | None = None):
         super().__init__(message)

@@ -25,10 +25,14 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
+            except RecursionError:
+                raise DataError(f"{path}:{number}: JSON nested deeper than it can be read") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             try:
                 json.dumps(record, ensure_ascii=False).encode("utf-8")
+            except RecursionError:
+                raise DataError(f"{path}:{number}: JSON nested deeper than it can be written back") from None
             except UnicodeEncodeError:
                 raise DataError(f"{path}:{number}: holds a lone surrogate (an escape like \\ud800 that is no "
                                 "character); fix the text") from None
