@@ -134,3 +134,9 @@ def resolve_resume(path: str | Path) -> Path:
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     return torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+
+
+def stored_state_value(checkpoint: Path, key: str) -> Any:
+    """One value of a checkpoint's trainer state (None where absent), read without loading the rest
+    (memory-mapped): what a run must know before it builds itself, such as its precision."""
+    return torch.load(checkpoint / "trainer_state.pt", weights_only=False, mmap=True).get(key)

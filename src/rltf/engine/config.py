@@ -38,8 +38,11 @@ class RunConfig:
     warmup_steps: int = arg(0, "linear warm-up steps", ge=0)
     max_grad_norm: float = arg(1.0, "gradient clipping by global norm (0 = off)", ge=0)
     micro_batch_size: int = arg(16, "sequences per forward/backward; gradients accumulate over micro-batches", ge=1)
-    dtype: str = arg("auto", "weights dtype: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16")
-    bf16_autocast: bool = arg(False, "bf16 autocast for forward passes with fp32 master weights")
+    dtype: str = arg("auto", "weights dtype: auto (CUDA: bf16; CPU: fp32 weights, with bf16 autocast where this "
+                             "CPU's bf16 matmul measures >= 1.5x fp32's at the model's shape; logged at start), "
+                             "float32, bfloat16")
+    bf16_autocast: bool = arg(False, "bf16 autocast for forward and backward matmuls over fp32 master weights "
+                                     "(also the vLLM engine's dtype); auto may turn it on, see dtype")
     device: str = arg("auto", "auto, cpu, cuda, cuda:N")
     use_lora: bool = arg(False, "train LoRA adapters (PEFT) instead of all weights")
     lora_r: int = arg(32, "LoRA rank (the paper: 32)", ge=1)

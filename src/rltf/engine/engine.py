@@ -63,6 +63,8 @@ class Engine(TrainingRun):
         if self.resume_from is not None and not config.use_lora:
             source = str(self.resume_from / "model")
         model = load_model(source, dtype=config.dtype, device=self.device, seed=config.seed, tokenizer=self.tokenizer)
+        self.precision = self.choose_precision(model.config)
+        self.console(f"precision: {self.precision.label} ({self.precision.reason})")
         self.ref_model = None
         if method.needs_reference(config) and not config.use_lora:
             self.ref_model = load_model(config.model, dtype=config.dtype, device=self.device, seed=config.seed,
@@ -76,9 +78,9 @@ class Engine(TrainingRun):
                 model.enable_input_require_grads()
         self.model = model
         choice = resolve_backend(config.backend, self.expected_tokens())
-        options = vllm_options(config, self.rollout_tokens()) if choice == "vllm" else None  # only vLLM sizes a cache
+        options = vllm_options(config, self.rollout_tokens(), self.precision.engine_dtype) if choice == "vllm" else None
         self.backend = build_backend(choice, model, self.tokenizer, batch_size=config.generation_batch_size,
-                                     autocast_bf16=config.bf16_autocast, options=options, seed=config.seed)
+                                     autocast_bf16=self.autocast_bf16, options=options, seed=config.seed)
         self.weights_version = self.synced_version = 0  # optimizer steps applied / seen by the backend
         self.sync_seconds: float | None = None
         self.feedback = method.feedback(self) if method.feedback is not None else \
@@ -319,12 +321,12 @@ class Engine(TrainingRun):
 
     def logprobs(self, batch: RolloutBatch, model=None) -> torch.Tensor:
         """log pi(completion_t | prompt, completion_<t) [B, T] under the policy (or ``model``)."""
-        return completion_logprobs(self.model if model is None else model, batch, self.config.bf16_autocast,
+        return completion_logprobs(self.model if model is None else model, batch, self.autocast_bf16,
                                    self.shared_prefix)
 
     def forward(self, batch: RolloutBatch, model=None, hidden: bool = False):
         """(logits [B, T, V], hidden states [B, T, H] or None) at the completion positions."""
-        return completion_forward(self.model if model is None else model, batch, self.config.bf16_autocast,
+        return completion_forward(self.model if model is None else model, batch, self.autocast_bf16,
                                   hidden=hidden, shared_prefix=self.shared_prefix)
 
     def chat_prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
@@ -423,6 +425,7 @@ class Engine(TrainingRun):
     def checkpoint_state(self) -> dict[str, Any]:
         return {"position": self.stream.position, "generated_tokens": self.generated_tokens,
                 "last_accuracy": self.last_accuracy, "history": self.history, "eval_drafts": self.eval_drafts,
+                "autocast_bf16": self.autocast_bf16,
                 "extra_modules": {name: m.state_dict() for name, m in self.heads.items()},
                 **(self.method_state.state_dict() if self.method_state is not None else {})}
 

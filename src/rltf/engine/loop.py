@@ -28,6 +28,7 @@ from rltf.engine.config_fields import config_to_dict
 from rltf.engine.distributed import Distributed, SingleProcess
 from rltf.engine.metrics_logger import MetricsLogger, NullLogger
 from rltf.engine.sharding import full_state_dicts, load_optimizer_state
+from rltf.models.precision import Precision, resolve_precision
 
 
 def lr_lambda(warmup: int, total: int, kind: str) -> Callable[[int], float]:
@@ -84,6 +85,7 @@ class TrainingRun(ABC):
     dist: Distributed = SingleProcess()
     sharded: bool = False  # the policy is sharded across processes (FSDP2)
     engine: Any = None  # the DeepSpeed engine (ZeRO-2/3) that owns the backward and the optimizer step
+    precision: Precision  # set by the subclass from :meth:`choose_precision` once the model is loaded
 
     @property
     def lockstep(self) -> bool:
@@ -133,6 +135,27 @@ class TrainingRun(ABC):
         self.step = state["step"]
         self.console(f"resumed from {checkpoint} at step {self.step}")
         return state
+
+    # -- precision -------------------------------------------------------------------------------
+    def choose_precision(self, model_config) -> Precision:
+        """What ``dtype`` and ``bf16_autocast`` mean here (``auto`` measured on CPU, see
+        :mod:`rltf.models.precision`). A resumed run keeps the choice it began with, so that it
+        continues exactly; every process takes the first process's choice."""
+        c = self.config
+        stored = ckpt.stored_state_value(self.resume_from, "autocast_bf16") if self.resume_from else None
+        if stored is not None and c.dtype == "auto" and not c.bf16_autocast and str(self.device).startswith("cpu"):
+            weights = resolve_precision(c.dtype, False, str(self.device)).weights
+            choice = Precision(weights, bool(stored), "as chosen when this run began; resumed runs keep it")
+        else:
+            choice = resolve_precision(c.dtype, c.bf16_autocast, str(self.device), model_config)
+        if self.dist.enabled:
+            choice = self.dist.broadcast_object(choice)
+        return choice
+
+    @property
+    def autocast_bf16(self) -> bool:
+        """Forward and backward matmuls in bf16 over the weights (``precision``)."""
+        return self.precision.autocast_bf16
 
     @property
     def optimizer_format(self) -> str:

@@ -171,12 +171,12 @@ def score_rollout(run, batch: RolloutBatch) -> dict[str, float]:
     for k, part in enumerate(batch.split(c.micro_batch_size)):
         part, lo = part.to(device), k * c.micro_batch_size
         # whole weights, one model call per micro-batch
-        logits, hidden = completion_forward(run.model, part, c.bf16_autocast, hidden=True)
+        logits, hidden = completion_forward(run.model, part, run.autocast_bf16, hidden=True)
         part_logp = gather_logprobs(logits, part.completion_ids)
         part_kl = torch.zeros_like(part_logp)
         if c.kl_coef:
             with run.reference_model() as ref:
-                ref_logits, _ = completion_forward(ref, part, c.bf16_autocast)
+                ref_logits, _ = completion_forward(ref, part, run.autocast_bf16)
             part_kl = (full_kl(logits, ref_logits) if c.kl_estimator == "full"
                        else part_logp - gather_logprobs(ref_logits, part.completion_ids))
         rows, T = slice(lo, lo + len(part)), part.completion_ids.shape[1]

@@ -93,6 +93,8 @@ class RewardModelTrainer(TrainingRun):
         self.tokenizer = load_tokenizer(c.model)
         source = str(self.resume_from / "model") if (self.resume_from and not c.use_lora) else c.model
         model = load_model(source, dtype=c.dtype, device=self.device, seed=c.seed, tokenizer=self.tokenizer)
+        self.precision = self.choose_precision(model.config)
+        self.console(f"precision: {self.precision.label} ({self.precision.reason})")
         if c.use_lora:
             model = wrap_lora(model, c, self.resume_from / "adapter" if self.resume_from else None)
         self.model = model
@@ -137,7 +139,7 @@ class RewardModelTrainer(TrainingRun):
         total, error = 0.0, None
         for part in batch.split(c.micro_batch_size):
             part = part.to(self.device)
-            logp = completion_logprobs(self.model, part, c.bf16_autocast)
+            logp = completion_logprobs(self.model, part, self.autocast_bf16)
             loss = fm_loss(logp, part.completion_mask, "sum") * len(part) / n_tokens  # token mean over the batch
             if not torch.isfinite(loss):
                 error = f"non-finite loss at step {self.step + 1}; the step was not applied"
@@ -158,7 +160,7 @@ class RewardModelTrainer(TrainingRun):
                 "time/step": time.perf_counter() - t0}
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return {}
+        return {"autocast_bf16": self.autocast_bf16}
 
     def card_config(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self.config), "task": self.config.train_data, "feedback": "annotations"}

@@ -30,11 +30,13 @@ def resolve_backend(name: str, expected_tokens: int | None = None) -> str:
     return "vllm" if expected_tokens is None or expected_tokens >= AUTO_MIN_TOKENS else "hf"
 
 
-def vllm_options(config: Any, kv_cache_tokens: int | None = None) -> VLLMOptions:
+def vllm_options(config: Any, kv_cache_tokens: int | None = None, dtype=None) -> VLLMOptions:
     """The engine options of a config or CLI namespace (its ``vllm_*`` fields; defaults where absent);
-    ``kv_cache_tokens``: the workload the KV cache is sized for when ``vllm_kv_cache_gb`` is unset."""
+    ``kv_cache_tokens``: the workload the KV cache is sized for when ``vllm_kv_cache_gb`` is unset;
+    ``dtype``: what the engine computes in (None: the policy's weights dtype)."""
     d = VLLMOptions()
     return VLLMOptions(kv_cache_gb=getattr(config, "vllm_kv_cache_gb", d.kv_cache_gb), kv_cache_tokens=kv_cache_tokens,
+                       dtype=dtype,
                        gpu_memory_utilization=getattr(config, "vllm_gpu_memory_utilization", d.gpu_memory_utilization),
                        max_model_len=getattr(config, "vllm_max_model_len", d.max_model_len),
                        enforce_eager=getattr(config, "vllm_enforce_eager", d.enforce_eager),

@@ -45,6 +45,7 @@ class VLLMOptions:
     enforce_eager: bool | None = None  # None: eager on CPU (start ~6 s vs ~80 s compiled), graphs on CUDA
     sleep: bool = True  # CUDA: release the engine's memory while the trainer steps (vLLM sleep mode)
     max_num_seqs: int = 256  # sequences decoded together
+    dtype: torch.dtype | None = None  # what the engine computes in; None: the policy's weights dtype
 
 
 class VLLMBackend(GenerationBackend):
@@ -83,7 +84,7 @@ class VLLMBackend(GenerationBackend):
 
         _guard_process_teardown()
 
-        dtype = next(self.model.parameters()).dtype
+        dtype = self.engine_dtype
         threads, set_threads = torch.get_num_threads(), torch.set_num_threads
         eager = (not cuda) if o.enforce_eager is None else o.enforce_eager
         limit = getattr(_base_model(self.model).config, "max_position_embeddings", None)
@@ -118,7 +119,12 @@ class VLLMBackend(GenerationBackend):
         if o.kv_cache_tokens is None:
             return 1 << 30
         tokens = max(int(o.kv_cache_tokens * 1.25), self.max_model_len) + 256
-        return tokens * kv_bytes_per_token(_base_model(self.model).config, next(self.model.parameters()).dtype)
+        return tokens * kv_bytes_per_token(_base_model(self.model).config, self.engine_dtype)
+
+    @property
+    def engine_dtype(self) -> torch.dtype:
+        """The engine's dtype: the options' (bf16 under a bf16-autocast trainer), else the policy's."""
+        return self.options.dtype or next(self.model.parameters()).dtype
 
     def _save(self, directory: Path) -> None:
         """The model as the engine reads it: config, tokenizer and the current (merged) weights."""
