@@ -83,7 +83,7 @@ def _add2_reward(task, problems):
     return reward
 
 
-def _timed_trl_steps(trainer, rollout: str) -> list[dict]:
+def timed_trl_steps(trainer, rollout: str) -> list[dict]:
     """Train ``trainer`` (a TRL trainer) with its generation, scoring and ``rollout`` method timed;
     -> one dict per step (forward+backward = the step less the rollout and the optimizer)."""
     import torch
@@ -154,7 +154,7 @@ def run_trl(args) -> dict:
                         save_strategy="no", use_cpu=True, bf16=args.bf16_autocast, seed=0, dataloader_num_workers=0)
     trainer = GRPOTrainer(model=model, reward_funcs=[_add2_reward(task, problems)], args=config, train_dataset=data,
                           processing_class=tok)
-    steps = _timed_trl_steps(trainer, "_generate_and_score_completions")
+    steps = timed_trl_steps(trainer, "_generate_and_score_completions")
     n_params = sum(p.numel() for p in model.parameters())
     return summarize(steps[1:], n_params)
 
@@ -191,7 +191,7 @@ def run_trl_sdpo(args) -> dict:
                         use_successful_as_teacher=True, include_environment_feedback=True)
     trainer = SDPOTrainer(model=model, reward_funcs=[_add2_reward(task, problems)], args=config, train_dataset=data,
                           processing_class=tok)
-    steps = _timed_trl_steps(trainer, "_prepare_training_batch")
+    steps = timed_trl_steps(trainer, "_prepare_training_batch")
     # the share of samples whose teacher had a context (a demonstration or feedback), per logged step
     active = [h["self_distillation/reprompt_sample_fraction"] for h in trainer.state.log_history
               if "self_distillation/reprompt_sample_fraction" in h]

@@ -25,6 +25,8 @@ def test_one_step_changes_trainable_parameters(method, tmp_path, monkeypatch):
         assert metrics["refine/revised"] >= 0
     elif method == "sdpo":  # one turn + critiques (test_methods_sdpo_critique_grpo_score.py)
         assert 0.0 < metrics["sd/distilled_fraction"] <= 1.0
+    elif method == "revision-sft":  # one turn; wrong drafts become revision targets (test_method_revision_sft.py)
+        assert metrics["sft/targets_minimal_edit"] + metrics["sft/targets_worked_solution"] > 0
     elif method != "grpo":
         assert metrics["episodes/reached_turn1"] == pytest.approx(1.0 - metrics["accuracy/turn0"])
     if "fm" in method:
