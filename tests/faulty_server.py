@@ -10,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FaultyServer:
     """Replies cycle through ``script``: "500", "429", "sleep" (longer than the client timeout),
-    "garbage" (not JSON), "nomarker", "empty", "leak" (states the reference answer), "good", or "spans"
-    (dual feedback JSON quoting "Tom", "Boston" and "Paris")."""
+    "garbage" (not JSON), "nomarker", "empty", "leak" (states the reference answer), "good", "spans"
+    (dual feedback JSON quoting "Tom", "Boston" and "Paris"), or "drop" (the connection closed
+    without a reply, as by a server that went away)."""
 
     def __init__(self, script, leak_text="", sleep=3.0):
         self.script, self.leak_text, self.sleep = itertools.cycle(script), leak_text, sleep
@@ -29,6 +30,9 @@ class FaultyServer:
                 with lock:
                     outer.requests += 1
                     action = next(outer.script)
+                if action == "drop":
+                    self.close_connection = True
+                    return
                 if action in ("500", "429"):
                     self.send_response(int(action))
                     self.end_headers()

@@ -261,3 +261,42 @@ def test_accelerate_launch_cli_trains_and_saves(tmp_path):
     assert res.stdout.count("done: step 2") == 1  # one process reports
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint-")) == ["checkpoint-2"]
     load_model(str(out / "checkpoint-2" / "model"), device="cpu")
+
+
+def test_a_dead_rank_stops_the_launcher_and_the_run_resumes(tmp_path):
+    """A rank SIGKILLed in the middle of a 2-process run: the launcher stops the other rank and
+    exits non-zero within seconds (no hang in a collective); the run resumes from its last checkpoint."""
+    import signal
+    import time
+
+    import psutil
+
+    out = tmp_path / "run"
+
+    def launch(steps, *extra):
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC),
+               "--main_process_port", str(free_port()), "-m", "rltf", "train", "grpo",
+               "--config", "recipes/cpu-add2-grpo.yaml", "--set", "model=tiny-random", "--set", f"max_steps={steps}",
+               "--set", f"output_dir={out}", "--set", "eval_n=4", "--set", "eval_every=0", "--set", "backend=hf",
+               "--set", "save_every=1", "--set", "eval_at_start=false", *extra]
+        return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    run = launch(1000)
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoint-2").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert run.poll() is None, run.communicate()[1][-3000:]
+    ranks = [p for p in psutil.Process(run.pid).children(recursive=True) if "rltf" in " ".join(p.cmdline())]
+    assert len(ranks) == 2
+    killed = time.monotonic()
+    ranks[-1].send_signal(signal.SIGKILL)
+    _, err = run.communicate(timeout=120)
+    stopped_after = time.monotonic() - killed
+    print(f"launcher exited {run.returncode} {stopped_after:.1f} s after the kill")
+    assert run.returncode != 0 and stopped_after < 60, (run.returncode, stopped_after, err[-2000:])
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in ranks)
+    last = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if (p / "trainer_state.pt").exists())
+    resumed = launch(last + 1, "--resume", str(out))
+    stdout, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    assert f"resumed from {out / f'checkpoint-{last}'}" in stdout and f"done: step {last + 1}" in stdout

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import yaml
 
-from rltf.errors import ConfigError
+from rltf.errors import CheckpointError, ConfigError
+from rltf.models.integrity import checkpoint_damage
 from rltf.models.loading import CHECKPOINT_RE, list_checkpoints  # noqa: F401 - re-exported
 
 
@@ -120,20 +122,52 @@ def _merged_copy(peft_model):
     return clone.merge_and_unload()
 
 
-def resolve_resume(path: str | Path) -> Path:
-    """A checkpoint directory, or a run directory (its latest checkpoint)."""
+def resolve_resume(path: str | Path, console: Callable[[str], None] = print) -> Path:
+    """A checkpoint directory, or a run directory (its latest whole checkpoint).
 
+    Every checkpoint is checked (:func:`rltf.models.integrity.checkpoint_damage`) before a run
+    resumes from it. A damaged checkpoint named directly is refused, naming the damaged file and
+    the run's whole checkpoints; in a run directory, damaged checkpoints are passed over, newest
+    first, each named on the console, and the run resumes from the newest whole one. A run
+    directory whose checkpoints are all damaged is refused: never a silent start from step 0."""
     path = Path(path)
-    if (path / "trainer_state.pt").exists():
+    if CHECKPOINT_RE.match(path.name) or (path / "trainer_state.pt").exists():
+        problem = checkpoint_damage(path)
+        if problem:
+            whole = [str(p) for p in _checkpoint_dirs(path.parent) if p != path and not checkpoint_damage(p)]
+            raise CheckpointError(f"cannot resume from {path}: {problem}. Whole checkpoints of this run: "
+                                  f"{', '.join(whole) if whole else 'none'} (or --resume {path.parent} "
+                                  "to take the newest whole one)")
         return path
-    found = list_checkpoints(path)
+    found = _checkpoint_dirs(path)
     if not found:
         raise ConfigError(f"{path}: no checkpoint to resume from (expected checkpoint-N/trainer_state.pt)")
-    return found[-1]
+    damaged = []
+    for candidate in reversed(found):
+        problem = checkpoint_damage(candidate)
+        if problem is None:
+            for note in damaged:
+                console(f"warning: passing over a damaged checkpoint: {note}")
+            if damaged:
+                console(f"resuming from {candidate}, the newest whole checkpoint")
+            return candidate
+        damaged.append(problem)
+    raise CheckpointError(f"cannot resume from {path}: every checkpoint is damaged ({'; '.join(damaged)})")
+
+
+def _checkpoint_dirs(output_dir: Path) -> list[Path]:
+    """Every ``checkpoint-N`` directory, oldest first, whole or not (cf. ``list_checkpoints``)."""
+    found = [(int(m.group(1)), p) for p in Path(output_dir).glob("checkpoint-*")
+             if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    return torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+    path = checkpoint / "trainer_state.pt"
+    try:
+        return torch.load(path, weights_only=False)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise CheckpointError(f"{path}: damaged, cannot be loaded ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})") from err
 
 
 def stored_state_value(checkpoint: Path, key: str) -> Any:

@@ -89,6 +89,11 @@ class TrainConfig(RunConfig):
     judge_timeout: float = arg(60.0, "seconds per judge request", gt=0)
     judge_concurrency: int = arg(8, "judge requests in flight at once", ge=1)
     judge_retries: int = arg(3, "judge retries on 429/5xx/timeouts, with backoff", ge=0)
+    max_feedback_failure_rate: float = arg(0.5, "stop the run, after saving a checkpoint, when more than this "
+                                                "share of a step's critiques failed (judge down, timeouts, "
+                                                "rejected replies; each failed one is replaced by correctness-only "
+                                                "feedback); carry on with --resume once the judge is back. "
+                                                "1 = never stop", ge=0, le=1)
     human_feedback: str | None = arg(None, "annotation records (JSONL, from `rltf label-studio import`) served by "
                                            "feedback=human; a task of them: task=human:FILE")
     max_steps: int = arg(100, "optimizer steps", ge=1)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from rltf.algorithms import importance_weights
-from rltf.errors import ConfigError, NonFiniteError
+from rltf.errors import ConfigError, NonFiniteError, StorageError
 from rltf.feedback import JudgeConfig, build_feedback
 from rltf.models import load_model, load_tokenizer
 from rltf.models.backend import GenerationBackend, render_chat
@@ -54,7 +54,7 @@ class Engine(TrainingRun):
         self.citation = method.citation_for(config)
         self.output_dir = Path(config.output_dir)
         torch.manual_seed(config.seed)
-        self.resume_from = ckpt.resolve_resume(resume) if resume else None
+        self.resume_from = ckpt.resolve_resume(resume, self.console) if resume else None
         self.task = get_task(config.task)
         self.device = self.dist.device(resolve_device(config.device))
         self.tokenizer = load_tokenizer(config.model)
@@ -107,6 +107,7 @@ class Engine(TrainingRun):
         self.last_accuracy: float | None = None
         self.eval_drafts: dict[str, str] | None = None  # the initial policy's held-out answers (eval_drafts)
         self.history: list[dict[str, Any]] = []
+        self.step_feedback: dict[str, float] | None = None  # the last step's critiques requested/failed
         position = 0
         if self.resume_from is not None:
             position = self._restore(self.resume_from)
@@ -121,6 +122,7 @@ class Engine(TrainingRun):
         method that reuses its rollout, one per minibatch)."""
         c, method = self.config, self.method
         t_start = time.perf_counter()
+        feedback_before = (self.feedback.stats.requested, self.feedback.stats.failed, dict(self.feedback.stats.reasons))
         self.optimizer.zero_grad(set_to_none=True)
         rollouts = method.rollouts_per_step(c)  # gradient accumulation over rollouts
         metrics: dict[str, float] = {}
@@ -144,7 +146,29 @@ class Engine(TrainingRun):
             metrics["time/optimizer"] = time.perf_counter() - t3
         metrics["grad_norm"] = sum(norms) / len(norms) if norms else 0.0
         self.scheduler.step()
+        self.step_feedback = self.feedback_since(*feedback_before)
         return self.finish_step(metrics, t_start, generated)
+
+    def feedback_since(self, requested: int, failed: int, reasons: dict[str, int]) -> dict[str, Any]:
+        """Critiques requested and failed since the counts given, with the reasons, over every process."""
+        stats = self.feedback.stats
+        counts = {"requested": stats.requested - requested, "failed": stats.failed - failed,
+                  **{f"reason:{k}": v - reasons.get(k, 0) for k, v in stats.reasons.items() if v != reasons.get(k, 0)}}
+        return self.dist.sum_dict(counts)
+
+    def stop_request(self) -> str | None:
+        """Stop (after a checkpoint) when more than ``max_feedback_failure_rate`` of this step's
+        critiques failed: the judge is down or answers garbage, and the run would otherwise go on
+        training on correctness-only feedback it was not configured for."""
+        seen = self.step_feedback
+        limit = self.config.max_feedback_failure_rate
+        if not seen or not seen["requested"] or limit >= 1 or seen["failed"] <= limit * seen["requested"]:
+            return None
+        reasons = ", ".join(f"{k[len('reason:'):]}: {int(v)}" for k, v in sorted(seen.items())
+                            if k.startswith("reason:") and v)
+        return (f"the feedback provider ({self.config.feedback}) failed for {int(seen['failed'])} of "
+                f"{int(seen['requested'])} critiques in step {self.step} ({reasons}), more than "
+                f"max_feedback_failure_rate {limit:g}; the failed ones were replaced by correctness-only feedback")
 
     def sampling_seed(self, rollout: int) -> int:
         """The sampling seed of this step's ``rollout``-th rollout (a resumed run draws the same samples)."""
@@ -459,9 +483,13 @@ class Engine(TrainingRun):
         self.last_accuracy, self.eval_drafts = ev.accuracy, ev.drafts
         if ev.outcomes and self.dist.is_main:
             record = {"step": self.step, "tokens": self.generated_tokens, **ev.outcomes}
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            with (self.output_dir / OUTCOMES_FILE).open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record, sort_keys=True) + "\n")
+            path = self.output_dir / OUTCOMES_FILE
+            try:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(record, sort_keys=True) + "\n")
+            except OSError as err:
+                raise StorageError(f"could not write {path}: {err.strerror or err}") from err
         return ev.metrics
 
     def logs(self) -> list[str]:

@@ -11,6 +11,7 @@ the other hooks have defaults.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from rltf.errors import ConfigError, NonFiniteError
+from rltf.errors import BackendError, ConfigError, NonFiniteError, RunStopped, StorageError
 from rltf.engine import checkpoint as ckpt
 from rltf.engine import zero
 from rltf.engine.config_fields import config_to_dict
@@ -228,11 +229,15 @@ class TrainingRun(ABC):
             state.update(self.checkpoint_state())
         path = None
         if self.dist.is_main:
-            path = ckpt.save_checkpoint(
-                self.output_dir, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
-                self.card_config(), state, self.card_accuracy(), keep=self.config.save_total_limit,
-                citation=self.citation, model_state=model_state, optimizer_state=optimizer_state,
-                optimizer_format=self.optimizer_format, staging=staging)
+            try:
+                path = ckpt.save_checkpoint(
+                    self.output_dir, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
+                    self.card_config(), state, self.card_accuracy(), keep=self.config.save_total_limit,
+                    citation=self.citation, model_state=model_state, optimizer_state=optimizer_state,
+                    optimizer_format=self.optimizer_format, staging=staging)
+            except (OSError, RuntimeError) as err:  # torch.save's writer reports ENOSPC as a RuntimeError
+                raise StorageError(f"could not write checkpoint {self.output_dir / f'checkpoint-{self.step}'}: "
+                                   f"{_first_line(err)}") from err
         self.last_saved = Path(self.dist.broadcast_object(str(path) if path else None))
         return self.last_saved
 
@@ -255,12 +260,46 @@ class TrainingRun(ABC):
                 last = self.done()
                 self.after_step(metrics, last)
                 logger.log(self.step, metrics, console=self.console)
-                if self.save_due(last):
+                stop = self.stop_request()
+                if self.save_due(last) or stop:
                     self.console(f"saved {self.save()}")
+                if stop:
+                    raise RunStopped(f"{stop}; stopped at step {self.step} after saving {self.last_saved}; "
+                                     f"carry on with --resume {self.output_dir}")
             bar.close()
+        except OSError as err:
+            if err.errno not in STORAGE_ERRNOS:
+                raise
+            raise StorageError(f"could not write {err.filename or 'a file of the run'}: {err.strerror}; "
+                               f"{self.resume_hint()}") from err
+        except (StorageError, BackendError) as err:
+            raise type(err)(f"{err}; {self.resume_hint()}") from err
         finally:
-            logger.close()
+            try:
+                logger.close()
+            except OSError:  # the same full disk again, on the buffered rest; the error above says it
+                pass
         return self.summary()
+
+    def resume_hint(self) -> str:
+        """Where a failed run stands: its newest whole checkpoint (left intact) and how to carry on."""
+        found = ckpt.list_checkpoints(self.output_dir) if self.output_dir.is_dir() else []
+        if not found:
+            return "no checkpoint was written yet; start the run again once the cause is fixed"
+        return f"the last complete checkpoint {found[-1]} is intact: carry on with --resume {self.output_dir}"
+
+    def stop_request(self) -> str | None:
+        """Why the run must stop after this step (it saves a checkpoint first), or None."""
+        return None
+
+
+# a write that failed because of the disk, not the program: the run stops, naming the path
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EACCES, errno.EPERM}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
 
 
 _RUN_KIND = {"torch": "a run without FSDP or DeepSpeed", "fsdp-full": "a sharded (FSDP) run",

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rltf.errors import ConfigError
+from rltf.errors import ConfigError, StorageError
 
 _CONSOLE_KEYS = [("reward/turn0", "r0"), ("reward/turn1", "r1"), ("accuracy/turn0", "acc0"),
                  ("loss/total", "loss"), ("loss/fm", "fm"), ("loss/sd", "sd"), ("sd/masked_fraction", "sdmask"),
@@ -50,8 +50,11 @@ class MetricsLogger:
 
     def log(self, step: int, metrics: dict[str, Any], console=None) -> None:
         clean = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items()}
-        self._file.write(json.dumps({"step": step, **clean}) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps({"step": step, **clean}) + "\n")
+            self._file.flush()
+        except OSError as err:  # a full or read-only disk: the line may be cut short (resume drops it)
+            raise StorageError(f"could not write {self.path}: {err.strerror or err}") from err
         numeric = {k: v for k, v in clean.items() if isinstance(v, float) and math.isfinite(v)}
         if self._tb:
             for k, v in numeric.items():

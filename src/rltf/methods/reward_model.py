@@ -87,7 +87,7 @@ class RewardModelTrainer(TrainingRun):
                               f"{'FSDP' if self.dist.fsdp is not None else 'DeepSpeed'}")
         torch.manual_seed(c.seed)
         self.output_dir = Path(c.output_dir)
-        self.resume_from = ckpt.resolve_resume(resume) if resume else None
+        self.resume_from = ckpt.resolve_resume(resume, self.console) if resume else None
         records = read_annotations(c.train_data)
         self.device = self.dist.device(resolve_device(c.device))
         self.tokenizer = load_tokenizer(c.model)

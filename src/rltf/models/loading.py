@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rltf.errors import ConfigError, ModelLoadError
 from rltf.models.embedded import DEFAULT_MODEL, SMOLLM2_NAME, ensure_converted
+from rltf.models.integrity import model_dir_damage, tokenizer_dir_damage
 from rltf.models.tiny import TINY_NAME, build_tiny_model, build_tiny_tokenizer
 
 
@@ -82,8 +83,10 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
     if name == TINY_NAME:
         tok = build_tiny_tokenizer()
     else:
+        source = _source(name)
+        _refuse_damaged(source, tokenizer_dir_damage)
         try:
-            tok = AutoTokenizer.from_pretrained(_source(name))
+            tok = AutoTokenizer.from_pretrained(source)
         except (OSError, ValueError) as err:
             raise ModelLoadError(f"cannot load tokenizer {name!r}: {_first_line(err)}") from err
     if tok.pad_token is None:
@@ -110,6 +113,7 @@ def load_model(name: str = DEFAULT_MODEL, dtype: str | torch.dtype | None = "aut
         model = model.to(torch_dtype)
     else:
         src = _source(name)
+        _refuse_damaged(src, model_dir_damage)
         try:
             model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype)
         except (OSError, ValueError) as err:
@@ -131,6 +135,16 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     found = [(int(m.group(1)), p) for p in Path(output_dir).glob("checkpoint-*")
              if (m := CHECKPOINT_RE.match(p.name)) and (p / "trainer_state.pt").exists()]
     return [p for _, p in sorted(found)]
+
+
+def _refuse_damaged(source: str, check) -> None:
+    """A local model directory whose files are missing or cut short: one error naming the file
+    (from_pretrained would say something about the format, or load a half-random model)."""
+    directory = Path(source)
+    if directory.is_dir():
+        problem = check(directory)
+        if problem:
+            raise ModelLoadError(f"cannot load {directory}: {problem}")
 
 
 def _first_line(err: BaseException) -> str:

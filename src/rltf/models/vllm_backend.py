@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import torch
 from safetensors.torch import save_file
 
-from rltf.errors import ConfigError
+from rltf.errors import BackendError, ConfigError
 from rltf.models.backend import (Generation, GenerationBackend, Messages, SamplingParams, make_generation, prompt_keys,
                                  render_chat, request_seed)
 
@@ -142,9 +142,29 @@ class VLLMBackend(GenerationBackend):
         model = self.model if model is None else model
         self.wake()
         weights = list(policy_weights(model))
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
-        self.llm.reset_prefix_cache()
+        try:
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
+            self.llm.reset_prefix_cache()
+        except Exception as err:  # noqa: BLE001
+            raise self.failure("loading the trainer's weights", err) from err
         self.weight_syncs += 1
+
+    def failure(self, doing: str, err: BaseException) -> BackendError:
+        """The error for an engine that failed or died while ``doing``: what it said, and for memory
+        the settings that size it (``vllm_gpu_memory_utilization`` on CUDA, ``vllm_kv_cache_gb`` on
+        CPU; fewer conversations at once with ``generation_batch_size``)."""
+        said = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}".rstrip(": ")
+        memory = isinstance(err, torch.OutOfMemoryError) or any(
+            w in str(err).lower() for w in ("out of memory", "kv cache", "cache blocks", "no available memory"))
+        if memory:
+            more = ("raise vllm_gpu_memory_utilization (now "
+                    f"{self.options.gpu_memory_utilization:g})" if self.device.type == "cuda" else
+                    f"raise vllm_kv_cache_gb (now {self.kv_cache_bytes() / (1 << 30):.2f} GiB)")
+            advice = (f"the engine ran out of memory: {more}, or lower generation_batch_size (conversations "
+                      f"sent to it at once) or vllm_max_model_len (now {self.max_model_len})")
+        else:
+            advice = "the engine died; run with --verbose for its traceback, or with backend: hf"
+        return BackendError(f"the vLLM engine failed while {doing} ({said}): {advice}")
 
     def sleep(self) -> None:
         """CUDA: free the engine's weights and KV cache while the trainer steps (they come back,
@@ -196,8 +216,11 @@ class VLLMBackend(GenerationBackend):
                               "model's max_position_embeddings)")
         self.wake()
         requests = [{"prompt_token_ids": p} for p in prompts]
-        outputs = self.llm.generate(requests, [self.sampling_params(params, seed, k) for k in keys],
-                                    use_tqdm=False)
+        try:
+            outputs = self.llm.generate(requests, [self.sampling_params(params, seed, k) for k in keys],
+                                        use_tqdm=False)
+        except Exception as err:  # noqa: BLE001 - whatever the engine raised, the run cannot go on
+            raise self.failure("generating", err) from err
         return [self._generation(prompt, out.outputs[0], params) for prompt, out in zip(prompts, outputs)]
 
     def _generation(self, prompt: list[int], completion, params: SamplingParams) -> Generation:
