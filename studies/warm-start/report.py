@@ -1,0 +1,49 @@
+"""The warm-start runs' revision use, from their item-level outcomes (docs/RESULTS.md, "Teaching the
+model to use a critique"): for each run in runs/warm-start/ (or the directories given), at its first
+and last evaluation, the wrong answers revised with the critic's critique and with "your answer was
+incorrect", fixed by one only (McNemar's discordant pairs, exact two-sided p), handed back verbatim,
+for the run's own wrong answers and for the initial model's (the drafts), and first-turn accuracy.
+
+    python studies/warm-start/report.py [RUN_DIR ...]      # prints a markdown table
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rltf.eval.compare_stats import item_level_pairs
+from rltf.stats import mcnemar_two_sided
+
+
+def rows(run: Path):
+    outcomes = [json.loads(line) for line in (run / "eval_outcomes.jsonl").read_text().splitlines() if line.strip()]
+    accuracy = {r["step"]: r["eval/accuracy"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+                if "eval/accuracy" in r}
+    for record in (outcomes[0], outcomes[-1]):
+        for revised in ("own", "drafts"):
+            if revised not in record:
+                continue
+            only_critique, only_incorrect, n = item_level_pairs(record, revised)
+            fixed = {k: len(record[revised][k]["fixed"]) for k in ("critic", "correctness")}
+            verbatim = {k: len(record[revised][k]["verbatim"]) for k in ("critic", "correctness")}
+            yield (run.name, record["step"], accuracy.get(record["step"]), revised, n, fixed["critic"],
+                   fixed["correctness"], only_critique, only_incorrect, mcnemar_two_sided(only_critique, only_incorrect),
+                   verbatim["critic"], verbatim["correctness"])
+
+
+def main(argv: list[str]) -> None:
+    runs = [Path(a) for a in argv] or sorted(p for p in Path("runs/warm-start").iterdir()
+                                              if (p / "eval_outcomes.jsonl").exists())
+    print("| run | step | accuracy | wrong answers revised | n | fixed: critique | fixed: incorrect | "
+          "critique only | incorrect only | McNemar p | verbatim: critique | verbatim: incorrect |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        for r in rows(run):
+            acc = "" if r[2] is None else f"{r[2]:.3f}"
+            print(f"| {r[0]} | {r[1]} | {acc} | {'own' if r[3] == 'own' else 'initial model'} | {r[4]} | {r[5]} | "
+                  f"{r[6]} | {r[7]} | {r[8]} | {r[9]:.3g} | {r[10]} | {r[11]} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
