@@ -15,7 +15,10 @@ The job (the same for both): SmolLM2-135M-Instruct (embedded default), few-shot 
 (add2), 2 prompts x 8 generations per step, at most 64 new tokens, temperature 1, full fine-tuning,
 AdamW, no KL term, one optimizer step per rollout. Each framework runs in its own subprocess (so
 peak resident memory is its own); one warm-up step is not timed. rltf runs with each generation
-backend (``grpo`` = HF, ``grpo@vllm`` = vLLM with weights synced every step). Also measured: a
+backend (``grpo`` = HF, ``grpo@vllm`` = vLLM with weights synced every step), TRL in its plain
+configuration and in the two a TRL user turns on for speed (``trl@vllm``: vLLM colocated in the
+trainer's process; ``trl@cb``: transformers' continuous batching); a configuration that fails is a
+row with its error, and the headline ratio is against TRL's fastest configuration that runs. Also measured: a
 two-turn RLTF-FM step of rltf on the same prompts (the multi-turn cost), and the machine's fp32
 matmul FLOP/s, against which the training phase's achieved FLOP/s (6 x parameters x trained tokens
 / time) is reported (bf16 is probed only where the CPU has native bf16).
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -136,7 +140,13 @@ def timed_trl_steps(trainer, rollout: str) -> list[dict]:
     return steps
 
 
-def run_trl(args) -> dict:
+# TRL's configurations a user who wants speed turns on (``trl@MODE``): vLLM colocated in the
+# trainer's process, or transformers' continuous batching for generation
+TRL_MODES = {"vllm": dict(use_vllm=True, vllm_mode="colocate", vllm_enable_sleep_mode=False),
+             "cb": dict(use_transformers_continuous_batching=True)}
+
+
+def run_trl(args, mode: str | None = None) -> dict:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -151,7 +161,8 @@ def run_trl(args) -> dict:
     config = GRPOConfig(output_dir="/tmp/trl-bench", per_device_train_batch_size=PROMPTS * GENERATIONS,
                         num_generations=GENERATIONS, max_completion_length=MAX_NEW, temperature=1.0,
                         learning_rate=1e-6, beta=0.0, max_steps=args.steps + 1, logging_steps=1, report_to="none",
-                        save_strategy="no", use_cpu=True, bf16=args.bf16_autocast, seed=0, dataloader_num_workers=0)
+                        save_strategy="no", use_cpu=True, bf16=args.bf16_autocast, seed=0, dataloader_num_workers=0,
+                        **TRL_MODES.get(mode, {}))
     trainer = GRPOTrainer(model=model, reward_funcs=[_add2_reward(task, problems)], args=config, train_dataset=data,
                           processing_class=tok)
     steps = timed_trl_steps(trainer, "_generate_and_score_completions")
@@ -209,12 +220,20 @@ def summarize(steps: list[dict], n_params: int) -> dict:
             "train_flops_per_s": 6 * n_params * mean["trained_tokens"] / fb if fb > 0 else 0.0}
 
 
+def last_error(stderr: str) -> str:
+    """The line of a failed run's stderr that names the error (the last ``SomethingError: ...``)."""
+    lines = [x.strip() for x in stderr.splitlines() if x.strip()]
+    named = [x for x in lines if re.match(r"^[\w.]*(Error|Exception)\b", x)]
+    return (named or lines or ["no output"])[-1][:300]
+
+
 # -- driver -------------------------------------------------------------------------------------
 def child(args) -> None:
     import torch
 
     torch.manual_seed(0)
-    runs = {"trl": run_trl, "trl-sdpo": run_trl_sdpo}
+    runs = {"trl": run_trl, "trl-sdpo": run_trl_sdpo,
+            **{f"trl@{mode}": (lambda a, m=mode: run_trl(a, m)) for mode in TRL_MODES}}
     out = runs[args.framework](args) if args.framework in runs else run_rltf(args, args.framework)
     print("RESULT " + json.dumps(out))
 
@@ -227,7 +246,8 @@ def main() -> None:
     ap.add_argument("--bf16-autocast", action="store_true", help="bf16 autocast in both frameworks")
     ap.add_argument("--job", choices=("grpo", "sdpo"), default="grpo", help="the job's default runs and output")
     ap.add_argument("--frameworks", default=None,
-                    help="which runs: trl (GRPOTrainer), trl-sdpo (SDPOTrainer), or an rltf method (grpo, rltf-fm, "
+                    help="which runs: trl (GRPOTrainer), trl@vllm (with vLLM colocated), trl@cb (with transformers' "
+                         "continuous batching), trl-sdpo (SDPOTrainer), or an rltf method (grpo, rltf-fm, "
                          "sdpo) with @vllm for the vLLM backend; default: the job's")
     ap.add_argument("--micro-batch-size", type=int, default=16, help="rltf: sequences per forward/backward")
     ap.add_argument("--output", default=None, help="default: benchmarks/train_throughput[_sdpo].json")
@@ -236,7 +256,7 @@ def main() -> None:
     if args.framework:
         return child(args)
     sdpo = args.job == "sdpo"
-    args.frameworks = args.frameworks or ("trl-sdpo,sdpo,sdpo@vllm" if sdpo else "trl,grpo,grpo@vllm,rltf-fm,rltf-fm@vllm")
+    args.frameworks = args.frameworks or ("trl-sdpo,sdpo,sdpo@vllm" if sdpo else "trl,trl@vllm,trl@cb,grpo,grpo@vllm,rltf-fm,rltf-fm@vllm")
     args.output = args.output or f"benchmarks/train_throughput{'_sdpo' if sdpo else ''}.json"
     results = {}
     for fw in args.frameworks.split(","):
@@ -246,8 +266,9 @@ def main() -> None:
         print(f"running {fw} ...", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
+        if line is None:  # recorded with its error (e.g. TRL's vLLM colocate on the CPU build of vLLM)
             print(f"{fw} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+            results[fw] = {"failed": last_error(proc.stderr)}
             continue
         results[fw] = json.loads(line[7:])
         print(f"{fw}: {json.dumps(results[fw]['mean'])}", file=sys.stderr, flush=True)
@@ -266,6 +287,9 @@ def main() -> None:
             "| peak RSS GB | train TFLOP/s (% of peak) |")
     print(head + "\n|" + "---|" * 11)
     for fw, r in results.items():
+        if "failed" in r:
+            print(f"| {fw} | failed: {r['failed']} |" + " |" * 9)
+            continue
         m = r["mean"]
         frac = r["train_flops_per_s"] / peak[run_dtype] if run_dtype in peak else float("nan")
         print(f"| {fw} | {m['step']:.1f} | {m['generate']:.1f} | {m.get('weight_sync', 0.0):.2f} | {m['score']:.2f} | "
@@ -277,6 +301,21 @@ def main() -> None:
         print("\nsamples whose teacher had a context (mean over the timed steps): "
               + ", ".join(f"{fw} {a:.0%}" for fw, a in active.items()))
     ratios = {}
+    results_ok = {fw: r for fw, r in results.items() if "failed" not in r}
+    trl_runs = {fw: r for fw, r in results_ok.items() if fw == "trl" or fw.startswith("trl@")}
+    if trl_runs:  # the headline: against TRL's fastest configuration that runs, and its lowest memory
+        fastest = max(trl_runs, key=lambda fw: trl_runs[fw]["generated_tokens_per_s"])
+        leanest = min(trl_runs, key=lambda fw: trl_runs[fw]["peak_rss_gb"])
+        for run in ("grpo", "grpo@vllm"):
+            if run in results_ok:
+                key = run.replace("@", "_")
+                ratios[f"{key}_tokens_per_s_over_trl_fastest"] = (results_ok[run]["generated_tokens_per_s"]
+                                                                  / trl_runs[fastest]["generated_tokens_per_s"])
+                ratios[f"{key}_peak_rss_over_trl_lowest"] = results_ok[run]["peak_rss_gb"] / trl_runs[leanest]["peak_rss_gb"]
+                print(f"\nrltf {run} vs TRL's fastest working configuration ({fastest}): generated tokens/s "
+                      f"x{ratios[f'{key}_tokens_per_s_over_trl_fastest']:.2f} (goal >= 5); peak RSS vs TRL's lowest "
+                      f"({leanest}) x{ratios[f'{key}_peak_rss_over_trl_lowest']:.2f} (goal <= 0.8)")
+    results = results_ok
     for run, ref, trainer_name in (("grpo", "trl", "GRPOTrainer"), ("grpo@vllm", "trl", "GRPOTrainer"),
                                    ("sdpo", "trl-sdpo", "SDPOTrainer"), ("sdpo@vllm", "trl-sdpo", "SDPOTrainer")):
         if ref in results and run in results:
