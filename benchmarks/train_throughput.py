@@ -222,7 +222,8 @@ def summarize(steps: list[dict], n_params: int) -> dict:
 
 def last_error(stderr: str) -> str:
     """The line of a failed run's stderr that names the error (the last ``SomethingError: ...``)."""
-    lines = [x.strip() for x in stderr.splitlines() if x.strip()]
+    lines = [re.sub(r"^\[rank\d+\]:\s*", "", x).strip() for x in stderr.splitlines()]
+    lines = [x for x in lines if x]
     named = [x for x in lines if re.match(r"^[\w.]*(Error|Exception)\b", x)]
     return (named or lines or ["no output"])[-1][:300]
 
@@ -296,7 +297,8 @@ def main() -> None:
               f"{m['forward_backward']:.1f} | {m['optimizer']:.2f} | {m['generated_tokens']:.0f} | "
               f"{r['generated_tokens_per_s']:.1f} | {r['peak_rss_gb']:.2f} | {r['train_flops_per_s'] / 1e12:.3f} "
               f"({frac:.0%}) |")
-    active = {fw: r["mean"]["teacher_active"] for fw, r in results.items() if "teacher_active" in r["mean"]}
+    active = {fw: r["mean"]["teacher_active"] for fw, r in results.items()
+              if "failed" not in r and "teacher_active" in r["mean"]}
     if active:  # an SDPO step whose teacher had no context distils nothing: its time would mislead
         print("\nsamples whose teacher had a context (mean over the timed steps): "
               + ", ".join(f"{fw} {a:.0%}" for fw, a in active.items()))
