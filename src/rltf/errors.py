@@ -2,6 +2,13 @@
 ``exit_code``: 2, or 3 for a run that stopped on purpose and can be resumed."""
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a one-line
+    error shows of a library's multi-line message."""
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
 class RltfError(Exception):
     """Base class for every error caused by the user's input (files, names, flags) or by the
     machine a run depends on (disk, judge endpoint, generation engine)."""

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import yaml
 
-from rltf.errors import CheckpointError, ConfigError
+from rltf.errors import CheckpointError, ConfigError, first_line
 from rltf.models.integrity import checkpoint_damage
 from rltf.models.loading import CHECKPOINT_RE, list_checkpoints  # noqa: F401 - re-exported
 
@@ -167,7 +167,7 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     try:
         return torch.load(path, weights_only=False)
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as err:
-        raise CheckpointError(f"{path}: damaged, cannot be loaded ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})") from err
+        raise CheckpointError(f"{path}: damaged, cannot be loaded ({first_line(err)})") from err
 
 
 def stored_state_value(checkpoint: Path, key: str) -> Any:

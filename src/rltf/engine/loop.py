@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from rltf.errors import BackendError, ConfigError, NonFiniteError, RunStopped, StorageError
+from rltf.errors import BackendError, ConfigError, NonFiniteError, RunStopped, StorageError, first_line
 from rltf.engine import checkpoint as ckpt
 from rltf.engine import zero
 from rltf.engine.config_fields import config_to_dict
@@ -237,7 +237,7 @@ class TrainingRun(ABC):
                     optimizer_format=self.optimizer_format, staging=staging)
             except (OSError, RuntimeError) as err:  # torch.save's writer reports ENOSPC as a RuntimeError
                 raise StorageError(f"could not write checkpoint {self.output_dir / f'checkpoint-{self.step}'}: "
-                                   f"{_first_line(err)}") from err
+                                   f"{first_line(err)}") from err
         self.last_saved = Path(self.dist.broadcast_object(str(path) if path else None))
         return self.last_saved
 
@@ -295,11 +295,6 @@ class TrainingRun(ABC):
 
 # a write that failed because of the disk, not the program: the run stops, naming the path
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EACCES, errno.EPERM}
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 _RUN_KIND = {"torch": "a run without FSDP or DeepSpeed", "fsdp-full": "a sharded (FSDP) run",

@@ -111,12 +111,10 @@ def tokenizer_dir_damage(directory: Path) -> str | None:
     """A ``save_pretrained`` tokenizer: tokenizer_config.json and one of :data:`TOKENIZER_FILES`."""
     if not any((directory / name).exists() for name in TOKENIZER_FILES):
         return f"{directory}: no tokenizer file ({', '.join(TOKENIZER_FILES)})"
-    for name in ("tokenizer_config.json", "tokenizer.json"):
-        if name == "tokenizer_config.json" or (directory / name).exists():
-            problem = _json_damage(directory / name)
-            if problem:
-                return problem
-    return None
+    problem = _json_damage(directory / "tokenizer_config.json")
+    if problem is None and (directory / "tokenizer.json").exists():
+        problem = _json_damage(directory / "tokenizer.json")
+    return problem
 
 
 def checkpoint_damage(checkpoint: Path) -> str | None:

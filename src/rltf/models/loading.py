@@ -10,7 +10,7 @@ import torch
 from huggingface_hub import constants, try_to_load_from_cache
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from rltf.errors import ConfigError, ModelLoadError
+from rltf.errors import ConfigError, ModelLoadError, first_line
 from rltf.models.embedded import DEFAULT_MODEL, SMOLLM2_NAME, ensure_converted
 from rltf.models.integrity import model_dir_damage, tokenizer_dir_damage
 from rltf.models.tiny import TINY_NAME, build_tiny_model, build_tiny_tokenizer
@@ -88,7 +88,7 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
         try:
             tok = AutoTokenizer.from_pretrained(source)
         except (OSError, ValueError) as err:
-            raise ModelLoadError(f"cannot load tokenizer {name!r}: {_first_line(err)}") from err
+            raise ModelLoadError(f"cannot load tokenizer {name!r}: {first_line(err)}") from err
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -117,7 +117,7 @@ def load_model(name: str = DEFAULT_MODEL, dtype: str | torch.dtype | None = "aut
         try:
             model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype)
         except (OSError, ValueError) as err:
-            raise ModelLoadError(f"cannot load model {name!r}: {_first_line(err)}") from err
+            raise ModelLoadError(f"cannot load model {name!r}: {first_line(err)}") from err
     model.to(device)
     model.eval()
     return model
@@ -145,8 +145,3 @@ def _refuse_damaged(source: str, check) -> None:
         problem = check(directory)
         if problem:
             raise ModelLoadError(f"cannot load {directory}: {problem}")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

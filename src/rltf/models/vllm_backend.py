@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import torch
 from safetensors.torch import save_file
 
-from rltf.errors import BackendError, ConfigError
+from rltf.errors import BackendError, ConfigError, first_line
 from rltf.models.backend import (Generation, GenerationBackend, Messages, SamplingParams, make_generation, prompt_keys,
                                  render_chat, request_seed)
 
@@ -153,7 +153,7 @@ class VLLMBackend(GenerationBackend):
         """The error for an engine that failed or died while ``doing``: what it said, and for memory
         the settings that size it (``vllm_gpu_memory_utilization`` on CUDA, ``vllm_kv_cache_gb`` on
         CPU; fewer conversations at once with ``generation_batch_size``)."""
-        said = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}".rstrip(": ")
+        said = f"{type(err).__name__}: {first_line(err)}" if str(err).strip() else type(err).__name__
         memory = isinstance(err, torch.OutOfMemoryError) or any(
             w in str(err).lower() for w in ("out of memory", "kv cache", "cache blocks", "no available memory"))
         if memory:
