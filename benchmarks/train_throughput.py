@@ -56,7 +56,8 @@ def run_rltf(args, run: str) -> dict:
         model=args.model, task="add2", prompts_per_step=PROMPTS, group_size=GENERATIONS, max_new_tokens=MAX_NEW,
         temperature=1.0, learning_rate=1e-6, dtype=args.dtype, bf16_autocast=args.bf16_autocast,
         generation_batch_size=64, eval_at_start=False, output_dir="/tmp/rltf-bench",
-        feedback="critic", micro_batch_size=args.micro_batch_size))
+        feedback="critic", micro_batch_size=args.micro_batch_size,
+        **({"micro_batch_tokens": args.micro_batch_tokens} if args.micro_batch_tokens is not None else {})))
     trainer = build_trainer(cfg, console=lambda s: None)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     steps = []
@@ -251,6 +252,8 @@ def main() -> None:
                          "continuous batching), trl-sdpo (SDPOTrainer), or an rltf method (grpo, rltf-fm, "
                          "sdpo) with @vllm for the vLLM backend; default: the job's")
     ap.add_argument("--micro-batch-size", type=int, default=16, help="rltf: sequences per forward/backward")
+    ap.add_argument("--micro-batch-tokens", type=int, default=None,
+                    help="rltf: token positions per forward/backward (default: the config's default)")
     ap.add_argument("--output", default=None, help="default: benchmarks/train_throughput[_sdpo].json")
     ap.add_argument("--framework", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -263,6 +266,7 @@ def main() -> None:
     for fw in args.frameworks.split(","):
         cmd = [sys.executable, __file__, "--framework", fw, "--model", args.model, "--steps", str(args.steps),
                "--dtype", args.dtype, "--micro-batch-size", str(args.micro_batch_size)]
+        cmd += ["--micro-batch-tokens", str(args.micro_batch_tokens)] if args.micro_batch_tokens is not None else []
         cmd += ["--bf16-autocast"] if args.bf16_autocast else []
         print(f"running {fw} ...", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})

@@ -38,6 +38,9 @@ class RunConfig:
     warmup_steps: int = arg(0, "linear warm-up steps", ge=0)
     max_grad_norm: float = arg(1.0, "gradient clipping by global norm (0 = off)", ge=0)
     micro_batch_size: int = arg(16, "sequences per forward/backward; gradients accumulate over micro-batches", ge=1)
+    micro_batch_tokens: int = arg(0, "also cap each micro-batch at this many token positions through the model "
+                                     "(shared prompt prefix once, rows padded to the longest): bounds activation "
+                                     "memory when rows are long (two-turn revisions, critiques); 0 = no cap", ge=0)
     dtype: str = arg("auto", "weights dtype: auto (CUDA: bf16; CPU: fp32 weights, with bf16 autocast where this "
                              "CPU's bf16 matmul measures >= 1.5x fp32's at the model's shape; logged at start), "
                              "float32, bfloat16")

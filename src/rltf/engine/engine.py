@@ -211,8 +211,10 @@ class Engine(TrainingRun):
         by_kind = {kind: batch.of_kind(kind) for kind in KINDS}
         counts = self.dist.sum_dict({f"{kind}/{what}": float(n) for kind, rows in by_kind.items() for what, n in
                                      (("rows", len(rows)), ("tokens", int(rows.completion_mask.sum())))})
-        mb = c.micro_batch_size
-        passes = {kind: -(-len(rows) // mb) for kind, rows in by_kind.items()}
+        min_prefix = 32 if self.shared_prefix else 1 << 30
+        planned = {kind: rows.micro_batches(c.micro_batch_size, c.micro_batch_tokens, min_prefix) if len(rows) else []
+                   for kind, rows in by_kind.items()}
+        passes = {kind: len(parts) for kind, parts in planned.items()}
         if self.lockstep:  # every process runs as many forward/backward passes as the busiest one
             passes = {kind: max(p[kind] for p in self.dist.gather_object(passes)) for kind in KINDS}
         error = None
@@ -225,7 +227,7 @@ class Engine(TrainingRun):
                 raise ValueError(f"{self.method.name} collected {kind!r} rows but has no {kind!r} loss term")
             coefficient = term.coefficient(c, self.step)
             loss_sum = 0.0
-            parts = list(rows.split(mb)) if len(rows) else []
+            parts = planned[kind]
             for k in range(passes[kind] if self.lockstep else len(parts)):
                 if k >= len(parts) or error:  # lockstep: the collectives of a pass this process lacks
                     self._backward(self._forward(term.idle or self.idle_loss))
@@ -234,8 +236,7 @@ class Engine(TrainingRun):
                 loss, stats = self._forward(lambda: term.loss(self, part))
                 if coefficient != 1.0:
                     loss = coefficient * loss
-                totals["tokens/trained"] = totals.get("tokens/trained", 0.0) + part.model_inputs(
-                    min_prefix=32 if self.shared_prefix else 1 << 30).n_tokens
+                totals["tokens/trained"] = totals.get("tokens/trained", 0.0) + part.model_inputs(min_prefix).n_tokens
                 loss = loss * self.share(part, n_episodes, all_tokens) * scale
                 if not torch.isfinite(loss):
                     error = f"non-finite {kind} loss ({loss.item()})"

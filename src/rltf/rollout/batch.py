@@ -26,6 +26,7 @@ from typing import Iterator, Sequence
 import torch
 
 from rltf.models.hf_backend import shared_prefix_len
+from rltf.rollout.micro_batches import plan_micro_batches
 
 KINDS = ("rl", "sd", "fm", "refine", "ppo", "sft")  # the loss term a sequence feeds (refine: Critique-GRPO)
 TOKEN_FIELDS = ("advantages", "sampler_logprobs", "old_logprobs", "ref_logprobs", "values", "token_rewards", "returns",
@@ -176,6 +177,16 @@ class RolloutBatch:
         """Consecutive slices of at most ``size`` rows (micro-batches)."""
         for lo in range(0, len(self), size):
             yield self.select(range(lo, min(lo + size, len(self))))
+
+    def micro_batches(self, size: int, max_tokens: int = 0, min_prefix: int = 32) -> list[RolloutBatch]:
+        """The rows cut into micro-batches of at most ``size`` rows (and ``max_tokens`` positions
+        through the model, 0: no limit) that run on the fewest positions: each turn's rows together,
+        each problem's adjacent (:func:`rltf.rollout.micro_batches.plan_micro_batches`)."""
+        lengths = self.prompt_mask.sum(dim=1).tolist()
+        prompts = [row[:n] for row, n in zip(self.prompt_ids.tolist(), lengths)]
+        plan = plan_micro_batches(prompts, self.completion_mask.sum(dim=1).tolist(), self.turn.tolist(),
+                                  self.group.tolist(), size, max_tokens, min_prefix)
+        return [self.select(rows) for rows in plan]
 
     def to(self, device: torch.device | str) -> RolloutBatch:
         moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
