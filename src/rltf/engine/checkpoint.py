@@ -134,12 +134,12 @@ def resolve_resume(path: str | Path, console: Callable[[str], None] = print) -> 
     if CHECKPOINT_RE.match(path.name) or (path / "trainer_state.pt").exists():
         problem = checkpoint_damage(path)
         if problem:
-            whole = [str(p) for p in _checkpoint_dirs(path.parent) if p != path and not checkpoint_damage(p)]
+            whole = [str(p) for p in list_checkpoints(path.parent, with_state_only=False) if p != path and not checkpoint_damage(p)]
             raise CheckpointError(f"cannot resume from {path}: {problem}. Whole checkpoints of this run: "
                                   f"{', '.join(whole) if whole else 'none'} (or --resume {path.parent} "
                                   "to take the newest whole one)")
         return path
-    found = _checkpoint_dirs(path)
+    found = list_checkpoints(path, with_state_only=False)
     if not found:
         raise ConfigError(f"{path}: no checkpoint to resume from (expected checkpoint-N/trainer_state.pt)")
     damaged = []
@@ -153,13 +153,6 @@ def resolve_resume(path: str | Path, console: Callable[[str], None] = print) -> 
             return candidate
         damaged.append(problem)
     raise CheckpointError(f"cannot resume from {path}: every checkpoint is damaged ({'; '.join(damaged)})")
-
-
-def _checkpoint_dirs(output_dir: Path) -> list[Path]:
-    """Every ``checkpoint-N`` directory, oldest first, whole or not (cf. ``list_checkpoints``)."""
-    found = [(int(m.group(1)), p) for p in Path(output_dir).glob("checkpoint-*")
-             if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir()]
-    return [p for _, p in sorted(found)]
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:

@@ -131,9 +131,12 @@ def load_model_and_tokenizer(name: str = DEFAULT_MODEL, dtype="auto", device="au
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
-def list_checkpoints(output_dir: Path) -> list[Path]:
+def list_checkpoints(output_dir: Path, with_state_only: bool = True) -> list[Path]:
+    """The ``checkpoint-N`` directories of a run, oldest first: those holding a trainer state, or
+    with ``with_state_only`` False every one, whole or not (to name the damaged ones)."""
     found = [(int(m.group(1)), p) for p in Path(output_dir).glob("checkpoint-*")
-             if (m := CHECKPOINT_RE.match(p.name)) and (p / "trainer_state.pt").exists()]
+             if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir()
+             and (not with_state_only or (p / "trainer_state.pt").exists())]
     return [p for _, p in sorted(found)]
 
 
