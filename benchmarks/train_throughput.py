@@ -56,7 +56,7 @@ def run_rltf(args, run: str) -> dict:
         model=args.model, task="add2", prompts_per_step=PROMPTS, group_size=GENERATIONS, max_new_tokens=MAX_NEW,
         temperature=1.0, learning_rate=1e-6, dtype=args.dtype, bf16_autocast=args.bf16_autocast,
         generation_batch_size=64, eval_at_start=False, output_dir="/tmp/rltf-bench",
-        feedback="critic", micro_batch_size=args.micro_batch_size,
+        feedback="critic", micro_batch_size=args.micro_batch_size, micro_batch_order=args.micro_batch_order,
         **({"micro_batch_tokens": args.micro_batch_tokens} if args.micro_batch_tokens is not None else {})))
     trainer = build_trainer(cfg, console=lambda s: None)
     n_params = sum(p.numel() for p in trainer.model.parameters())
@@ -254,6 +254,8 @@ def main() -> None:
     ap.add_argument("--micro-batch-size", type=int, default=16, help="rltf: sequences per forward/backward")
     ap.add_argument("--micro-batch-tokens", type=int, default=None,
                     help="rltf: token positions per forward/backward (default: the config's default)")
+    ap.add_argument("--micro-batch-order", choices=("planned", "collected"), default="planned",
+                    help="rltf: micro-batches as planned (fewest positions) or in collection order (before 2026-12-04)")
     ap.add_argument("--output", default=None, help="default: benchmarks/train_throughput[_sdpo].json")
     ap.add_argument("--framework", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -267,6 +269,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--framework", fw, "--model", args.model, "--steps", str(args.steps),
                "--dtype", args.dtype, "--micro-batch-size", str(args.micro_batch_size)]
         cmd += ["--micro-batch-tokens", str(args.micro_batch_tokens)] if args.micro_batch_tokens is not None else []
+        cmd += ["--micro-batch-order", args.micro_batch_order]
         cmd += ["--bf16-autocast"] if args.bf16_autocast else []
         print(f"running {fw} ...", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
@@ -287,7 +290,9 @@ def main() -> None:
     print(f"\nmachine: {cpu_name()}, {os.cpu_count()} cores; matmul 2048^2: "
           f"fp32 {peak['float32'] / 1e12:.2f} TFLOP/s, {bf16_text}")
     print(f"job: {args.job.upper()}, {args.model} ({args.dtype}{', bf16 autocast' if args.bf16_autocast else ''}), "
-          f"{PROMPTS} prompts x {GENERATIONS} generations, <= {MAX_NEW} new tokens, {args.steps} timed steps\n")
+          f"{PROMPTS} prompts x {GENERATIONS} generations, <= {MAX_NEW} new tokens, {args.steps} timed steps; "
+          f"rltf micro-batches: {args.micro_batch_size} rows, {args.micro_batch_order}"
+          f"{f', <= {args.micro_batch_tokens} positions' if args.micro_batch_tokens else ''}\n")
     head = ("| run | s/step | generate | weight sync | score | fwd+bwd | optimizer | gen. tokens/step | gen. tokens/s "
             "| peak RSS GB | train TFLOP/s (% of peak) |")
     print(head + "\n|" + "---|" * 11)

@@ -41,6 +41,11 @@ class RunConfig:
     micro_batch_tokens: int = arg(0, "also cap each micro-batch at this many token positions through the model "
                                      "(shared prompt prefix once, rows padded to the longest): bounds activation "
                                      "memory when rows are long (two-turn revisions, critiques); 0 = no cap", ge=0)
+    micro_batch_order: str = arg("planned", "planned: each loss term's rows in the micro-batches that run on the fewest "
+                                            "token positions (each turn together, each problem adjacent); collected: "
+                                            "collection order, micro_batch_size rows at a time, no token cap (rltf before "
+                                            "2026-12-04: reproduces older runs bit for bit). The same gradients either way",
+                                 choices=("planned", "collected"))
     dtype: str = arg("auto", "weights dtype: auto (CUDA: bf16; CPU: fp32 weights, with bf16 autocast where this "
                              "CPU's bf16 matmul measures >= 1.5x fp32's at the model's shape; logged at start), "
                              "float32, bfloat16")

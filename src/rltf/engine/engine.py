@@ -212,8 +212,8 @@ class Engine(TrainingRun):
         counts = self.dist.sum_dict({f"{kind}/{what}": float(n) for kind, rows in by_kind.items() for what, n in
                                      (("rows", len(rows)), ("tokens", int(rows.completion_mask.sum())))})
         min_prefix = 32 if self.shared_prefix else 1 << 30
-        planned = {kind: rows.micro_batches(c.micro_batch_size, c.micro_batch_tokens, min_prefix) if len(rows) else []
-                   for kind, rows in by_kind.items()}
+        planned = {kind: rows.micro_batches(c.micro_batch_size, c.micro_batch_tokens, min_prefix, c.micro_batch_order)
+                   if len(rows) else [] for kind, rows in by_kind.items()}
         passes = {kind: len(parts) for kind, parts in planned.items()}
         if self.lockstep:  # every process runs as many forward/backward passes as the busiest one
             passes = {kind: max(p[kind] for p in self.dist.gather_object(passes)) for kind in KINDS}

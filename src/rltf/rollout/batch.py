@@ -178,10 +178,14 @@ class RolloutBatch:
         for lo in range(0, len(self), size):
             yield self.select(range(lo, min(lo + size, len(self))))
 
-    def micro_batches(self, size: int, max_tokens: int = 0, min_prefix: int = 32) -> list[RolloutBatch]:
+    def micro_batches(self, size: int, max_tokens: int = 0, min_prefix: int = 32,
+                      order: str = "planned") -> list[RolloutBatch]:
         """The rows cut into micro-batches of at most ``size`` rows (and ``max_tokens`` positions
         through the model, 0: no limit) that run on the fewest positions: each turn's rows together,
-        each problem's adjacent (:func:`rltf.rollout.micro_batches.plan_micro_batches`)."""
+        each problem's adjacent (:func:`rltf.rollout.micro_batches.plan_micro_batches`). ``order``
+        "collected": consecutive slices of ``size`` rows instead (:meth:`split`)."""
+        if order == "collected":
+            return list(self.split(size))
         lengths = self.prompt_mask.sum(dim=1).tolist()
         prompts = [row[:n] for row, n in zip(self.prompt_ids.tolist(), lengths)]
         plan = plan_micro_batches(prompts, self.completion_mask.sum(dim=1).tolist(), self.turn.tolist(),
