@@ -5,6 +5,10 @@ incorrect", fixed by one only (McNemar's discordant pairs, exact two-sided p), h
 for the run's own wrong answers and for the initial model's (the drafts), and first-turn accuracy.
 
     python studies/warm-start/report.py [RUN_DIR ...]      # prints a markdown table
+    python studies/warm-start/report.py --pool RUN_DIR ...  # and the runs' last evaluations pooled
+
+Pooled: the discordant pairs of the runs' last evaluations summed (e.g. seeds of one recipe) and
+tested with the exact two-sided McNemar test; the runs are taken as independent.
 """
 from __future__ import annotations
 
@@ -32,7 +36,23 @@ def rows(run: Path):
                    verbatim["critic"], verbatim["correctness"])
 
 
+def pooled(runs: list[Path]) -> None:
+    """One line per kind of revised answers: the last evaluations' discordant pairs summed over ``runs``."""
+    for revised in ("own", "drafts"):
+        sums = [0, 0, 0]
+        for run in runs:
+            lines = [json.loads(x) for x in (run / "eval_outcomes.jsonl").read_text().splitlines() if x.strip()]
+            if revised in lines[-1]:
+                sums = [t + v for t, v in zip(sums, item_level_pairs(lines[-1], revised))]
+        if sums[2]:
+            print(f"pooled over {len(runs)} runs, {'own' if revised == 'own' else 'initial model'}'s wrong answers: "
+                  f"n {sums[2]}, critique only {sums[0]}, incorrect only {sums[1]}, "
+                  f"McNemar p {mcnemar_two_sided(sums[0], sums[1]):.3g}")
+
+
 def main(argv: list[str]) -> None:
+    pool = "--pool" in argv
+    argv = [a for a in argv if a != "--pool"]
     runs = [Path(a) for a in argv] or sorted(p for p in Path("runs/warm-start").iterdir()
                                               if (p / "eval_outcomes.jsonl").exists())
     print("| run | step | accuracy | wrong answers revised | n | fixed: critique | fixed: incorrect | "
@@ -43,6 +63,8 @@ def main(argv: list[str]) -> None:
             acc = "" if r[2] is None else f"{r[2]:.3f}"
             print(f"| {r[0]} | {r[1]} | {acc} | {'own' if r[3] == 'own' else 'initial model'} | {r[4]} | {r[5]} | "
                   f"{r[6]} | {r[7]} | {r[8]} | {r[9]:.3g} | {r[10]} | {r[11]} |")
+    if pool:
+        pooled(runs)
 
 
 if __name__ == "__main__":
