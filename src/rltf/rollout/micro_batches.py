@@ -29,37 +29,41 @@ class _Open:
         self.longest = 0  # longest prompt
         self.completion = 0  # longest completion
 
-    def cost_with(self, prompt: Sequence[int], completion: int) -> tuple[int, int]:
-        """(positions the model would run on with ``prompt`` added, that prefix's length)."""
+    def _common_with(self, prompt: Sequence[int]) -> int:
+        """Leading tokens ``prompt`` shares with every prompt so far."""
         if not self.rows:
-            return len(prompt) + max(completion, 1), 0
-        common = 0
-        limit = min(self.common, len(prompt))
-        while common < limit and prompt[common] == self.first[common]:
-            common += 1
-        shortest, longest = min(self.shortest, len(prompt)), max(self.longest, len(prompt))
-        shared = min(common, shortest - 1)  # at least one prompt token of each row stays after it
-        if shared < self.min_prefix:
-            shared = 0
-        width = longest - shared + max(self.completion, completion, 1)
-        return shared + (len(self.rows) + 1) * width, common
+            return len(prompt)
+        n, limit = 0, min(self.common, len(prompt))
+        while n < limit and prompt[n] == self.first[n]:
+            n += 1
+        return n
 
-    def add(self, row: int, prompt: Sequence[int], completion: int, common: int) -> None:
-        if not self.rows:
-            self.first, self.common, self.shortest, self.longest = list(prompt), len(prompt), len(prompt), len(prompt)
-        else:
-            self.common = common
-            self.shortest, self.longest = min(self.shortest, len(prompt)), max(self.longest, len(prompt))
-        self.completion = max(self.completion, completion)
-        self.rows.append(row)
+    def _positions(self, rows: int, common: int, shortest: int, longest: int, completion: int) -> int:
+        """What :meth:`rltf.rollout.batch.RolloutBatch.model_inputs` runs on: the shared prefix once
+        (all but the last token of the shortest prompt at most; none below ``min_prefix`` or for one
+        row), then every row padded to the longest rest of prompt and the longest completion."""
+        shared = min(common, shortest - 1) if rows > 1 else 0
+        shared = shared if shared >= self.min_prefix else 0
+        return shared + rows * (longest - shared + max(completion, 1))
 
     def cost(self) -> int:
         """Positions the model runs on for the rows so far."""
-        if len(self.rows) == 1:
-            return self.longest + max(self.completion, 1)
-        shared = min(self.common, self.shortest - 1)
-        shared = shared if shared >= self.min_prefix else 0
-        return shared + len(self.rows) * (self.longest - shared + max(self.completion, 1))
+        return self._positions(len(self.rows), self.common, self.shortest, self.longest, self.completion)
+
+    def cost_with(self, prompt: Sequence[int], completion: int) -> int:
+        """Positions the model would run on with a row of ``prompt`` and ``completion`` tokens added."""
+        if not self.rows:
+            return self._positions(1, len(prompt), len(prompt), len(prompt), completion)
+        return self._positions(len(self.rows) + 1, self._common_with(prompt), min(self.shortest, len(prompt)),
+                               max(self.longest, len(prompt)), max(self.completion, completion))
+
+    def add(self, row: int, prompt: Sequence[int], completion: int) -> None:
+        self.common = self._common_with(prompt)
+        if not self.rows:
+            self.first, self.shortest, self.longest = list(prompt), len(prompt), len(prompt)
+        self.shortest, self.longest = min(self.shortest, len(prompt)), max(self.longest, len(prompt))
+        self.completion = max(self.completion, completion)
+        self.rows.append(row)
 
 
 def plan_micro_batches(prompts: Sequence[Sequence[int]], completion_lengths: Sequence[int], turns: Sequence[int],
@@ -80,14 +84,12 @@ def plan_micro_batches(prompts: Sequence[Sequence[int]], completion_lengths: Seq
     for i in order:
         prompt, completion = prompts[i], completion_lengths[i]
         if open_.rows:
-            before = open_.cost()
-            after, common = open_.cost_with(prompt, completion)
+            after = open_.cost_with(prompt, completion)
             alone = len(prompt) + max(completion, 1)
-            if len(open_.rows) >= size or (max_tokens and after > max_tokens) or after - before > alone:
+            if len(open_.rows) >= size or (max_tokens and after > max_tokens) or after - open_.cost() > alone:
                 plan.append(open_.rows)
                 open_ = _Open(min_prefix)
-        common = open_.cost_with(prompt, completion)[1]
-        open_.add(i, prompt, completion, common)
+        open_.add(i, prompt, completion)
     if open_.rows:
         plan.append(open_.rows)
     return plan
