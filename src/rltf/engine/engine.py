@@ -230,7 +230,7 @@ class Engine(TrainingRun):
             parts = planned[kind]
             for k in range(passes[kind] if self.lockstep else len(parts)):
                 if k >= len(parts) or error:  # lockstep: the collectives of a pass this process lacks
-                    self._backward(self._forward(term.idle or self.idle_loss))
+                    self._backward(self._forward((lambda: term.idle(self)) if term.idle else self.idle_loss))
                     continue
                 part = parts[k].to(device)
                 loss, stats = self._forward(lambda: term.loss(self, part))
