@@ -1,4 +1,5 @@
 """Micro-batch planning: which rows run through the model together (rltf.rollout.micro_batches)."""
+import dataclasses
 import random
 
 import pytest
@@ -117,3 +118,38 @@ def test_the_plan_changes_no_gradient_of_a_two_turn_step(tmp_path, monkeypatch, 
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     expected = sum(p.model_inputs().n_tokens for kind in ("rl", "fm") for p in batch.of_kind(kind).split(size))
     assert collected_totals["tokens/trained"] == expected >= planned_totals["tokens/trained"]
+
+
+def test_a_lockstep_process_with_fewer_micro_batches_runs_the_terms_idle_passes(tmp_path, monkeypatch):
+    """Under FSDP2/ZeRO every process runs as many passes as the busiest one: the passes this process
+    lacks call each term's own idle loss with the run (SDPO's sd term has one), and change no gradient."""
+    from rltf.engine.engine import Engine
+
+    tr = trainer("sdpo", tmp_path, group_size=4, micro_batch_size=4, temperature=1.0)
+    monkeypatch.setattr(tr.task, "grade", parity_grader)
+    collected = tr.method.collect(tr, tr.task.problems("train", 2), seed=3)
+    batch, n = collected.batch, collected.episodes
+    assert "sd" in batch.kind
+
+    def grads():
+        tr.optimizer.zero_grad(set_to_none=True)
+        tr.accumulate(batch, n, 1.0)
+        return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in tr.model.parameters()]
+
+    monkeypatch.setattr(Engine, "lockstep", property(lambda self: True))
+    alone = grads()
+    calls = []
+    term = tr.method.terms["sd"]
+    monkeypatch.setitem(tr.method.terms, "sd", dataclasses.replace(term, idle=lambda run: calls.append(run) or term.idle(run)))
+    gather = tr.dist.gather_object
+
+    def busier_peer(obj):  # another process has one more micro-batch of every term
+        if isinstance(obj, dict) and obj and all(isinstance(v, int) for v in obj.values()):
+            return [obj, {k: v + 1 for k, v in obj.items()}]
+        return gather(obj)
+
+    monkeypatch.setattr(tr.dist, "gather_object", busier_peer)
+    padded = grads()
+    assert calls and all(run is tr for run in calls)
+    for a, b in zip(alone, padded):
+        torch.testing.assert_close(a, b)
