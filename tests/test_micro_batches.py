@@ -7,7 +7,7 @@ import torch
 
 from helpers import parity_grader, trainer
 from rltf.rollout import RolloutBatch
-from rltf.rollout.micro_batches import _Open, plan_micro_batches
+from rltf.rollout.micro_batches import OpenMicroBatch, plan_micro_batches
 
 PAD = 0
 
@@ -66,7 +66,7 @@ def test_the_plan_is_a_partition_within_its_limits_and_its_costs_are_the_model_i
             assert len(rows) <= size
             assert not cap or n <= cap or len(rows) == 1  # a row longer than the cap runs alone
             assert part.turn.tolist() == sorted(part.turn.tolist())
-            open_ = _Open(32)  # the planner's running cost is what the model runs on
+            open_ = OpenMicroBatch(32)  # the planner's running cost is what the model runs on
             for r in rows:
                 prompt = b.prompt_ids[r, :lengths[r]].tolist()
                 open_.add(r, prompt, int(b.completion_lengths[r]))

@@ -29,7 +29,7 @@ import yaml
 
 from rltf.errors import CheckpointError, ConfigError, first_line
 from rltf.models.integrity import checkpoint_damage
-from rltf.models.loading import CHECKPOINT_RE, list_checkpoints  # noqa: F401 - re-exported
+from rltf.models.loading import CHECKPOINT_RE, list_checkpoints
 
 
 def rng_state() -> dict[str, Any]:
@@ -134,7 +134,8 @@ def resolve_resume(path: str | Path, console: Callable[[str], None] = print) -> 
     if CHECKPOINT_RE.match(path.name) or (path / "trainer_state.pt").exists():
         problem = checkpoint_damage(path)
         if problem:
-            whole = [str(p) for p in list_checkpoints(path.parent, with_state_only=False) if p != path and not checkpoint_damage(p)]
+            whole = [str(p) for p in list_checkpoints(path.parent, with_state_only=False)
+                     if p != path and not checkpoint_damage(p)]
             raise CheckpointError(f"cannot resume from {path}: {problem}. Whole checkpoints of this run: "
                                   f"{', '.join(whole) if whole else 'none'} (or --resume {path.parent} "
                                   "to take the newest whole one)")

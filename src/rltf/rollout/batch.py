@@ -186,9 +186,7 @@ class RolloutBatch:
         "collected": consecutive slices of ``size`` rows instead (:meth:`split`)."""
         if order == "collected":
             return list(self.split(size))
-        lengths = self.prompt_mask.sum(dim=1).tolist()
-        prompts = [row[:n] for row, n in zip(self.prompt_ids.tolist(), lengths)]
-        plan = plan_micro_batches(prompts, self.completion_mask.sum(dim=1).tolist(), self.turn.tolist(),
+        plan = plan_micro_batches(self.prompt_lists(), self.completion_mask.sum(dim=1).tolist(), self.turn.tolist(),
                                   self.group.tolist(), size, max_tokens, min_prefix)
         return [self.select(rows) for rows in plan]
 
@@ -198,11 +196,15 @@ class RolloutBatch:
         return replace(self, **moved)
 
     # -- the model's view ------------------------------------------------------------------------
+    def prompt_lists(self) -> list[list[int]]:
+        """Each row's prompt token ids, without padding."""
+        lengths = self.prompt_mask.sum(dim=1).tolist()
+        return [row[:n] for row, n in zip(self.prompt_ids.tolist(), lengths)]
+
     def shared_prefix_len(self, min_prefix: int = 32) -> int:
         """Leading prompt tokens common to every row, by the rule generation uses
         (:func:`rltf.models.hf_backend.shared_prefix_len`)."""
-        lengths = self.prompt_mask.sum(dim=1).tolist()
-        return shared_prefix_len([row[:n] for row, n in zip(self.prompt_ids.tolist(), lengths)], min_prefix)
+        return shared_prefix_len(self.prompt_lists(), min_prefix)
 
     def model_inputs(self, min_prefix: int = 32) -> ModelInputs:
         """The ``[shared prefix | pad ... rest of prompt | completion ... pad]`` layout; position ids

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-class _Open:
+class OpenMicroBatch:
     """The micro-batch being filled, with what its cost depends on."""
 
     def __init__(self, min_prefix: int):
@@ -80,7 +80,7 @@ def plan_micro_batches(prompts: Sequence[Sequence[int]], completion_lengths: Seq
         raise ValueError(f"micro-batch size must be >= 1, got {size}")
     order = sorted(range(len(prompts)), key=lambda i: (turns[i], groups[i], i))
     plan: list[list[int]] = []
-    open_ = _Open(min_prefix)
+    open_ = OpenMicroBatch(min_prefix)
     for i in order:
         prompt, completion = prompts[i], completion_lengths[i]
         if open_.rows:
@@ -88,7 +88,7 @@ def plan_micro_batches(prompts: Sequence[Sequence[int]], completion_lengths: Seq
             alone = len(prompt) + max(completion, 1)
             if len(open_.rows) >= size or (max_tokens and after > max_tokens) or after - open_.cost() > alone:
                 plan.append(open_.rows)
-                open_ = _Open(min_prefix)
+                open_ = OpenMicroBatch(min_prefix)
         open_.add(i, prompt, completion)
     if open_.rows:
         plan.append(open_.rows)

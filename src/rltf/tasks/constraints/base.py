@@ -34,11 +34,11 @@ class Instruction(ABC):
 
     @abstractmethod
     def describe(self, args: dict) -> str:
-        raise NotImplementedError
+        """The instruction's wording for ``args`` (lm-eval's)."""
 
     @abstractmethod
     def check(self, text: str, args: dict) -> bool:
-        raise NotImplementedError
+        """Whether ``text`` follows the instruction (lm-eval's ``check_following``, strict)."""
 
     def violations(self, text: str, args: dict) -> Violation:
         """Call only when ``check`` is False."""
@@ -51,4 +51,3 @@ class Instruction(ABC):
     @abstractmethod
     def repair(self, text: str, args: dict) -> str:
         """``text`` changed as little as possible so that it follows the instruction."""
-        raise NotImplementedError
