@@ -317,6 +317,11 @@ def test_item_level_revision_outcomes_are_logged_and_reproduce_the_discordant_pa
                     key = "fix_rate" if outcome == "fixed" else "verbatim"
                     assert fixed == round(m[f"eval/{prefix}{key}/critic"] * n)
     assert records[0]["own"] == records[0]["drafts"]  # before step 1 the drafts are the policy's answers
+    for r in records:  # each held-out item's first answer: right or not, as the accuracy and the revisions say
+        first, m = r["first"], metrics[r["step"]]
+        assert len(first) == 8 and sum(v["correct"] for v in first.values()) == round(m["eval/accuracy"] * 8)
+        assert sorted(i for i, v in first.items() if not v["correct"]) == sorted(r["own"]["critic"]["wrong"])
+        assert all(v["reward"] == (1.0 if v["correct"] else 0.0) for v in first.values())  # the parity grader's
     assert set(records[2]["drafts"]["critic"]["wrong"]) == set(records[0]["own"]["critic"]["wrong"])
     # resume from step 1: the step-2 evaluation is logged once, not twice
     resumed = build_trainer(make_config("grpo", overrides={**BASE, **kw, "output_dir": str(run)}),
@@ -324,3 +329,14 @@ def test_item_level_revision_outcomes_are_logged_and_reproduce_the_discordant_pa
     resumed.train()
     steps = [json.loads(x)["step"] for x in (run / "eval_outcomes.jsonl").read_text().splitlines()]
     assert steps == [0, 1, 2]
+
+
+def test_a_run_without_revision_evaluations_still_records_each_items_first_answer(tmp_path, monkeypatch):
+    """Without eval_feedback, eval_outcomes.jsonl holds only "first": what item-by-item tests between
+    methods need (rltf.eval.item_tests)."""
+    tr = trainer("grpo", tmp_path, eval_at_start=True, eval_every=1, eval_n=6, max_steps=1)
+    monkeypatch.setattr(type(tr.task), "grade", lambda self, p, c: parity_grader(p, c))
+    tr.train()
+    records = [json.loads(x) for x in (tmp_path / "grpo" / "eval_outcomes.jsonl").read_text().splitlines()]
+    assert [sorted(r) for r in records] == [["first", "step", "tokens"]] * 2
+    assert all(len(r["first"]) == 6 and all(i.startswith("add2/") for i in r["first"]) for r in records)

@@ -40,7 +40,7 @@ from rltf.engine.parts import Collected, Method, Rollout
 from rltf.engine.sharding import full_weights, idle_loss, shard_model, total_grad_norm
 
 
-OUTCOMES_FILE = "eval_outcomes.jsonl"  # per evaluation: which held-out answers each feedback kind fixed
+OUTCOMES_FILE = "eval_outcomes.jsonl"  # per evaluation: each held-out answer's score, which each feedback kind fixed
 
 
 class Engine(TrainingRun):
@@ -479,7 +479,8 @@ class Engine(TrainingRun):
 
     def evaluate(self) -> dict[str, float]:
         """The held-out evaluation (:func:`rltf.engine.held_out.evaluate`) of the current policy; its
-        item-level revision outcomes go to ``eval_outcomes.jsonl`` (which drafts each feedback fixed)."""
+        item-level outcomes go to ``eval_outcomes.jsonl`` (each held-out answer's score, and which wrong
+        answers each feedback fixed)."""
         ev = held_out.evaluate(self, self.eval_drafts)
         self.last_accuracy, self.eval_drafts = ev.accuracy, ev.drafts
         if ev.outcomes and self.dist.is_main:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from rltf.feedback import build_feedback
 from rltf.models.backend import SamplingParams
@@ -29,8 +30,9 @@ class Evaluation:
     metrics: dict[str, float]  # eval/... (logged)
     accuracy: float  # single-turn greedy accuracy
     drafts: dict[str, str] | None  # the initial policy's answers as now known (see :func:`evaluate_drafts`)
-    # item-level revision outcomes: {"own" | "drafts": {kind: {"wrong": ids, "fixed": ids, "verbatim": ids}}}
-    outcomes: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
+    # item-level outcomes: "first": {id: {"correct", "reward", task metrics}} (the single-turn answers), and
+    # the revisions: "own" | "drafts": {kind: {"wrong": ids, "fixed": ids, "verbatim": ids, "copied": ids}}
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def evaluate(run, drafts: dict[str, str] | None) -> Evaluation:
@@ -47,7 +49,8 @@ def evaluate(run, drafts: dict[str, str] | None) -> Evaluation:
                                 feedback=feedback, params=params, split="eval", ranks=run.dist,
                                 revision=c.revision_prompt, keep_first_answers=bool(c.eval_feedback))
     # the revision evaluations revise these same greedy answers instead of generating them again
-    revision, outcomes = {}, {}
+    revision: dict[str, float] = {}
+    outcomes: dict[str, dict[str, Any]] = {"first": result["items"]}
     if c.eval_feedback:
         revision, outcomes["own"] = evaluate_revisions(run, params, own=result["first_answers"])
     if c.eval_feedback and c.eval_drafts:

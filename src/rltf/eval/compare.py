@@ -14,6 +14,7 @@ A compare file (YAML)::
     contrasts: [[rltf-fm-correctness, rltf-fm]]   # optional: pairs also tested against each other (a - b)
     tasks: [add2, fact_summary]    # optional: every method on every task (runs/TASK/NAME-sSEED)
     common: {model: smollm2-135m, task: add2, eval_n: 64}   # config keys shared by every run
+    # in any string value, {seed} and {task} become the run's: e.g. model: runs/warm/{task}-s{seed}/model
     methods:
       base: {method: base}         # the initial model, evaluated once per seed
       grpo: {method: grpo}
@@ -30,9 +31,12 @@ sittings, an interrupted one included) is in ``wall_time.json`` and the report.
 ``TASK/NAME-sSEED``), and ``--time-limit 1.5h`` starts a run only if its estimate at the finished
 runs' pace fits in what is left of the limit; the report is on every finished run either way.
 
-Significance: at each budget point, each method against the baseline with a paired t-test over the
+Significance, two ways. Item by item (:mod:`rltf.eval.item_tests`): each method against the
+baseline on the held-out items' first answers, pooled over the seeds both have (exact McNemar for
+right/wrong, a paired t-test over items for graded metrics), Holm over the methods at each point.
+Over seeds: at each budget point, each method against the baseline with a paired t-test over the
 seeds both have (the same seed gives both methods the same prompts and evaluation set); with few
-seeds the test has little power, and the tables say so with the number of pairs. Where runs evaluate
+seeds that test has little power, and the tables say so with the number of pairs. Where runs evaluate
 revisions with the critic and with correctness-only feedback, the report adds the direct test of
 feedback use: the wrong first answers each fixed, pooled over seeds, with the two-sided exact
 McNemar p of a difference, either way (:func:`feedback_use`).
@@ -49,7 +53,8 @@ from rltf.eval.compare_config import CompareConfig, load_compare_config
 from rltf.eval.compare_report import markdown, plot
 from rltf.eval.compare_runs import (all_runs, finished_runs, run_all, run_config, run_estimates, run_id,
                                     select_runs, time_left)
-from rltf.eval.compare_stats import contrasts, feedback_use, metric_table, significance
+from rltf.eval.compare_stats import contrasts, eval_at, feedback_use, metric_table, significance
+from rltf.eval.item_tests import item_tests, load_outcomes
 
 __all__ = ["CompareConfig", "all_runs", "compare", "finished_runs", "load_compare_config", "run_all", "run_config",
            "run_estimates", "run_id", "select_runs", "summarize", "time_left"]
@@ -58,6 +63,7 @@ __all__ = ["CompareConfig", "all_runs", "compare", "finished_runs", "load_compar
 def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
     by_task: dict[str, dict[str, Any]] = {}
     uses: dict[str, dict[str, Any]] = {}
+    items: dict[str, dict[str, Any]] = {}
     draft_uses: dict[str, dict[str, Any]] = {}
     draft_verbatim: dict[str, dict[str, Any]] = {}
     for task in cfg.task_names:
@@ -67,6 +73,8 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             table = metric_table(cfg, runs, metric)
             by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline),
                                      "contrasts": contrasts(table, cfg.contrasts)}
+        items[task] = item_tests(list(cfg.methods), cfg.baseline, cfg.points, cfg.all_metrics,
+                                 _item_evaluations(cfg, runs, task))
         uses[task] = feedback_use(cfg, runs)
         draft_uses[task] = feedback_use(cfg, runs, prefix="draft_")
         draft_verbatim[task] = feedback_use(cfg, runs, prefix="draft_", outcome="verbatim")
@@ -84,11 +92,34 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             "metrics": cfg.all_metrics, "tasks": cfg.task_names, "baseline": cfg.baseline,
             "budget_tokens": cfg.budget_tokens, "points": cfg.points, "seeds": cfg.seeds, "common": cfg.common,
             "methods": cfg.methods, "table": first["table"], "by_task": by_task,
+            "item_tests": {t: v for t, v in items.items() if v},
             "feedback_use": {t: u for t, u in uses.items() if u},
             "draft_feedback_use": {t: u for t, u in draft_uses.items() if u},
             "draft_verbatim": {t: u for t, u in draft_verbatim.items() if u},
             "wall_min": {t: {n: statistics.mean(v) / 60 for n, v in names.items()} for t, names in wall.items()},
             "wall_estimated_runs": estimated, "time_left": time_left(cfg)}
+
+
+def _item_evaluations(cfg: CompareConfig, runs: list[dict[str, Any]], task: str):
+    """(name, point) -> per seed of ``cfg.seeds``: the run's item-level first answers at the evaluation that
+    stands for the point (its ``eval_outcomes.jsonl``), or None (not finished, not there, not recorded)."""
+    loaded: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}
+
+    def evaluations(name: str, point: int) -> list[dict[str, Any] | None]:
+        out: list[dict[str, Any] | None] = []
+        for seed in cfg.seeds:
+            run = next((r for r in runs if r["name"] == name and r["seed"] == seed), None)
+            ev = None if run is None else eval_at(run["evals"], point)
+            if ev is None or "step" not in ev:
+                out.append(None)
+                continue
+            if (name, seed) not in loaded:
+                loaded[name, seed] = load_outcomes(cfg.run_dir(task, name, seed))
+            record = loaded[name, seed].get(int(ev["step"]))
+            out.append(record.get("first") if record else None)
+        return out
+
+    return evaluations
 
 
 def compare(cfg: CompareConfig, console: Callable[[str], None] = print, run: bool = True,

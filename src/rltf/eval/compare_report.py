@@ -28,6 +28,9 @@ def markdown(summary: dict[str, Any]) -> str:
         for metric, data in metrics.items():
             parts.append(_metric_markdown(summary, metric, data["table"], data["significance"],
                                           data.get("contrasts", {})))
+        items = summary.get("item_tests", {}).get(task)
+        if items:
+            parts.append(item_tests_markdown(summary["points"], items, summary["baseline"]))
         uses = summary.get("feedback_use", {}).get(task)
         if uses:
             parts.append(feedback_use_markdown(summary["points"], uses, OWN_ANSWERS))
@@ -107,6 +110,32 @@ def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any]
     elif pairs:
         lines += ["", "Contrasts " + ", ".join(pairs) + ": no paired test yet (each needs 2 common seeds)."]
     return "\n".join(lines) + "\n"
+
+
+def item_tests_markdown(points: list[int], items: dict[str, Any], baseline: str) -> str:
+    """Each method against the baseline item by item (:mod:`rltf.eval.item_tests`), one table per metric."""
+    parts = []
+    for metric, tests in items.items():
+        lines = [f"Item by item, {metric} against {baseline}: each held-out item's first answer in both runs of a "
+                 "seed, pooled over the seeds both have. Cell: difference (method - baseline), the discordant "
+                 "items `right in the method only / in the baseline only` with the exact McNemar p for 0/1 "
+                 "outcomes, the paired t-test over items otherwise, Holm over the methods at that budget point "
+                 "(* Holm-adjusted p < 0.05), and the pairs `n`:", "",
+                 "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
+        for name, cells in tests.items():
+            row = []
+            for p in points:
+                c = cells.get(str(p))
+                if c is None:
+                    row.append("n/a")
+                    continue
+                split = f"{c['only_a']} / {c['only_b']}, " if c["test"] == "mcnemar" else ""
+                star = " *" if c["p_holm"] < 0.05 else ""
+                row.append(f"{c['mean_diff']:+.3f} ({split}p {p_text(c['p'])}, Holm {p_text(c['p_holm'])}, "
+                           f"n {c['n']}){star}")
+            lines.append(f"| {name} | " + " | ".join(row) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
 
 
 OWN_ANSWERS = "Wrong greedy first answers of the trained policy"

@@ -35,6 +35,10 @@ def run_config(cfg: CompareConfig, name: str, seed: int, run_dir: Path,
               "eval_every": 0, "eval_at_start": True}
     values.setdefault("max_steps", 10_000)
     values.setdefault("save_every", 5)
+    # {seed} and {task} in a string value: e.g. each seed's own warm-started model as the starting point
+    run_task = str(values.get("task", ""))
+    values = {k: v.replace("{seed}", str(seed)).replace("{task}", run_task) if isinstance(v, str) else v
+              for k, v in values.items()}
     return method, values
 
 

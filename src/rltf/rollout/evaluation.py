@@ -10,7 +10,7 @@ from rltf.feedback.base import FeedbackProvider
 from rltf.models.backend import GenerationBackend, SamplingParams
 from rltf.rollout.episode import run_episodes
 from rltf.stats import wilson_interval
-from rltf.tasks.base import Task, mean_task_metrics
+from rltf.tasks.base import Task
 
 
 def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, rounds: int = 1,
@@ -88,10 +88,17 @@ def evaluate(task: Task, backend: GenerationBackend, n: int, seed: int = 0, roun
         # Wall-clock figures vary run to run; everything else is a function of the seed.
         "timing": {"seconds": seconds, "tokens_per_s": tokens / seconds if seconds else 0.0},
     }
+    # each held-out item's first answer: correct or not, its reward and the task's own metrics (e.g. the
+    # constraint task's loose score), so that runs can be compared item by item (paired tests)
+    items = {str(e.problem_id): {"correct": bool(e.turns[0].correct), "reward": float(e.turns[0].reward)}
+             for e in episodes}
     if task.metric_names:  # task-specific metrics (e.g. fact F1), mean over first answers
         by_id = {p.id: p for p in problems}
-        result["metrics"] = mean_task_metrics(task, [by_id[e.problem_id] for e in episodes],
-                                              [e.turns[0].text for e in episodes])
+        values = [task.metrics(by_id[e.problem_id], e.turns[0].text) for e in episodes]
+        for e, v in zip(episodes, values):
+            items[str(e.problem_id)].update(v)
+        result["metrics"] = {k: sum(v[k] for v in values) / len(values) for k in values[0]}
+    result["items"] = items
     if feedback is not None:
         stats = feedback.stats.to_dict()
         if ranks is not None and ranks.world_size > 1:
