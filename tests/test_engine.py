@@ -11,6 +11,7 @@ from helpers import BASE, collect, parity_grader, patch_losses, trainer
 from rltf.errors import ConfigError, NonFiniteError
 from rltf.methods import METHODS, build_trainer, make_config
 from rltf.rollout import RolloutBatch
+from rltf.tasks.base import Score
 
 
 @pytest.mark.parametrize("method", [n for n, m in METHODS.items() if m.uses("rl")])  # PPO: test_method_ppo.py
@@ -298,7 +299,13 @@ def test_item_level_revision_outcomes_are_logged_and_reproduce_the_discordant_pa
     kw = dict(eval_feedback="critic,correctness", eval_drafts=True, eval_at_start=True, eval_every=1,
               eval_n=8, max_steps=2, save_every=1)
     tr = trainer("grpo", tmp_path, **kw)
-    monkeypatch.setattr(type(tr.task), "grade", lambda self, p, c: parity_grader(p, c))
+    # right on the problems whose id ends in an even digit, whatever the answer: wrong answers at every evaluation
+    # (the random model revises none of them: the fixes' bookkeeping is tested in tests/test_compare_report.py)
+    def grade(self, p, c):
+        good = int(p.id[-1]) % 2 == 0
+        return Score(float(good), good, True, "", None)
+
+    monkeypatch.setattr(type(tr.task), "grade", grade)
     tr.train()
     run = tmp_path / "grpo"
     records = [json.loads(x) for x in (run / "eval_outcomes.jsonl").read_text().splitlines()]
@@ -316,6 +323,7 @@ def test_item_level_revision_outcomes_are_logged_and_reproduce_the_discordant_pa
                     fixed = len(r[revised]["critic"][outcome])
                     key = "fix_rate" if outcome == "fixed" else "verbatim"
                     assert fixed == round(m[f"eval/{prefix}{key}/critic"] * n)
+    assert all(r["own"]["critic"]["wrong"] for r in records)  # the checks above ran on wrong answers
     assert records[0]["own"] == records[0]["drafts"]  # before step 1 the drafts are the policy's answers
     for r in records:  # each held-out item's first answer: right or not, as the accuracy and the revisions say
         first, m = r["first"], metrics[r["step"]]
@@ -340,3 +348,27 @@ def test_a_run_without_revision_evaluations_still_records_each_items_first_answe
     records = [json.loads(x) for x in (tmp_path / "grpo" / "eval_outcomes.jsonl").read_text().splitlines()]
     assert [sorted(r) for r in records] == [["first", "step", "tokens"]] * 2
     assert all(len(r["first"]) == 6 and all(i.startswith("add2/") for i in r["first"]) for r in records)
+
+
+def test_eval_feedback_at_last_revises_only_at_the_last_evaluation_and_still_records_the_drafts(tmp_path, monkeypatch):
+    """eval_feedback_at=last: the evaluations before the last measure single-turn accuracy only; the last
+    one revises the policy's wrong answers and the initial policy's drafts (recorded at step 0)."""
+    kw = dict(eval_feedback="critic,correctness", eval_drafts=True, eval_at_start=True, eval_every=1,
+              eval_n=8, max_steps=2, eval_feedback_at="last")
+    tr = trainer("grpo", tmp_path, **kw)
+    # wrong on the problems whose id ends in an odd digit, whatever the answer: every evaluation has wrong answers
+    monkeypatch.setattr(type(tr.task), "grade", lambda self, p, c: Score(float(int(p.id[-1]) % 2 == 0),
+                                                                          int(p.id[-1]) % 2 == 0, True, "id", None))
+    tr.train()
+    run = tmp_path / "grpo"
+    records = {r["step"]: r for r in map(json.loads, (run / "eval_outcomes.jsonl").read_text().splitlines())}
+    metrics = {r["step"]: r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+               if "eval/accuracy" in r}
+    assert sorted(records) == sorted(metrics) == [0, 1, 2]
+    assert [sorted(records[s]) for s in (0, 1)] == [["first", "step", "tokens"]] * 2
+    assert not any(k.startswith(("eval/fix_rate", "eval/draft_")) for s in (0, 1) for k in metrics[s])
+    last = records[2]
+    assert {"own", "drafts"} <= set(last) and "eval/revision_use" in metrics[2]
+    initial_wrong = sorted(i for i, v in records[0]["first"].items() if not v["correct"])
+    assert sorted(last["drafts"]["critic"]["wrong"]) == initial_wrong  # the drafts are the step-0 answers
+    assert metrics[2]["eval/draft_wrong_first/critic"] == len(initial_wrong) > 0

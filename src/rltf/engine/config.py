@@ -136,6 +136,11 @@ class TrainConfig(RunConfig):
                                    "eval/draft_fix_rate/KIND and eval/draft_revision_use. Unlike the policy's own "
                                    "wrong answers these stay the same over training, and remain when it no "
                                    "longer errs")
+    eval_feedback_at: str = arg("all", "which evaluations revise with eval_feedback: all, or last (only the run's "
+                                       "last evaluation; the others measure single-turn accuracy only, at a "
+                                       "fraction of the cost: revisions are most of a long study's evaluation "
+                                       "time). With eval_drafts, the drafts are still recorded before step 1",
+                                choices=("all", "last"))
     eval_at_start: bool = arg(True, "evaluate the initial policy before step 1")
     importance_sampling: str = arg("token_truncate", "correction of vLLM rollouts for the sampler/trainer mismatch: "
                                                      "per-token or per-sequence ratio pi_train/pi_sampler, truncated "

@@ -477,11 +477,11 @@ class Engine(TrainingRun):
         budget = self.config.max_generated_tokens
         return self.step >= self.config.max_steps or bool(budget and self.generated_tokens >= budget)
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, last: bool = True) -> dict[str, float]:
         """The held-out evaluation (:func:`rltf.engine.held_out.evaluate`) of the current policy; its
         item-level outcomes go to ``eval_outcomes.jsonl`` (each held-out answer's score, and which wrong
-        answers each feedback fixed)."""
-        ev = held_out.evaluate(self, self.eval_drafts)
+        answers each feedback fixed). ``last``: the run's last evaluation (``eval_feedback_at``)."""
+        ev = held_out.evaluate(self, self.eval_drafts, last=last)
         self.last_accuracy, self.eval_drafts = ev.accuracy, ev.drafts
         if ev.outcomes and self.dist.is_main:
             record = {"step": self.step, "tokens": self.generated_tokens, **ev.outcomes}
@@ -502,7 +502,7 @@ class Engine(TrainingRun):
         self._eval_points = [int(float(x)) for x in str(self.config.eval_at_tokens or "").replace(" ", "").split(",")
                              if x]
         if self.config.eval_at_start and self.step == 0:
-            ev = self.evaluate()
+            ev = self.evaluate(last=self.done())
             self.history.append({"step": 0, "tokens": 0, **ev})
             logger.log(0, ev, console=self.console)
             self.console(f"step 0: held-out accuracy {ev['eval/accuracy']:.3f}")
@@ -514,7 +514,7 @@ class Engine(TrainingRun):
         crossed = any(self._tokens_seen < p <= self.generated_tokens for p in self._eval_points)
         self._tokens_seen = self.generated_tokens
         if (c.eval_every and self.step % c.eval_every == 0) or last or crossed:
-            metrics.update(self.evaluate())
+            metrics.update(self.evaluate(last=last))
             self.history.append({"step": self.step, "tokens": self.generated_tokens,
                                  **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
 

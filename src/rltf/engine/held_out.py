@@ -35,9 +35,10 @@ class Evaluation:
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def evaluate(run, drafts: dict[str, str] | None) -> Evaluation:
+def evaluate(run, drafts: dict[str, str] | None, last: bool = True) -> Evaluation:
     """Greedy single-turn accuracy on a fixed held-out set (and K-round self-critique when asked),
-    and with ``eval_feedback`` the revisions of the wrong answers (and of the drafts) with each kind."""
+    and with ``eval_feedback`` the revisions of the wrong answers (and of the drafts) with each kind;
+    with ``eval_feedback_at`` "last", only where ``last`` (the run's last evaluation)."""
     c = run.config
     started = time.perf_counter()
     run.model.eval()
@@ -51,9 +52,13 @@ def evaluate(run, drafts: dict[str, str] | None) -> Evaluation:
     # the revision evaluations revise these same greedy answers instead of generating them again
     revision: dict[str, float] = {}
     outcomes: dict[str, dict[str, Any]] = {"first": result["items"]}
-    if c.eval_feedback:
+    revise = bool(c.eval_feedback) and (last or c.eval_feedback_at == "all")
+    if revise:
         revision, outcomes["own"] = evaluate_revisions(run, params, own=result["first_answers"])
-    if c.eval_feedback and c.eval_drafts:
+    if c.eval_feedback and c.eval_drafts and not revise:
+        if drafts is None and run.weights_version == 0 and run.resume_from is None:
+            drafts = dict(result["first_answers"])  # recorded now, revised at the last evaluation
+    elif revise and c.eval_drafts:
         draft_metrics, draft_outcomes, drafts = evaluate_drafts(run, params, result["first_answers"], revision,
                                                                 outcomes["own"], drafts)
         revision.update(draft_metrics)
