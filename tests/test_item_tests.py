@@ -51,7 +51,7 @@ def test_item_tests_pool_seeds_and_holm_over_methods():
     def evaluations(name, point):
         return [runs[name][s] if point == 100 or name != "same" else None for s in (0, 1)]
 
-    out = item_tests(["grpo", "good", "same"], "grpo", [100, 200], ["accuracy", "revision_use"], evaluations)
+    out = item_tests([("good", "grpo"), ("same", "grpo")], [100, 200], ["accuracy", "revision_use"], evaluations)
     assert set(out) == {"accuracy"}  # revision_use is not an item metric: no table, no error
     g, s = out["accuracy"]["good"]["100"], out["accuracy"]["same"]["100"]
     assert (g["only_a"], g["only_b"], g["n"], g["seeds"]) == (10, 0, 20, 2)
@@ -59,7 +59,9 @@ def test_item_tests_pool_seeds_and_holm_over_methods():
     assert (s["only_a"], s["only_b"], s["n"], s["seeds"]) == (1, 1, 10, 1) and s["p"] == 1.0
     assert g["p_holm"] == pytest.approx(2 * g["p"]) and s["p_holm"] == 1.0  # Holm over the two at point 100
     assert "200" not in out["accuracy"]["same"] and out["accuracy"]["good"]["200"]["p_holm"] == g["p"]
-    assert item_tests(["grpo"], None, [1], ["accuracy"], evaluations) == {}
+    assert item_tests([], [1], ["accuracy"], evaluations) == {}
+    pair = item_tests([("good", "same")], [100], ["accuracy"], evaluations, contrasts=True)["accuracy"]
+    assert list(pair) == ["good - same"] and pair["good - same"]["100"]["seeds"] == 1
 
 
 def test_compare_summary_reads_item_outcomes_and_reports_them(tmp_path):
@@ -67,7 +69,8 @@ def test_compare_summary_reads_item_outcomes_and_reports_them(tmp_path):
     from rltf.eval.compare_report import markdown
 
     cfg = CompareConfig(output_dir=str(tmp_path), methods={"grpo": {"method": "grpo"}, "fm": {"method": "rltf-fm"}},
-                        seeds=[0, 1], budget_tokens=100, metrics=["instruction_loose"], baseline="grpo")
+                        seeds=[0, 1], budget_tokens=100, metrics=["instruction_loose"], baseline="grpo",
+                        contrasts=[("grpo", "fm")])
     ids = ["c/0", "c/1", "c/2", "c/3"]
     loose = {"grpo": [0.5, 0.5, 0.0, 1.0], "fm": [1.0, 0.5, 0.5, 1.0]}
     right = {"grpo": [False, False, False, True], "fm": [True, False, False, True]}
@@ -95,6 +98,8 @@ def test_compare_summary_reads_item_outcomes_and_reports_them(tmp_path):
     text = markdown(summary)
     assert "Item by item, accuracy against grpo" in text and "+0.250 (2 / 0, p 0.50, Holm 0.50, n 8)" in text
     assert "Item by item, instruction_loose against grpo" in text
+    back = summary["item_contrasts"]["add2"]["accuracy"]["grpo - fm"]["100"]  # the same pairs, the other way
+    assert (back["only_a"], back["only_b"]) == (0, 2) and "Item by item, accuracy in the contrasts (a - b)" in text
 
 
 def test_load_outcomes_keys_records_by_step_and_names_a_bad_line(tmp_path):

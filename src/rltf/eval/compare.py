@@ -64,6 +64,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
     by_task: dict[str, dict[str, Any]] = {}
     uses: dict[str, dict[str, Any]] = {}
     items: dict[str, dict[str, Any]] = {}
+    item_pairs: dict[str, dict[str, Any]] = {}
     draft_uses: dict[str, dict[str, Any]] = {}
     draft_verbatim: dict[str, dict[str, Any]] = {}
     for task in cfg.task_names:
@@ -73,8 +74,10 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             table = metric_table(cfg, runs, metric)
             by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline),
                                      "contrasts": contrasts(table, cfg.contrasts)}
-        items[task] = item_tests(list(cfg.methods), cfg.baseline, cfg.points, cfg.all_metrics,
-                                 _item_evaluations(cfg, runs, task))
+        evaluations = _item_evaluations(cfg, runs, task)
+        against = [(name, cfg.baseline) for name in cfg.methods if cfg.baseline is not None and name != cfg.baseline]
+        items[task] = item_tests(against, cfg.points, cfg.all_metrics, evaluations)
+        item_pairs[task] = item_tests(list(cfg.contrasts), cfg.points, cfg.all_metrics, evaluations, contrasts=True)
         uses[task] = feedback_use(cfg, runs)
         draft_uses[task] = feedback_use(cfg, runs, prefix="draft_")
         draft_verbatim[task] = feedback_use(cfg, runs, prefix="draft_", outcome="verbatim")
@@ -93,6 +96,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             "budget_tokens": cfg.budget_tokens, "points": cfg.points, "seeds": cfg.seeds, "common": cfg.common,
             "methods": cfg.methods, "table": first["table"], "by_task": by_task,
             "item_tests": {t: v for t, v in items.items() if v},
+            "item_contrasts": {t: v for t, v in item_pairs.items() if v},
             "feedback_use": {t: u for t, u in uses.items() if u},
             "draft_feedback_use": {t: u for t, u in draft_uses.items() if u},
             "draft_verbatim": {t: u for t, u in draft_verbatim.items() if u},

@@ -30,7 +30,10 @@ def markdown(summary: dict[str, Any]) -> str:
                                           data.get("contrasts", {})))
         items = summary.get("item_tests", {}).get(task)
         if items:
-            parts.append(item_tests_markdown(summary["points"], items, summary["baseline"]))
+            parts.append(item_tests_markdown(summary["points"], items, f"against {summary['baseline']}"))
+        pairs = summary.get("item_contrasts", {}).get(task)
+        if pairs:
+            parts.append(item_tests_markdown(summary["points"], pairs, "in the contrasts (a - b)"))
         uses = summary.get("feedback_use", {}).get(task)
         if uses:
             parts.append(feedback_use_markdown(summary["points"], uses, OWN_ANSWERS))
@@ -112,15 +115,15 @@ def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any]
     return "\n".join(lines) + "\n"
 
 
-def item_tests_markdown(points: list[int], items: dict[str, Any], baseline: str) -> str:
-    """Each method against the baseline item by item (:mod:`rltf.eval.item_tests`), one table per metric."""
+def item_tests_markdown(points: list[int], items: dict[str, Any], what: str) -> str:
+    """Runs compared item by item (:mod:`rltf.eval.item_tests`), one table per metric."""
     parts = []
     for metric, tests in items.items():
-        lines = [f"Item by item, {metric} against {baseline}: each held-out item's first answer in both runs of a "
-                 "seed, pooled over the seeds both have. Cell: difference (method - baseline), the discordant "
-                 "items `right in the method only / in the baseline only` with the exact McNemar p for 0/1 "
-                 "outcomes, the paired t-test over items otherwise, Holm over the methods at that budget point "
-                 "(* Holm-adjusted p < 0.05), and the pairs `n`:", "",
+        lines = [f"Item by item, {metric} {what}: each held-out item's first answer in both runs of a "
+                 "seed, pooled over the seeds both have. Cell: difference, the discordant items `right in the "
+                 "first only / in the second only` with the exact McNemar p for 0/1 outcomes, the paired t-test "
+                 "over items otherwise, Holm over the rows at that budget point (* Holm-adjusted p < 0.05), and "
+                 "the pairs `n`:", "",
                  "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
         for name, cells in tests.items():
             row = []

@@ -70,40 +70,39 @@ def item_difference(pairs: list[tuple[float, float]]) -> dict[str, Any] | None:
     return cell
 
 
-def item_tests(methods: list[str], baseline: str | None, points: list[int], metrics: list[str],
-               evaluations: Callable[[str, int], list[dict[str, Any] | None]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Each method against ``baseline`` at each budget point, item by item and pooled over the seeds
-    both have, for each metric the items record; Holm over the methods at each point and metric.
+def item_tests(pairs: list[tuple[str, str]], points: list[int], metrics: list[str],
+               evaluations: Callable[[str, int], list[dict[str, Any] | None]],
+               contrasts: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each pair ``(a, b)`` of run names (a method and the baseline, or a chosen contrast), ``a - b`` at each
+    budget point, item by item and pooled over the seeds both have, for each metric the items record;
+    Holm over the pairs at each point and metric (the family is ``pairs``).
 
     ``evaluations(name, point)`` -> per seed (in the seeds' order, the same list for every name) that
     run's ``"first"`` items at that point, or None where the run has not got there or recorded none.
-    -> {metric: {name: {str(point): cell of :func:`item_difference` with ``seeds`` and ``p_holm``}}}."""
+    -> {metric: {a (``contrasts``: "a - b"): {str(point): cell of :func:`item_difference` with ``seeds``
+    and ``p_holm``}}}."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    if baseline is None or baseline not in methods:
-        return out
     for metric in metrics:
         key = item_key(metric)
         tests: dict[str, dict[str, Any]] = {}
-        for name in methods:
-            if name == baseline:
-                continue
+        for name, other in pairs:
             cells = {}
             for p in points:
-                mine, base = evaluations(name, p), evaluations(baseline, p)
+                mine, base = evaluations(name, p), evaluations(other, p)
                 seeds = [(a, b) for a, b in zip(mine, base) if a is not None and b is not None]
                 if not seeds:
                     continue
                 try:
-                    pairs = [pair for a, b in seeds for pair in paired_values(a, b, key)]
+                    values = [pair for a, b in seeds for pair in paired_values(a, b, key)]
                 except ValueError:
                     if key == item_key(metrics[0]):
                         raise
-                    pairs = []  # a metric this task's items do not record (e.g. revision_use)
-                cell = item_difference(pairs)
+                    values = []  # a metric this task's items do not record (e.g. revision_use)
+                cell = item_difference(values)
                 if cell is not None:
                     cells[str(p)] = {**cell, "seeds": len(seeds)}
             if cells:
-                tests[name] = cells
+                tests[f"{name} - {other}" if contrasts else name] = cells
         for p in {p for cells in tests.values() for p in cells}:
             family = [cells[p] for cells in tests.values() if p in cells]
             for cell, adjusted in zip(family, holm([c["p"] for c in family])):
