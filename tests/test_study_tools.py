@@ -139,3 +139,24 @@ def test_study_archive_rebuilds_single_seed_runs_from_the_report_and_round_trips
     pooled = summarize(cfg, [*originals, {**originals[1], "seed": 1}])
     with pytest.raises(ValueError, match="pools several seeds"):
         tool.results_from_report(pooled, "add2", "rltf-sd", 0)
+
+
+def test_the_decisive_study_files_load_and_every_run_makes_a_valid_config():
+    """studies/decisive/{warm,base}/study.yaml: each run's config (with its seed's and task's starting
+    model) is one the method accepts; the arms differ only in the starting model and output_dir."""
+    from pathlib import Path
+
+    from rltf.eval.compare import load_compare_config, run_config
+    from rltf.methods import make_config
+
+    root = Path(__file__).parents[1] / "studies" / "decisive"
+    arms = {arm: load_compare_config(root / arm / "study.yaml") for arm in ("warm", "base")}
+    assert arms["warm"].methods == arms["base"].methods and arms["warm"].seeds == [0, 1, 2]
+    assert arms["warm"].budget_tokens >= 24000 and arms["warm"].common["eval_n"] >= 400
+    for arm, cfg in arms.items():
+        for task in cfg.task_names:
+            for name in cfg.methods:
+                method, values = run_config(cfg, name, 2, cfg.run_dir(task, name, 2), task=task)
+                config = make_config("grpo" if method == "base" else method, overrides=values)
+                expected = f"runs/study-decisive/warm-start/{task}-s2" if arm == "warm" else "smollm2-135m"
+                assert config.model == expected and config.task == task and config.eval_feedback_at == "last"

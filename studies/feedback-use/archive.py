@@ -7,6 +7,10 @@ runs survived only in the committed report.
     python studies/feedback-use/archive.py restore    # studies/feedback-use/archive/runs/ -> runs/ where a run has no result.json
     python studies/feedback-use/archive.py from-report  # once: runs kept only in studies/feedback-use/archive/results.json
 
+Another study keeps its runs with this script too: ``STUDY_ARCHIVE=studies/decisive/warm/archive
+python studies/feedback-use/archive.py save studies/decisive/warm/study.yaml`` (the folder that holds
+``runs/``, relative to the repository).
+
 What is kept of a finished run: ``result.json`` (what ``rltf compare`` reads), ``wall_time.json``,
 ``recipe.yaml`` and ``metrics.jsonl`` (its training and evaluation log), a few hundred kB at most.
 ``from-report`` rebuilds the ``result.json`` of runs that have none from the report's per-seed values
@@ -17,6 +21,7 @@ report reads, at the evaluation that stood for each budget point, and the wall t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -26,7 +31,7 @@ from rltf.eval.compare_stats import OUTCOMES
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]  # the repository: the compare file's output_dir is relative to it
-ARCHIVE = HERE / "archive" / "runs"
+ARCHIVE = ROOT / os.environ.get("STUDY_ARCHIVE", str((HERE / "archive").relative_to(ROOT))) / "runs"
 REPORT = HERE / "archive" / "results.json"
 KEPT = ("result.json", "wall_time.json", "recipe.yaml", "metrics.jsonl", "eval_outcomes.jsonl")
 

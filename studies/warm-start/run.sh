@@ -17,6 +17,9 @@ declare -A RUNS=(
   [constraints-control]="--config recipes/cpu-constraints-revision-sft.yaml --feedback correctness"
   [counting-critic]="--config recipes/cpu-constraints-revision-sft.yaml --task $COUNTING"
   [counting-control]="--config recipes/cpu-constraints-revision-sft.yaml --task $COUNTING --feedback correctness"
+  # constraints: seeds 1 and 2 of the warm start (RESULTS "two more seeds"; the decisive study starts from them)
+  [constraints-critic-s1]="--config recipes/cpu-constraints-revision-sft.yaml --set eval_every=0 --set eval_n=400 --set seed=1"
+  [constraints-critic-s2]="--config recipes/cpu-constraints-revision-sft.yaml --set eval_every=0 --set eval_n=400 --set seed=2"
   # constraints: the controls of seeds 1 and 2 (RESULTS "two more seeds of the warm start")
   [constraints-control-s1]="--config recipes/cpu-constraints-revision-sft.yaml --feedback correctness --set eval_every=0 --set eval_n=400 --set seed=1 --set eval_at_start=false"
   [constraints-control-s2]="--config recipes/cpu-constraints-revision-sft.yaml --feedback correctness --set eval_every=0 --set eval_n=400 --set seed=2 --set eval_at_start=false"

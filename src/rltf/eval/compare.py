@@ -74,7 +74,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             table = metric_table(cfg, runs, metric)
             by_task[task][metric] = {"table": table, "significance": significance(table, cfg.baseline),
                                      "contrasts": contrasts(table, cfg.contrasts)}
-        evaluations = _item_evaluations(cfg, runs, task)
+        evaluations = item_evaluations(cfg, runs, task)
         against = [(name, cfg.baseline) for name in cfg.methods if cfg.baseline is not None and name != cfg.baseline]
         items[task] = item_tests(against, cfg.points, cfg.all_metrics, evaluations)
         item_pairs[task] = item_tests(list(cfg.contrasts), cfg.points, cfg.all_metrics, evaluations, contrasts=True)
@@ -104,7 +104,7 @@ def summarize(cfg: CompareConfig, results: list[dict[str, Any]]) -> dict[str, An
             "wall_estimated_runs": estimated, "time_left": time_left(cfg)}
 
 
-def _item_evaluations(cfg: CompareConfig, runs: list[dict[str, Any]], task: str):
+def item_evaluations(cfg: CompareConfig, runs: list[dict[str, Any]], task: str):
     """(name, point) -> per seed of ``cfg.seeds``: the run's item-level first answers at the evaluation that
     stands for the point (its ``eval_outcomes.jsonl``), or None (not finished, not there, not recorded)."""
     loaded: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}

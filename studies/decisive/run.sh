@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Start (or resume) one arm of the decisive study (issue 43) in the background. The warm arm starts each
+# seed from that seed's feedback-use warm start: runs/study-decisive/warm-start/TASK-sSEED is linked to
+# the model of studies/warm-start's run of that task and seed (trained there, or by
+# `bash studies/warm-start/run.sh NAME` on a new machine). Archived finished runs go back into runs/
+# first, then `rltf compare` trains the next; one thread each, console /tmp/study-decisive-ARM.log.
+#   bash studies/decisive/run.sh warm|base [rltf compare flags, e.g. --only 'constraints/*-s0' --time-limit 2h]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+arm=${1:?usage: run.sh warm|base [rltf compare flags]}
+shift
+config=studies/decisive/$arm/study.yaml
+[ -f "$config" ] || { echo "no arm $arm (warm or base)"; exit 2; }
+declare -A WARM=([constraints-s0]=constraints-critic/checkpoint-45 [constraints-s1]=constraints-critic-s1/checkpoint-45
+                 [constraints-s2]=constraints-critic-s2/checkpoint-45 [add2-s0]=add2-critic/checkpoint-60
+                 [add2-s1]=add2-critic-s1/checkpoint-60 [add2-s2]=add2-critic-s2/checkpoint-60)
+if [ "$arm" = warm ]; then
+  mkdir -p runs/study-decisive/warm-start
+  for key in "${!WARM[@]}"; do
+    model="runs/warm-start/${WARM[$key]}/model"
+    if [ -f "$model/config.json" ]; then
+      ln -sfn "$(pwd)/$model" "runs/study-decisive/warm-start/$key"
+    else
+      echo "missing $model: train it first (bash studies/warm-start/run.sh ${WARM[$key]%%/*}); runs of $key will fail"
+    fi
+  done
+fi
+STUDY_ARCHIVE=studies/decisive/$arm/archive .venv/bin/python studies/feedback-use/archive.py restore "$config"
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} setsid nohup .venv/bin/rltf compare --config "$config" "$@" \
+  >> "/tmp/study-decisive-$arm.log" 2>&1 < /dev/null &
+echo "decisive study, $arm arm, running (pid $!); console: /tmp/study-decisive-$arm.log"
