@@ -26,6 +26,7 @@ from rltf.models.backend import GenerationBackend, render_chat
 from rltf.models.engines import build_backend, resolve_backend, vllm_options
 from rltf.models.loading import resolve_device
 from rltf.rollout import KINDS, Episode, RolloutBatch, SamplingParams, run_episodes
+from rltf.rollout.batch import MIN_SHARED_PREFIX, NO_SHARED_PREFIX
 from rltf.tasks import get_task
 from rltf.engine import checkpoint as ckpt
 from rltf.engine import held_out, zero
@@ -211,7 +212,7 @@ class Engine(TrainingRun):
         by_kind = {kind: batch.of_kind(kind) for kind in KINDS}
         counts = self.dist.sum_dict({f"{kind}/{what}": float(n) for kind, rows in by_kind.items() for what, n in
                                      (("rows", len(rows)), ("tokens", int(rows.completion_mask.sum())))})
-        min_prefix = 32 if self.shared_prefix else 1 << 30
+        min_prefix = MIN_SHARED_PREFIX if self.shared_prefix else NO_SHARED_PREFIX
         planned = {kind: rows.micro_batches(c.micro_batch_size, c.micro_batch_tokens, min_prefix, c.micro_batch_order)
                    if len(rows) else [] for kind, rows in by_kind.items()}
         passes = {kind: len(parts) for kind, parts in planned.items()}

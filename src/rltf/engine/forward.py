@@ -10,6 +10,7 @@ import torch
 
 from rltf.algorithms import gather_logprobs
 from rltf.rollout import RolloutBatch
+from rltf.rollout.batch import NO_SHARED_PREFIX
 
 
 def completion_forward(model, batch: RolloutBatch, autocast_bf16: bool = False, hidden: bool = False,
@@ -17,7 +18,7 @@ def completion_forward(model, batch: RolloutBatch, autocast_bf16: bool = False, 
     """Logits predicting each completion token -> ([B, T, V], and with ``hidden`` the last layer's
     hidden states at the same positions [B, T, H], the input of a value head). ``shared_prefix``
     False: one model call per batch (sharded training needs the same calls on every process)."""
-    inputs = batch.model_inputs() if shared_prefix else batch.model_inputs(min_prefix=1 << 30)
+    inputs = batch.model_inputs() if shared_prefix else batch.model_inputs(min_prefix=NO_SHARED_PREFIX)
     T = inputs.completion_len
     with torch.autocast(device_type=inputs.input_ids.device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
         cache = None

@@ -28,6 +28,10 @@ import torch
 from rltf.models.hf_backend import shared_prefix_len
 from rltf.rollout.micro_batches import plan_micro_batches
 
+# the shortest common prompt prefix encoded once for a whole micro-batch; NO_SHARED_PREFIX: never (one
+# model call per batch, as sharded training needs the same calls on every process)
+MIN_SHARED_PREFIX = 32
+NO_SHARED_PREFIX = 1 << 30
 KINDS = ("rl", "sd", "fm", "refine", "ppo", "sft")  # the loss term a sequence feeds (refine: Critique-GRPO)
 TOKEN_FIELDS = ("advantages", "sampler_logprobs", "old_logprobs", "ref_logprobs", "values", "token_rewards", "returns",
                 "kl")
@@ -178,7 +182,7 @@ class RolloutBatch:
         for lo in range(0, len(self), size):
             yield self.select(range(lo, min(lo + size, len(self))))
 
-    def micro_batches(self, size: int, max_tokens: int = 0, min_prefix: int = 32,
+    def micro_batches(self, size: int, max_tokens: int = 0, min_prefix: int = MIN_SHARED_PREFIX,
                       order: str = "planned") -> list[RolloutBatch]:
         """The rows cut into micro-batches of at most ``size`` rows (and ``max_tokens`` positions
         through the model, 0: no limit) that run on the fewest positions: each turn's rows together,
@@ -201,12 +205,12 @@ class RolloutBatch:
         lengths = self.prompt_mask.sum(dim=1).tolist()
         return [row[:n] for row, n in zip(self.prompt_ids.tolist(), lengths)]
 
-    def shared_prefix_len(self, min_prefix: int = 32) -> int:
+    def shared_prefix_len(self, min_prefix: int = MIN_SHARED_PREFIX) -> int:
         """Leading prompt tokens common to every row, by the rule generation uses
         (:func:`rltf.models.hf_backend.shared_prefix_len`)."""
         return shared_prefix_len(self.prompt_lists(), min_prefix)
 
-    def model_inputs(self, min_prefix: int = 32) -> ModelInputs:
+    def model_inputs(self, min_prefix: int = MIN_SHARED_PREFIX) -> ModelInputs:
         """The ``[shared prefix | pad ... rest of prompt | completion ... pad]`` layout; position ids
         follow the attention mask, as in generation, so training log-probs match the sampler's."""
         B, T = self.completion_ids.shape
