@@ -6,6 +6,11 @@ for the run's own wrong answers and for the initial model's (the drafts), and fi
 
     python studies/warm-start/report.py [RUN_DIR ...]      # prints a markdown table
     python studies/warm-start/report.py --pool RUN_DIR ...  # and the runs' last evaluations pooled
+    python studies/warm-start/report.py --family NAME=RUN_DIR[,RUN_DIR...] ...  # a family of tests, Holm
+
+A family: each NAME's runs pooled (own wrong answers at the last evaluation), its exact McNemar p,
+and Holm's adjustment over the NAMEs (e.g. the add2 attempts of one sitting: the pooled seeds and
+each variation).
 
 Pooled: the discordant pairs of the runs' last evaluations summed (e.g. seeds of one recipe) and
 tested with the exact two-sided McNemar test; the runs are taken as independent.
@@ -17,7 +22,7 @@ import sys
 from pathlib import Path
 
 from rltf.eval.compare_stats import item_level_pairs
-from rltf.stats import mcnemar_two_sided
+from rltf.stats import holm, mcnemar_two_sided
 
 
 def rows(run: Path):
@@ -50,7 +55,30 @@ def pooled(runs: list[Path]) -> None:
                   f"McNemar p {mcnemar_two_sided(sums[0], sums[1]):.3g}")
 
 
+def last_pairs(runs: list[Path], revised: str = "own") -> tuple[int, int, int]:
+    """(critique only, incorrect only, n) of the runs' last evaluations, summed."""
+    sums = (0, 0, 0)
+    for run in runs:
+        lines = [json.loads(x) for x in (run / "eval_outcomes.jsonl").read_text().splitlines() if x.strip()]
+        sums = tuple(t + v for t, v in zip(sums, item_level_pairs(lines[-1], revised)))
+    return sums
+
+
+def family(groups: list[str]) -> None:
+    """``NAME=DIR,DIR`` groups: each pooled, tested, and Holm-adjusted over the groups."""
+    named = [(g.split("=", 1)[0], [Path(d) for d in g.split("=", 1)[1].split(",")]) for g in groups]
+    tests = [(name, runs, *last_pairs(runs)) for name, runs in named]
+    ps = [mcnemar_two_sided(a, b) for _, _, a, b, _ in tests]
+    print("| attempt | runs | n | critique only | incorrect only | McNemar p | Holm p |")
+    print("|---|---|---|---|---|---|---|")
+    for (name, runs, a, b, n), p, adjusted in zip(tests, ps, holm(ps)):
+        print(f"| {name} | {len(runs)} | {n} | {a} | {b} | {p:.3g} | {adjusted:.3g} |")
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--family"]:
+        family(argv[1:])
+        return
     pool = "--pool" in argv
     argv = [a for a in argv if a != "--pool"]
     runs = [Path(a) for a in argv] or sorted(p for p in Path("runs/warm-start").iterdir()
