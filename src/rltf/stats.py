@@ -110,3 +110,13 @@ def holm(pvalues: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * pvalues[i]))
         out[i] = running
     return out
+
+
+def holm_per_point(tests: dict) -> dict:
+    """``{row: {point: test with "p"}}`` -> the same, each test given ``p_holm``: Holm over the family
+    of tests at the same point (every row that has one there)."""
+    for p in {p for cells in tests.values() for p in cells}:
+        family = [cells[p] for cells in tests.values() if p in cells]
+        for test, adjusted in zip(family, holm([t["p"] for t in family])):
+            test["p_holm"] = adjusted
+    return tests

@@ -44,23 +44,21 @@ def rows(run: Path):
 def pooled(runs: list[Path]) -> None:
     """One line per kind of revised answers: the last evaluations' discordant pairs summed over ``runs``."""
     for revised in ("own", "drafts"):
-        sums = [0, 0, 0]
-        for run in runs:
-            lines = [json.loads(x) for x in (run / "eval_outcomes.jsonl").read_text().splitlines() if x.strip()]
-            if revised in lines[-1]:
-                sums = [t + v for t, v in zip(sums, item_level_pairs(lines[-1], revised))]
-        if sums[2]:
+        only_critique, only_incorrect, n = last_pairs(runs, revised)
+        if n:
             print(f"pooled over {len(runs)} runs, {'own' if revised == 'own' else 'initial model'}'s wrong answers: "
-                  f"n {sums[2]}, critique only {sums[0]}, incorrect only {sums[1]}, "
-                  f"McNemar p {mcnemar_two_sided(sums[0], sums[1]):.3g}")
+                  f"n {n}, critique only {only_critique}, incorrect only {only_incorrect}, "
+                  f"McNemar p {mcnemar_two_sided(only_critique, only_incorrect):.3g}")
 
 
 def last_pairs(runs: list[Path], revised: str = "own") -> tuple[int, int, int]:
-    """(critique only, incorrect only, n) of the runs' last evaluations, summed."""
+    """(critique only, incorrect only, n) of the runs' last evaluations, summed (a run whose last
+    evaluation did not revise ``revised`` adds nothing)."""
     sums = (0, 0, 0)
     for run in runs:
         lines = [json.loads(x) for x in (run / "eval_outcomes.jsonl").read_text().splitlines() if x.strip()]
-        sums = tuple(t + v for t, v in zip(sums, item_level_pairs(lines[-1], revised)))
+        if revised in lines[-1]:
+            sums = tuple(t + v for t, v in zip(sums, item_level_pairs(lines[-1], revised)))
     return sums
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from rltf.errors import ConfigError
 from rltf.eval.compare_config import CompareConfig
-from rltf.stats import holm, mcnemar_lower_bound, mcnemar_two_sided, paired_t_test
+from rltf.stats import holm, holm_per_point, mcnemar_lower_bound, mcnemar_two_sided, paired_t_test
 
 
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -87,28 +87,19 @@ def _paired(table: dict[str, dict[str, Any]], name: str, other: str) -> dict[str
     return cells
 
 
-def _holm_per_point(out: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Adds ``p_holm`` to every test: Holm over the family of tests at the same budget point."""
-    for p in {p for cells in out.values() for p in cells}:
-        family = [cells[p] for cells in out.values() if p in cells]
-        for test, adjusted in zip(family, holm([t["p"] for t in family])):
-            test["p_holm"] = adjusted
-    return out
-
-
 def significance(table: dict[str, dict[str, Any]], baseline: str | None) -> dict[str, dict[str, Any]]:
     """Each run name against ``baseline`` at each point: a paired t-test over the seeds both have,
     and its Holm-adjusted p (``p_holm``) over every method tested at that point."""
     if baseline is None or baseline not in table:
         return {}
-    return _holm_per_point({name: _paired(table, name, baseline) for name in table if name != baseline})
+    return holm_per_point({name: _paired(table, name, baseline) for name in table if name != baseline})
 
 
 def contrasts(table: dict[str, dict[str, Any]], pairs: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
     """Chosen pairs of run names, ``a - b`` at each point (e.g. a correctness-only variant against its
     method): the paired t-test over common seeds, Holm-adjusted over the pairs at that point.
     -> ``{"a - b": {point: test}}``."""
-    return _holm_per_point({f"{a} - {b}": _paired(table, a, b) for a, b in pairs if a in table and b in table})
+    return holm_per_point({f"{a} - {b}": _paired(table, a, b) for a, b in pairs if a in table and b in table})
 
 
 # what a revision of a wrong first answer did -> (its rate's metric, its discordant pairs' metric)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from rltf.stats import holm, mcnemar_two_sided, paired_t_test
+from rltf.stats import holm_per_point, mcnemar_two_sided, paired_t_test
 
 # eval/<metric> -> the item's key in "first" (the task's own metrics keep their names)
 ITEM_KEY = {"accuracy": "correct", "mean_reward": "reward"}
@@ -103,10 +103,6 @@ def item_tests(pairs: list[tuple[str, str]], points: list[int], metrics: list[st
                     cells[str(p)] = {**cell, "seeds": len(seeds)}
             if cells:
                 tests[f"{name} - {other}" if contrasts else name] = cells
-        for p in {p for cells in tests.values() for p in cells}:
-            family = [cells[p] for cells in tests.values() if p in cells]
-            for cell, adjusted in zip(family, holm([c["p"] for c in family])):
-                cell["p_holm"] = adjusted
         if tests:
-            out[metric] = tests
+            out[metric] = holm_per_point(tests)
     return out
