@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -68,18 +68,26 @@ def _estimated_note(n_runs: int) -> str:
             " progress bars (model loading not counted): their times are lower bounds.")
 
 
+def points_table(points: list[int], rows: dict[str, dict[str, Any]], cell: Callable[[Any], str]) -> list[str]:
+    """A Markdown table with a row per name and a column per budget point: ``cell(value)`` for each
+    row's value at the point (``rows[name][str(point)]``), n/a where the row has none."""
+    lines = ["| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
+    for name, cells in rows.items():
+        values = [cells.get(str(p)) for p in points]
+        lines.append(f"| {name} | " + " | ".join("n/a" if v is None else cell(v) for v in values) + " |")
+    return lines
+
+
 def _tests_markdown(points: list[int], tests: dict[str, Any]) -> list[str]:
     """One row per tested name (or pair): mean difference (p, Holm p, pairs) at each point."""
-    lines = ["| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
-    for name, cells in tests.items():
-        row = []
-        for p in points:
-            t = cells.get(str(p))
-            row.append("n/a" if t is None else
-                       f"{t['mean_diff']:+.3f} (p {p_text(t['p'])}, Holm {p_text(t['p_holm'])}, n {t['n']})"
-                       f"{' *' if t['p_holm'] < 0.05 else ''}")
-        lines.append(f"| {name} | " + " | ".join(row) + " |")
-    return lines
+    return points_table(points, tests, lambda t: f"{t['mean_diff']:+.3f} (p {p_text(t['p'])}, Holm "
+                                                 f"{p_text(t['p_holm'])}, n {t['n']}){' *' if t['p_holm'] < 0.05 else ''}")
+
+
+def _mean_cell(c: dict[str, Any]) -> str:
+    if math.isnan(c["ci95_half_width"]):
+        return f"{c['mean']:.3f}"
+    return f"{c['mean']:.3f} ± {c['ci95_half_width']:.3f}"
 
 
 def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any], tests: dict[str, Any],
@@ -87,19 +95,7 @@ def _metric_markdown(summary: dict[str, Any], metric: str, table: dict[str, Any]
     points = summary["points"]
     lines = [f"Held-out {metric} at equal generated-token budgets; mean ± 95 % t-interval over seeds "
              f"{summary['seeds']} (one seed: no interval).", "",
-             "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |",
-             "|---|" + "---|" * len(points)]
-    for name, row in table.items():
-        cells = []
-        for p in points:
-            c = row["points"].get(str(p))
-            if c is None:
-                cells.append("n/a")
-            elif math.isnan(c["ci95_half_width"]):
-                cells.append(f"{c['mean']:.3f}")
-            else:
-                cells.append(f"{c['mean']:.3f} ± {c['ci95_half_width']:.3f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+             *points_table(points, {name: row["points"] for name, row in table.items()}, _mean_cell)]
     if tests and not any(tests.values()):
         lines += ["", f"Difference to {summary['baseline']}: no paired test yet (it needs a method and "
                       f"{summary['baseline']} finished under at least 2 common seeds)."]
@@ -123,22 +119,15 @@ def item_tests_markdown(points: list[int], items: dict[str, Any], what: str) -> 
                  "seed, pooled over the seeds both have. Cell: difference, the discordant items `right in the "
                  "first only / in the second only` with the exact McNemar p for 0/1 outcomes, the paired t-test "
                  "over items otherwise, Holm over the rows at that budget point (* Holm-adjusted p < 0.05), and "
-                 "the pairs `n`:", "",
-                 "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
-        for name, cells in tests.items():
-            row = []
-            for p in points:
-                c = cells.get(str(p))
-                if c is None:
-                    row.append("n/a")
-                    continue
-                split = f"{c['only_a']} / {c['only_b']}, " if c["test"] == "mcnemar" else ""
-                star = " *" if c["p_holm"] < 0.05 else ""
-                row.append(f"{c['mean_diff']:+.3f} ({split}p {p_text(c['p'])}, Holm {p_text(c['p_holm'])}, "
-                           f"n {c['n']}){star}")
-            lines.append(f"| {name} | " + " | ".join(row) + " |")
+                 "the pairs `n`:", "", *points_table(points, tests, _item_cell)]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
+
+
+def _item_cell(c: dict[str, Any]) -> str:
+    split = f"{c['only_a']} / {c['only_b']}, " if c["test"] == "mcnemar" else ""
+    star = " *" if c["p_holm"] < 0.05 else ""
+    return f"{c['mean_diff']:+.3f} ({split}p {p_text(c['p'])}, Holm {p_text(c['p_holm'])}, n {c['n']}){star}"
 
 
 OWN_ANSWERS = "Wrong greedy first answers of the trained policy"
@@ -159,26 +148,19 @@ def feedback_use_markdown(points: list[int], uses: dict[str, Any], what: str, ou
              "the finished seeds: `critique / correctness of wrong`, and the two-sided exact McNemar p of a "
              "difference with its Holm adjustment over the methods at that budget point (`≥`: a lower bound, "
              "for runs that logged only the counts; * Holm-adjusted p < 0.05, `+` more with the critique, "
-             "`-` fewer):", "",
-             "| method | " + " | ".join(f"{p:,} tokens" for p in points) + " |", "|---|" + "---|" * len(points)]
-    for name, cells in uses.items():
-        row = []
-        for p in points:
-            c = cells.get(str(p))
-            if c is None:
-                row.append("n/a")
-                continue
-            if c["wrong"] == 0:
-                row.append("no wrong answers")
-                continue
-            pval = f"p {p_text(c['p'])}" if c["exact"] else f"p ≥ {p_text(c['p'], bound=True)}"
-            if "p_holm" in c:
-                pval += f", Holm {'' if c['holm_exact'] else '≥ '}{p_text(c['p_holm'], bound=not c['holm_exact'])}"
-            way = "+" if c["fixed_critic"] > c["fixed_correctness"] else "-"
-            star = f" *{way}" if c.get("holm_exact") and c["p_holm"] < 0.05 else ""
-            row.append(f"{c['fixed_critic']} / {c['fixed_correctness']} of {c['wrong']} ({pval}){star}")
-        lines.append(f"| {name} | " + " | ".join(row) + " |")
+             "`-` fewer):", "", *points_table(points, uses, _feedback_use_cell)]
     return "\n".join(lines) + "\n"
+
+
+def _feedback_use_cell(c: dict[str, Any]) -> str:
+    if c["wrong"] == 0:
+        return "no wrong answers"
+    pval = f"p {p_text(c['p'])}" if c["exact"] else f"p ≥ {p_text(c['p'], bound=True)}"
+    if "p_holm" in c:
+        pval += f", Holm {'' if c['holm_exact'] else '≥ '}{p_text(c['p_holm'], bound=not c['holm_exact'])}"
+    way = "+" if c["fixed_critic"] > c["fixed_correctness"] else "-"
+    star = f" *{way}" if c.get("holm_exact") and c["p_holm"] < 0.05 else ""
+    return f"{c['fixed_critic']} / {c['fixed_correctness']} of {c['wrong']} ({pval}){star}"
 
 
 def line_styles(names: list[str]) -> dict[str, tuple[int, bool]]:
