@@ -30,6 +30,10 @@ declare -A RUNS=(
   [add2-lora]="--config recipes/cpu-add2-revision-sft.yaml --use-lora true --learning-rate 2e-4 $ADD2_EVAL"
   [add2-lr3x]="--config recipes/cpu-add2-revision-sft.yaml --learning-rate 1.5e-4 $ADD2_EVAL"
   [add2-steps3x]="--config recipes/cpu-add2-revision-sft.yaml --max-steps 180 --save-every 30 $ADD2_EVAL"
+  # add2: the confirmation of worked-solution targets (RESULTS "worked-solution targets, the confirmation")
+  [add2-worked-s1]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution --set seed=1 $ADD2_EVAL --set eval_feedback_at=last"
+  [add2-worked-s2]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution --set seed=2 $ADD2_EVAL --set eval_feedback_at=last"
+  [add2-worked-control]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution --feedback correctness $ADD2_EVAL --set eval_feedback_at=last"
 )
 ORDER=(add2-critic add2-control constraints-critic constraints-control counting-critic counting-control)
 names=("${@:-${ORDER[@]}}")
