@@ -160,3 +160,39 @@ def test_the_decisive_study_files_load_and_every_run_makes_a_valid_config():
                 config = make_config("grpo" if method == "base" else method, overrides=values)
                 expected = f"runs/study-decisive/warm-start/{task}-s2" if arm == "warm" else "smollm2-135m"
                 assert config.model == expected and config.task == task and config.eval_feedback_at == "last"
+
+
+def test_every_warm_start_run_makes_a_valid_config():
+    """studies/warm-start/run.sh: each named run's flags (its shell variables expanded) parse as
+    ``rltf train revision-sft`` would parse them, and give the config its name says (task, feedback,
+    targets, seed, held-out size): a typo in a queue's entry fails here, not an hour into a sitting."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from rltf.cli import build_parser
+    from rltf.cli.train_cmd import overrides_of
+    from rltf.methods import make_config
+
+    root = Path(__file__).parents[1]
+    text = (root / "studies" / "warm-start" / "run.sh").read_text()
+    variables = dict(shlex.split(line)[0].split("=", 1) for line in text.splitlines()
+                     if re.match(r"^[A-Z0-9_]+=", line))
+    assert variables["ADD2_EVAL"] == "--set eval_n=400 --set eval_every=0" and "constraints?kinds=" in variables["COUNTING"]
+    runs = dict(re.findall(r'^\s+\[([\w-]+)\]="(.*)"$', text, re.M))
+    assert len(runs) >= 19 and {"add2-worked-s1", "add2-worked-control", "constraints-control-s2"} <= set(runs)
+    parser = build_parser("train")
+    for name, flags in runs.items():
+        for var, value in variables.items():
+            flags = flags.replace(f"${var}", value)
+        argv = ["train", "revision-sft", *shlex.split(flags), "--output-dir", f"runs/warm-start/{name}"]
+        args = parser.parse_args(argv)
+        config = make_config("revision-sft", str(root / args.config), overrides_of(args))
+        seed = re.search(r"-s(\d)$", name)
+        assert config.seed == (int(seed.group(1)) if seed else 0), name
+        assert config.task.startswith("add2" if name.startswith("add2") else "constraints"), name
+        assert config.feedback == ("correctness" if "control" in name else "critic"), name
+        assert config.targets == ("worked_solution" if "worked" in name else "minimal_edit"), name
+        assert config.output_dir == f"runs/warm-start/{name}"
+        if name.startswith("add2-") and name not in ("add2-critic", "add2-control"):
+            assert config.eval_n == 400 and config.eval_every == 0, name

@@ -64,10 +64,15 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def run(args) -> int:
+def overrides_of(args) -> dict:
+    """The config values the command line sets: the field flags, then ``--set`` (which wins)."""
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
-    sets = {k: yaml.safe_load(v) if v != "" else "" for k, v in parse_sets(args.set).items()}
-    overrides.update(sets)
+    overrides.update({k: yaml.safe_load(v) if v != "" else "" for k, v in parse_sets(args.set).items()})
+    return overrides
+
+
+def run(args) -> int:
+    overrides = overrides_of(args)
     if not get_method(args.method).policy:  # the span reward model: SFT, then its span F1 on held-out records
         return run_reward_model(args, overrides)
     config = make_config(args.method, args.config, overrides)
