@@ -193,6 +193,7 @@ def test_every_warm_start_run_makes_a_valid_config():
         assert config.task.startswith("add2" if name.startswith("add2") else "constraints"), name
         assert config.feedback == ("correctness" if "control" in name else "critic"), name
         assert config.targets == ("worked_solution" if "worked" in name else "minimal_edit"), name
+        assert config.use_lora == ("lora" in name), name
         assert config.output_dir == f"runs/warm-start/{name}"
         if name.startswith("add2-") and name not in ("add2-critic", "add2-control"):
             assert config.eval_n == 400 and config.eval_every == 0, name

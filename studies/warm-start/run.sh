@@ -34,6 +34,10 @@ declare -A RUNS=(
   [add2-worked-s1]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution --set seed=1 $ADD2_EVAL --set eval_feedback_at=last"
   [add2-worked-s2]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution --set seed=2 $ADD2_EVAL --set eval_feedback_at=last"
   [add2-worked-control]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution --feedback correctness $ADD2_EVAL --set eval_feedback_at=last"
+  # add2: LoRA's seeds and control (RESULTS "worked-solution targets, the confirmation": LoRA 13 vs 3 on seed 0)
+  [add2-lora-s1]="--config recipes/cpu-add2-revision-sft.yaml --use-lora true --learning-rate 2e-4 --set seed=1 $ADD2_EVAL --set eval_feedback_at=last"
+  [add2-lora-s2]="--config recipes/cpu-add2-revision-sft.yaml --use-lora true --learning-rate 2e-4 --set seed=2 $ADD2_EVAL --set eval_feedback_at=last"
+  [add2-lora-control]="--config recipes/cpu-add2-revision-sft.yaml --use-lora true --learning-rate 2e-4 --feedback correctness $ADD2_EVAL --set eval_feedback_at=last"
 )
 ORDER=(add2-critic add2-control constraints-critic constraints-control counting-critic counting-control)
 names=("${@:-${ORDER[@]}}")
