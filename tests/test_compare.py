@@ -238,3 +238,50 @@ def test_rltf_compare_only_and_time_limit_flags(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert out.count("not started") == 8 and "grpo seed 0: done earlier" in out
     assert not cfg.run_dir("add2", "grpo", 1).exists()
+
+
+def test_keep_checkpoints_prunes_a_finished_runs_checkpoints(tmp_path):
+    """keep_checkpoints: a finished run keeps all its checkpoints, the last one's weights without the
+    optimizer state (model), or none; run_all prunes runs that finished in an earlier sitting too, and
+    an unknown value is a one-line error."""
+    import json
+
+    import pytest
+    import yaml
+
+    from rltf.errors import ConfigError
+    from rltf.eval.compare import load_compare_config
+    from rltf.eval.compare_runs import prune_checkpoints, run_all
+
+    def fake_run(root):
+        for step in (4, 8):
+            (root / f"checkpoint-{step}" / "model").mkdir(parents=True)
+            (root / f"checkpoint-{step}" / "model" / "config.json").write_text("{}")
+            (root / f"checkpoint-{step}" / "trainer_state.pt").write_bytes(b"x" * 10)
+        return root
+
+    run = fake_run(tmp_path / "a")
+    prune_checkpoints(run, "all")
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint-4", "checkpoint-8"]
+    prune_checkpoints(run, "model")
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint-8"]
+    assert (run / "checkpoint-8" / "model" / "config.json").exists()
+    assert not (run / "checkpoint-8" / "trainer_state.pt").exists()
+    prune_checkpoints(run, "model")  # again: the last one (now without a trainer state) stays
+    assert (run / "checkpoint-8" / "model" / "config.json").exists()
+    prune_checkpoints(run, "none")
+    assert list(run.iterdir()) == []
+
+    study = {"output_dir": str(tmp_path / "study"), "seeds": [0], "keep_checkpoints": "none",
+             "common": {"task": "add2"}, "methods": {"grpo": {"method": "grpo"}}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    cfg = load_compare_config(path)
+    finished = fake_run(cfg.run_dir("add2", "grpo", 0))
+    (finished / "result.json").write_text(json.dumps({"name": "grpo", "method": "grpo", "seed": 0, "evals": []}))
+    assert [r["name"] for r in run_all(cfg, console=lambda _: None)] == ["grpo"]
+    assert not list(finished.glob("checkpoint-*")) and (finished / "result.json").exists()
+
+    path.write_text(yaml.safe_dump({**study, "keep_checkpoints": "some"}))
+    with pytest.raises(ConfigError, match="keep_checkpoints must be one of all, model, none"):
+        load_compare_config(path)

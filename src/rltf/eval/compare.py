@@ -13,6 +13,8 @@ A compare file (YAML)::
     baseline: grpo                 # optional: the run each method is tested against (default grpo)
     contrasts: [[rltf-fm-correctness, rltf-fm]]   # optional: pairs also tested against each other (a - b)
     tasks: [add2, fact_summary]    # optional: every method on every task (runs/TASK/NAME-sSEED)
+    keep_checkpoints: model        # optional, of a finished run: all (default), model (the last one's
+                                   # weights, no optimizer state), none
     common: {model: smollm2-135m, task: add2, eval_n: 64}   # config keys shared by every run
     # in any string value, {seed} and {task} become the run's: e.g. model: runs/warm/{task}-s{seed}/model
     methods:

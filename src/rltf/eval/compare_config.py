@@ -10,6 +10,8 @@ from rltf.engine.config_fields import read_yaml_mapping
 from rltf.errors import ConfigError
 from rltf.methods import METHODS
 
+KEEP_CHECKPOINTS = ("all", "model", "none")  # what a finished run keeps of its checkpoints
+
 
 @dataclass
 class CompareConfig:
@@ -24,6 +26,7 @@ class CompareConfig:
     tasks: list[str] = field(default_factory=list)  # several tasks: runs/TASK/NAME-sSEED; empty: common's task
     baseline: str | None = None  # the run name the others are tested against
     contrasts: list[tuple[str, str]] = field(default_factory=list)  # pairs of run names tested a - b
+    keep_checkpoints: str = "all"  # of a finished run: all, model (the last one's weights), none
 
     @property
     def points(self) -> list[int]:
@@ -51,7 +54,7 @@ def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = Non
             target = target.setdefault(p, {})
         target[leaf] = value
     known = {"output_dir", "methods", "seeds", "budget_tokens", "budget_points", "metric", "metrics", "tasks",
-             "baseline", "common", "contrasts"}
+             "baseline", "common", "contrasts", "keep_checkpoints"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -69,7 +72,11 @@ def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = Non
                         metric=str(data.get("metric", "accuracy")), common=dict(data.get("common") or {}),
                         metrics=[str(m) for m in data.get("metrics", [])],
                         tasks=[str(t) for t in data.get("tasks", [])], baseline=data.get("baseline"),
-                        contrasts=_contrast_pairs(path, data.get("contrasts") or [], data["methods"]))
+                        contrasts=_contrast_pairs(path, data.get("contrasts") or [], data["methods"]),
+                        keep_checkpoints=str(data.get("keep_checkpoints", "all")))
+    if cfg.keep_checkpoints not in KEEP_CHECKPOINTS:
+        raise ConfigError(f"{path}: keep_checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, "
+                          f"got {cfg.keep_checkpoints!r}")
     if cfg.budget_tokens < 1:
         raise ConfigError("budget_tokens must be positive")
     if cfg.baseline is None and "grpo" in cfg.methods:

@@ -9,6 +9,7 @@ import fnmatch
 import glob
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -222,6 +223,7 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print, only: li
         where = f"{task}: " if cfg.tasks else ""
         done = run_dir / "result.json"
         if done.exists():
+            prune_checkpoints(run_dir, cfg.keep_checkpoints)
             results.append({"task": task, **json.loads(done.read_text())})
             console(f"{where}{name} seed {seed}: done earlier")
             continue
@@ -249,5 +251,22 @@ def run_all(cfg: CompareConfig, console: Callable[[str], None] = print, only: li
         wall = sitting.tick()
         result = {"task": task, "name": name, "method": method, "seed": seed, "evals": evals, "wall_s": wall}
         done.write_text(json.dumps(result, indent=1) + "\n")
+        prune_checkpoints(run_dir, cfg.keep_checkpoints)
         results.append(result)
     return results
+
+
+def prune_checkpoints(run_dir: Path, keep: str) -> None:
+    """What a finished run keeps of its checkpoints (``keep_checkpoints``): ``all``; ``model``, the last
+    checkpoint without its optimizer and trainer state (``trainer_state.pt``: only a resume needs it),
+    the earlier ones deleted; ``none``. A study's results are in ``result.json`` and ``metrics.jsonl``;
+    two full checkpoints a run (~3 GB for a 135M model in fp32) fill a disk within a few dozen runs."""
+    if keep == "all":
+        return
+    from rltf.engine.checkpoint import list_checkpoints
+
+    found = list_checkpoints(run_dir, with_state_only=False)  # a pruned last one has no trainer state
+    for checkpoint in found[:-1] if keep == "model" else found:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    if keep == "model" and found:
+        (Path(found[-1]) / "trainer_state.pt").unlink(missing_ok=True)
