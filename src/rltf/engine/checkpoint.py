@@ -87,13 +87,13 @@ def save_checkpoint(output_dir: Path, step: int, model, tokenizer, optimizer, sc
                     "scheduler": scheduler.state_dict(), "rng": rng_state(), **state}, tmp / "trainer_state.pt")
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         if final.exists():
-            _discard(final)
+            discard_checkpoint(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
-        _discard(old)
+        discard_checkpoint(old)
     return final
 
 
@@ -104,7 +104,7 @@ def staging_dir(output_dir: Path, step: int) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=output_dir))
 
 
-def _discard(path: Path) -> None:
+def discard_checkpoint(path: Path) -> None:
     """Delete a checkpoint so that no moment of the deletion looks like a checkpoint: rename, then remove."""
     trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
     os.replace(path, trash)

@@ -9,7 +9,6 @@ import fnmatch
 import glob
 import json
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -263,10 +262,10 @@ def prune_checkpoints(run_dir: Path, keep: str) -> None:
     two full checkpoints a run (~3 GB for a 135M model in fp32) fill a disk within a few dozen runs."""
     if keep == "all":
         return
-    from rltf.engine.checkpoint import list_checkpoints
+    from rltf.engine.checkpoint import discard_checkpoint, list_checkpoints
 
     found = list_checkpoints(run_dir, with_state_only=False)  # a pruned last one has no trainer state
     for checkpoint in found[:-1] if keep == "model" else found:
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        discard_checkpoint(checkpoint)  # renamed first: a deletion cut short leaves no half checkpoint
     if keep == "model" and found:
         (Path(found[-1]) / "trainer_state.pt").unlink(missing_ok=True)
