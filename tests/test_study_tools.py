@@ -183,8 +183,7 @@ def test_every_warm_start_run_makes_a_valid_config():
     assert len(runs) >= 19 and {"add2-worked-s1", "add2-worked-control", "constraints-control-s2"} <= set(runs)
     parser = build_parser("train")
     for name, flags in runs.items():
-        for var, value in variables.items():
-            flags = flags.replace(f"${var}", value)
+        flags = re.sub(r"\$(\w+)", lambda m: variables[m.group(1)], flags)  # an undefined one: KeyError
         argv = ["train", "revision-sft", *shlex.split(flags), "--output-dir", f"runs/warm-start/{name}"]
         args = parser.parse_args(argv)
         config = make_config("revision-sft", str(root / args.config), overrides_of(args))

@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 COUNTING='constraints?kinds=[length_constraints:number_words,length_constraints:number_sentences,keywords:letter_frequency,keywords:frequency,detectable_format:number_bullet_lists,detectable_content:number_placeholders]'
 ADD2_EVAL="--set eval_n=400 --set eval_every=0"
+LORA="--use-lora true --learning-rate 2e-4"  # the LoRA variation: r 32, alpha 64 (the defaults), lr 2e-4
 declare -A RUNS=(
   [add2-critic]="--config recipes/cpu-add2-revision-sft.yaml"
   [add2-control]="--config recipes/cpu-add2-revision-sft.yaml --feedback correctness"
@@ -27,7 +28,7 @@ declare -A RUNS=(
   [add2-critic-s1]="--config recipes/cpu-add2-revision-sft.yaml --set seed=1 $ADD2_EVAL"
   [add2-critic-s2]="--config recipes/cpu-add2-revision-sft.yaml --set seed=2 $ADD2_EVAL"
   [add2-worked]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution $ADD2_EVAL"
-  [add2-lora]="--config recipes/cpu-add2-revision-sft.yaml --use-lora true --learning-rate 2e-4 $ADD2_EVAL"
+  [add2-lora]="--config recipes/cpu-add2-revision-sft.yaml $LORA $ADD2_EVAL"
   [add2-lr3x]="--config recipes/cpu-add2-revision-sft.yaml --learning-rate 1.5e-4 $ADD2_EVAL"
   [add2-steps3x]="--config recipes/cpu-add2-revision-sft.yaml --max-steps 180 --save-every 30 $ADD2_EVAL"
   # add2: the confirmation of worked-solution targets (RESULTS "worked-solution targets, the confirmation")
@@ -35,9 +36,9 @@ declare -A RUNS=(
   [add2-worked-s2]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution --set seed=2 $ADD2_EVAL --set eval_feedback_at=last"
   [add2-worked-control]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution --feedback correctness $ADD2_EVAL --set eval_feedback_at=last"
   # add2: LoRA's seeds and control (RESULTS "worked-solution targets, the confirmation": LoRA 13 vs 3 on seed 0)
-  [add2-lora-s1]="--config recipes/cpu-add2-revision-sft.yaml --use-lora true --learning-rate 2e-4 --set seed=1 $ADD2_EVAL --set eval_feedback_at=last"
-  [add2-lora-s2]="--config recipes/cpu-add2-revision-sft.yaml --use-lora true --learning-rate 2e-4 --set seed=2 $ADD2_EVAL --set eval_feedback_at=last"
-  [add2-lora-control]="--config recipes/cpu-add2-revision-sft.yaml --use-lora true --learning-rate 2e-4 --feedback correctness $ADD2_EVAL --set eval_feedback_at=last"
+  [add2-lora-s1]="--config recipes/cpu-add2-revision-sft.yaml $LORA --set seed=1 $ADD2_EVAL --set eval_feedback_at=last"
+  [add2-lora-s2]="--config recipes/cpu-add2-revision-sft.yaml $LORA --set seed=2 $ADD2_EVAL --set eval_feedback_at=last"
+  [add2-lora-control]="--config recipes/cpu-add2-revision-sft.yaml $LORA --feedback correctness $ADD2_EVAL --set eval_feedback_at=last"
 )
 ORDER=(add2-critic add2-control constraints-critic constraints-control counting-critic counting-control)
 names=("${@:-${ORDER[@]}}")
