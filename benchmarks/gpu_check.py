@@ -43,6 +43,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import socket
 import sys
 import tempfile
@@ -337,7 +338,7 @@ def run_trl(model_dir: Path, device: str, steps: int, bf16_peak: float) -> Row:
     def reward(completions, **kw):
         return [float(len(c[-1]["content"] if isinstance(c, list) else c) % 2 == 0) for c in completions]
 
-    config = GRPOConfig(output_dir=tempfile.mkdtemp(prefix="trl-gpu-check-"), per_device_train_batch_size=PROMPTS * GENERATIONS,
+    config = GRPOConfig(output_dir=str(model_dir.parent / "trl-output"), per_device_train_batch_size=PROMPTS * GENERATIONS,
                         num_generations=GENERATIONS, max_completion_length=MAX_NEW, temperature=1.0,
                         learning_rate=1e-6, beta=0.0, max_steps=steps + 1, logging_steps=1, report_to="none",
                         save_strategy="no", bf16=True, seed=0, dataloader_num_workers=0, use_cpu=device == "cpu")
@@ -416,42 +417,44 @@ def main(argv: list[str] | None = None) -> int:
     vllm = not args.no_vllm and cuda and not info["versions"]["vllm"].startswith("absent")
     trl = cuda and not info["versions"]["trl"].startswith("absent")
     work = [("agreement", lambda: agreement(device)), ("fsdp", lambda: fsdp_step(device))]
-    scratch = Path(tempfile.mkdtemp(prefix="rltf-gpu-check-"))
+    scratch = Path(tempfile.mkdtemp(prefix="rltf-gpu-check-"))  # the random models' weights; removed at the end
     model_dirs: dict[str, str] = {}
+    try:
+        def model_for(size: str) -> str:
+            if size not in model_dirs:
+                model_dirs[size] = "tiny-random" if size == "tiny" else str(
+                    write_random_model(size, scratch / size, device))
+            return model_dirs[size]
 
-    def model_for(size: str) -> str:
-        if size not in model_dirs:
-            model_dirs[size] = "tiny-random" if size == "tiny" else str(
-                write_random_model(size, scratch / size, device))
-        return model_dirs[size]
-
-    max_new = MAX_NEW if cuda else 16  # the dry run keeps its answers short: it proves the code, not the speed
-    for size in sizes:
-        # the dry run trains its full-vocabulary Qwen2 with GRPO only (its LM head is slow on a CPU)
-        for method in METHODS if cuda or size == "tiny" else METHODS[:1]:
-            work.append((f"{method} {size} hf", lambda s=size, m=method: run_rltf(
-                m, model_for(s), "hf", device, steps, peaks["bfloat16"], scratch, max_new)))
-        if vllm:
-            work.append((f"grpo {size} vllm", lambda s=size: run_rltf(
-                "grpo", model_for(s), "vllm", device, steps, peaks["bfloat16"], scratch)))
-            work.append((f"rltf-sd+fm {size} vllm", lambda s=size: run_rltf(
-                "rltf-sd+fm", model_for(s), "vllm", device, steps, peaks["bfloat16"], scratch)))
-        if trl and size != "tiny":
-            work.append((f"trl {size}", lambda s=size: run_trl(Path(model_for(s)), device, steps, peaks["bfloat16"])))
-    for label, job in work:
-        name, *rest = label.split(" ")
-        if time.perf_counter() - start > args.time_budget:
-            rows.append(Row(name, *(rest + ["", ""])[:2], status="skipped: time budget spent"))
-            continue
-        t0 = time.perf_counter()
-        try:
-            row = job()
-        except Exception as err:  # noqa: BLE001 - every failure is a row of the table, and the run goes on
-            traceback.print_exc()
-            row = Row(name, *(rest + ["", ""])[:2], status=f"FAILED: {type(err).__name__}: {str(err)[:160]}")
-        row.seconds = time.perf_counter() - t0
-        rows.append(row)
-        print(f"  {label}: {row.status} ({row.seconds:.0f} s)", flush=True)
+        max_new = MAX_NEW if cuda else 16  # the dry run keeps its answers short: it proves the code, not the speed
+        for size in sizes:
+            # the dry run trains its full-vocabulary Qwen2 with GRPO only (its LM head is slow on a CPU)
+            for method in METHODS if cuda or size == "tiny" else METHODS[:1]:
+                work.append((f"{method} {size} hf", lambda s=size, m=method: run_rltf(
+                    m, model_for(s), "hf", device, steps, peaks["bfloat16"], scratch, max_new)))
+            if vllm:
+                work.append((f"grpo {size} vllm", lambda s=size: run_rltf(
+                    "grpo", model_for(s), "vllm", device, steps, peaks["bfloat16"], scratch)))
+                work.append((f"rltf-sd+fm {size} vllm", lambda s=size: run_rltf(
+                    "rltf-sd+fm", model_for(s), "vllm", device, steps, peaks["bfloat16"], scratch)))
+            if trl and size != "tiny":
+                work.append((f"trl {size}", lambda s=size: run_trl(Path(model_for(s)), device, steps, peaks["bfloat16"])))
+        for label, job in work:
+            name, *rest = label.split(" ")
+            if time.perf_counter() - start > args.time_budget:
+                rows.append(Row(name, *(rest + ["", ""])[:2], status="skipped: time budget spent"))
+                continue
+            t0 = time.perf_counter()
+            try:
+                row = job()
+            except Exception as err:  # noqa: BLE001 - every failure is a row of the table, and the run goes on
+                traceback.print_exc()
+                row = Row(name, *(rest + ["", ""])[:2], status=f"FAILED: {type(err).__name__}: {str(err)[:160]}")
+            row.seconds = time.perf_counter() - t0
+            rows.append(row)
+            print(f"  {label}: {row.status} ({row.seconds:.0f} s)", flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print("\n" + table(rows))
     failed = [r for r in rows if not (r.status == "ok" or r.status.startswith("skipped"))]
     total = time.perf_counter() - start

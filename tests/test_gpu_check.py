@@ -16,7 +16,9 @@ SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 
 
 def run(args, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false",
+           "TMPDIR": str(tmp_path / "tmp")}
     proc = subprocess.run([sys.executable, str(SCRIPT), *args, "--output", str(tmp_path / "check.json")],
                           capture_output=True, text=True, env=env, timeout=900)
     return proc, (json.loads((tmp_path / "check.json").read_text()) if (tmp_path / "check.json").exists() else None)
@@ -43,6 +45,8 @@ def test_the_dry_run_trains_every_method_and_checks_agreement_and_fsdp2(tmp_path
     table = proc.stdout[proc.stdout.index("| check |"):].split("\n\n")[0].splitlines()
     assert len(table) == 8 and table[1].startswith("|---")  # header, rule, 6 rows
     assert "6 of 6 rows ok or skipped" in proc.stdout
+    left = [p.name for p in (tmp_path / "tmp").iterdir() if p.name != "torchinductor_root"]  # torch's compile cache
+    assert left == []  # the random models' weights (65 MB a run) are removed
 
 
 def test_rows_past_the_time_budget_are_skipped_and_said_so(tmp_path):
