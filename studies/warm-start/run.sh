@@ -30,7 +30,7 @@ declare -A RUNS=(
   [add2-worked]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution $ADD2_EVAL"
   [add2-lora]="--config recipes/cpu-add2-revision-sft.yaml $LORA $ADD2_EVAL"
   [add2-lr3x]="--config recipes/cpu-add2-revision-sft.yaml --learning-rate 1.5e-4 $ADD2_EVAL"
-  [add2-steps3x]="--config recipes/cpu-add2-revision-sft.yaml --max-steps 180 --save-every 30 $ADD2_EVAL"
+  [add2-steps3x]="--config recipes/cpu-add2-revision-sft.yaml --max-steps 180 --save-every 30 $ADD2_EVAL --set eval_feedback_at=last"
   # add2: the confirmation of worked-solution targets (RESULTS "worked-solution targets, the confirmation")
   [add2-worked-s1]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution --set seed=1 $ADD2_EVAL --set eval_feedback_at=last"
   [add2-worked-s2]="--config recipes/cpu-add2-revision-sft.yaml --targets worked_solution --set seed=2 $ADD2_EVAL --set eval_feedback_at=last"
