@@ -196,3 +196,66 @@ def test_every_warm_start_run_makes_a_valid_config():
         assert config.output_dir == f"runs/warm-start/{name}"
         if name.startswith("add2-") and name not in ("add2-critic", "add2-control"):
             assert config.eval_n == 400 and config.eval_every == 0, name
+
+
+def _warm_start_tool(relpath):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "studies" / "warm-start" / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_verify_rerun_accepts_the_same_run_and_names_the_first_steps_that_differ(tmp_path):
+    """studies/warm-start/verify_rerun.py: a warm start trained again on a new machine is compared with
+    its archive step by step; counts must match exactly, losses within rtol, timings are ignored."""
+    tool = _warm_start_tool("verify_rerun.py")
+    rows = [{"step": 0, "eval/accuracy": 0.225, "eval/wrong_first/critic": 155.0},
+            {"step": 1, "tokens/generated": 3100, "accuracy/turn0": 0.25, "loss/sft": 0.5, "grad_norm": 2.0,
+             "time/step": 40.0},
+            {"step": 2, "tokens/generated": 2900, "accuracy/turn0": 0.5, "loss/sft": 0.25, "grad_norm": 1.0,
+             "time/step": 41.0}]
+    old, new = tmp_path / "old", tmp_path / "new"
+    for d in (old, new):
+        d.mkdir()
+    (old / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    same = [dict(r) for r in rows]
+    same[1]["time/step"], same[2]["loss/sft"] = 99.0, 0.25 * (1 + 1e-6)  # timing ignored; loss within rtol
+    (new / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in same[:2]) + "\n")  # in progress
+    compared, diffs = tool.compare(tool.read(new), tool.read(old), rtol=1e-4)
+    assert (compared, diffs) == (6, [])
+    (new / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in same) + "\n")
+    assert tool.compare(tool.read(new), tool.read(old), rtol=1e-4) == (10, [])
+    changed = [dict(r) for r in rows]
+    changed[2]["tokens/generated"], changed[0]["eval/accuracy"], changed[1]["loss/sft"] = 2901, 0.23, 0.51
+    compared, diffs = tool.compare(tool.read(tmp_path / "old"), _write(tmp_path / "bad", changed, tool), rtol=1e-4)
+    assert compared == 10 and diffs == ["step 0 eval/accuracy: now 0.225, archived 0.23",
+                                        "step 1 loss/sft: now 0.5, archived 0.51",
+                                        "step 2 tokens/generated: now 2900, archived 2901"]
+
+
+def _write(run, rows, tool):
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return tool.read(run)
+
+
+def test_discordant_revision_probe_classifies_how_a_revision_changed_the_boxed_sum():
+    """studies/warm-start/probes/discordant_revisions.py: the measured finding of RESULTS ("add2: LoRA,
+    the confirmation") rests on this classifier: the named digit changed to its right value, to a wrong
+    one, other digits changed too, or the sum handed back."""
+    pytest.importorskip("yaml")
+    probe = _warm_start_tool("probes/discordant_revisions.py")
+    tens = "Your answer is incorrect: its tens digit is wrong; the other digits are right."
+    assert probe.digit_change(r"\boxed{90}", r"\boxed{50}", tens, 60) == "named digit, wrong"
+    assert probe.digit_change(r"\boxed{90}", r"so \boxed{60}", tens, 60) == "named digit, right"
+    assert probe.digit_change(r"\boxed{58}", r"\boxed{46}", tens, 48) == "other digits"
+    assert probe.digit_change(r"\boxed{58}", r"\boxed{58}", tens, 48) == "same"
+    assert probe.digit_change(r"\boxed{58}", "I do not know", tens, 48) == "unreadable"
+    assert probe.digit_change(r"\boxed{58}", r"\boxed{48}", "Your answer was incorrect.", 48) == "no digit named"
+    hundreds = "its hundreds digit is wrong"  # 99 -> 199: the new leading digit is the hundreds place
+    assert probe.digit_change(r"\boxed{99}", r"\boxed{199}", hundreds, 109) == "named digit, wrong"
+    assert probe.digit_change(r"\boxed{9}", r"\boxed{109}", hundreds, 109) == "named digit, right"
