@@ -235,6 +235,15 @@ def test_verify_rerun_accepts_the_same_run_and_names_the_first_steps_that_differ
     assert compared == 10 and diffs == ["step 0 eval/accuracy: now 0.225, archived 0.23",
                                         "step 1 loss/sft: now 0.5, archived 0.51",
                                         "step 2 tokens/generated: now 2900, archived 2901"]
+    # item-level outcomes, by step, over the fields both record (the newer run records "first" too)
+    outcome = {"step": 45, "own": {"critic": {"fixed": ["i1", "i2"]}}}
+    (old / "eval_outcomes.jsonl").write_text(json.dumps({"step": 0, "own": {}}) + "\n" + json.dumps(outcome) + "\n")
+    (new / "eval_outcomes.jsonl").write_text("\n".join(json.dumps({**r, "first": ["i9"]}) for r in
+                                                       ({"step": 0, "own": {}}, {"step": 15, "own": {"x": 1}}, outcome)))
+    assert tool.compare_outcomes(new, old) == (2, [])
+    other = {"step": 45, "own": {"critic": {"fixed": ["i1"]}}}
+    (new / "eval_outcomes.jsonl").write_text(json.dumps(other) + "\n")
+    assert tool.compare_outcomes(new, old) == (1, ["step 45 eval_outcomes: own differs"])
 
 
 def _write(run, rows, tool):

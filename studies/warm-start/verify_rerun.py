@@ -2,7 +2,8 @@
 warm starts' weights, which a machine change loses (finished runs keep the archive, not the weights),
 so a new machine trains them again (`bash studies/warm-start/run.sh NAME`). This compares the new
 run's metrics, step by step, with the archive's: the sampled tokens, the first-turn accuracy of the
-sampled drafts, the loss and the gradient norm of every training step, and every evaluation metric.
+sampled drafts, the loss and the gradient norm of every training step, every evaluation metric, and
+each evaluation's item-level outcomes (which held-out items were right, fixed, handed back).
 
     python studies/warm-start/verify_rerun.py runs/warm-start/NAME [studies/warm-start/archive/runs/NAME]
 
@@ -51,6 +52,21 @@ def compare(new: dict[int, dict], old: dict[int, dict], rtol: float) -> tuple[in
     return compared, diffs
 
 
+def compare_outcomes(new_run: Path, old_run: Path) -> tuple[int, list[str]]:
+    """(records compared, differences): ``eval_outcomes.jsonl`` of the evaluations both runs have, by step,
+    over the fields both record (a newer run may record more, e.g. each item's first answer)."""
+    def by_step(run: Path) -> dict[int, dict]:
+        path = run / "eval_outcomes.jsonl"
+        if not path.exists():
+            return {}
+        return {int(r["step"]): r for r in map(json.loads, filter(str.strip, path.read_text().splitlines()))}
+
+    new, old = by_step(new_run), by_step(old_run)
+    diffs = [f"step {step} eval_outcomes: {key} differs" for step in sorted(set(new) & set(old))
+             for key in sorted(set(new[step]) & set(old[step])) if new[step][key] != old[step][key]]
+    return len(set(new) & set(old)), diffs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path)
@@ -63,8 +79,10 @@ def main() -> None:
     if not common:
         sys.exit(f"{args.run} and {archived} have no step in common")
     compared, diffs = compare(new, old, args.rtol)
+    records, outcome_diffs = compare_outcomes(args.run, archived)
+    diffs += outcome_diffs
     print(f"{args.run} vs {archived}: steps {common[0]}-{common[-1]} ({len(common)} in common, archive has "
-          f"{len(old)}), {compared} values compared, {len(diffs)} differ")
+          f"{len(old)}), {compared} values and {records} evaluations' item outcomes compared, {len(diffs)} differ")
     for d in diffs[:20]:
         print("  " + d)
     sys.exit(1 if diffs else 0)
