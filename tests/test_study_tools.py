@@ -4,11 +4,11 @@ import json
 import pytest
 
 
-def _tool(name):
+def _tool(name, study="feedback-use"):
     import importlib.util
     from pathlib import Path
 
-    study = Path(__file__).parents[1] / "studies" / "feedback-use"
+    study = Path(__file__).parents[1] / "studies" / study
     path = study / f"{name}.py" if (study / f"{name}.py").exists() else study / "probes" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -198,21 +198,10 @@ def test_every_warm_start_run_makes_a_valid_config():
             assert config.eval_n == 400 and config.eval_every == 0, name
 
 
-def _warm_start_tool(relpath):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "studies" / "warm-start" / relpath
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_verify_rerun_accepts_the_same_run_and_names_the_first_steps_that_differ(tmp_path):
     """studies/warm-start/verify_rerun.py: a warm start trained again on a new machine is compared with
     its archive step by step; counts must match exactly, losses within rtol, timings are ignored."""
-    tool = _warm_start_tool("verify_rerun.py")
+    tool = _tool("verify_rerun", "warm-start")
     rows = [{"step": 0, "eval/accuracy": 0.225, "eval/wrong_first/critic": 155.0},
             {"step": 1, "tokens/generated": 3100, "accuracy/turn0": 0.25, "loss/sft": 0.5, "grad_norm": 2.0,
              "time/step": 40.0},
@@ -257,7 +246,7 @@ def test_discordant_revision_probe_classifies_how_a_revision_changed_the_boxed_s
     the confirmation") rests on this classifier: the named digit changed to its right value, to a wrong
     one, other digits changed too, or the sum handed back."""
     pytest.importorskip("yaml")
-    probe = _warm_start_tool("probes/discordant_revisions.py")
+    probe = _tool("discordant_revisions", "warm-start")
     tens = "Your answer is incorrect: its tens digit is wrong; the other digits are right."
     assert probe.digit_change(r"\boxed{90}", r"\boxed{50}", tens, 60) == "named digit, wrong"
     assert probe.digit_change(r"\boxed{90}", r"so \boxed{60}", tens, 60) == "named digit, right"

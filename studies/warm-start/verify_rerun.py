@@ -14,10 +14,11 @@ compared over the steps it has.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
+
+from rltf.tasks.jsonl import read_jsonl
 
 EXACT = ("tokens/generated", "tokens/trained", "accuracy/turn0", "sft/drafts_wrong")
 CLOSE = ("loss/sft", "loss/total", "grad_norm")
@@ -25,10 +26,8 @@ CLOSE = ("loss/sft", "loss/total", "grad_norm")
 
 def read(run: Path) -> dict[int, dict]:
     merged: dict[int, dict] = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            merged.setdefault(int(row["step"]), {}).update(row)
+    for _, row in read_jsonl(run / "metrics.jsonl"):
+        merged.setdefault(int(row["step"]), {}).update(row)
     return merged
 
 
@@ -57,9 +56,7 @@ def compare_outcomes(new_run: Path, old_run: Path) -> tuple[int, list[str]]:
     over the fields both record (a newer run may record more, e.g. each item's first answer)."""
     def by_step(run: Path) -> dict[int, dict]:
         path = run / "eval_outcomes.jsonl"
-        if not path.exists():
-            return {}
-        return {int(r["step"]): r for r in map(json.loads, filter(str.strip, path.read_text().splitlines()))}
+        return {int(r["step"]): r for _, r in read_jsonl(path)} if path.exists() else {}
 
     new, old = by_step(new_run), by_step(old_run)
     diffs = [f"step {step} eval_outcomes: {key} differs" for step in sorted(set(new) & set(old))

@@ -30,26 +30,29 @@ from rltf.feedback import build_feedback
 from rltf.models import load_model_and_tokenizer
 from rltf.models.backend import SamplingParams
 from rltf.models.engines import build_backend
+from rltf.models.loading import list_checkpoints
 from rltf.rollout.episode import run_episodes
 from rltf.rollout.evaluation import same_words
 from rltf.tasks import get_task
+from rltf.tasks.boxed import last_boxed
 
 EVAL_SEED, KINDS = 12345, ("critic", "correctness")
 
 
 def last_checkpoint(run: Path) -> Path:
-    steps = sorted((int(p.name.split("-")[1]), p) for p in run.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
-    if not steps:
+    found = list_checkpoints(run, with_state_only=False)  # a finished run may keep only the weights
+    if not found:
         sys.exit(f"{run}: no checkpoint; pass --model")
-    return steps[-1][1]
+    return found[-1]
 
 
 PLACES = {"ones": 0, "tens": 1, "hundreds": 2}
 
 
 def boxed_number(text: str) -> int | None:
-    m = re.search(r"\\boxed\{(-?\d+)\}", text)
-    return int(m.group(1)) if m else None
+    """The integer in the last ``\\boxed{}`` (the one add2 grades), or None."""
+    boxed = last_boxed(text)
+    return int(boxed) if boxed and re.fullmatch(r"-?\d+", boxed) else None
 
 
 def digit_change(draft: str, revision: str, critique: str | None, answer: int) -> str:
