@@ -162,6 +162,29 @@ def test_the_decisive_study_files_load_and_every_run_makes_a_valid_config():
                 assert config.model == expected and config.task == task and config.eval_feedback_at == "last"
 
 
+def test_every_study_archive_of_runs_can_be_committed():
+    """A study's finished runs survive a machine change only if git keeps them: `runs/` is ignored, and
+    the archive's runs/ folder must be re-included at every depth a study keeps one (the decisive
+    study's arms are one level deeper than the other studies: their first sitting's run was lost so)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    kept = ["studies/feedback-use/archive/runs/add2/grpo-s0/result.json",
+            "studies/warm-start/archive/runs/constraints-critic/metrics.jsonl",
+            "studies/decisive/warm/archive/runs/constraints/grpo-s0/eval_outcomes.jsonl",
+            "studies/decisive/base/archive/runs/add2/rltf-fm-s2/result.json"]
+    for path in kept:
+        got = subprocess.run(["git", "check-ignore", "-q", path], cwd=root)
+        assert got.returncode == 1, f"{path} is git-ignored: the archive would not be committed"
+    # and what the archive is not meant to keep stays ignored
+    assert subprocess.run(["git", "check-ignore", "-q", "runs/study-decisive/warm/runs/x/result.json"],
+                          cwd=root).returncode == 0
+
+
 def test_every_warm_start_run_makes_a_valid_config():
     """studies/warm-start/run.sh: each named run's flags (its shell variables expanded) parse as
     ``rltf train revision-sft`` would parse them, and give the config its name says (task, feedback,

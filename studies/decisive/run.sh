@@ -4,7 +4,8 @@
 # the model of studies/warm-start's run of that task and seed (trained there, or by
 # `bash studies/warm-start/run.sh NAME` on a new machine, checked against its archive step by step, else
 # the arm stops). Archived finished runs go back into runs/
-# first, then `rltf compare` trains the next; one thread each, console /tmp/study-decisive-ARM.log.
+# first, then `rltf compare` trains the next; one thread each, console /tmp/study-decisive-ARM.log (or
+# $STUDY_LOG: two calls with disjoint --only lists train side by side, one log each).
 #   bash studies/decisive/run.sh warm|base [rltf compare flags, e.g. --only 'constraints/*-s0' --time-limit 2h]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,7 +38,8 @@ if [ "$arm" = warm ]; then
     fi
   done
 fi
+log=${STUDY_LOG:-/tmp/study-decisive-$arm.log}
 STUDY_ARCHIVE=studies/decisive/$arm/archive .venv/bin/python studies/feedback-use/archive.py restore "$config"
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} setsid nohup .venv/bin/rltf compare --config "$config" "$@" \
-  >> "/tmp/study-decisive-$arm.log" 2>&1 < /dev/null &
-echo "decisive study, $arm arm, running (pid $!); console: /tmp/study-decisive-$arm.log"
+  >> "$log" 2>&1 < /dev/null &
+echo "decisive study, $arm arm, running (pid $!); console: $log"
