@@ -164,8 +164,9 @@ def test_the_decisive_study_files_load_and_every_run_makes_a_valid_config():
 
 def test_every_study_archive_of_runs_can_be_committed():
     """A study's finished runs survive a machine change only if git keeps them: `runs/` is ignored, and
-    the archive's runs/ folder must be re-included at every depth a study keeps one (the decisive
-    study's arms are one level deeper than the other studies: their first sitting's run was lost so)."""
+    the archive's runs/ folder must be re-included at every depth a study keeps one
+    (`!studies/**/archive/runs/`; the decisive study's arms are one level deeper than the other
+    studies: their first sitting's run was lost so)."""
     import shutil
     import subprocess
     from pathlib import Path
