@@ -131,3 +131,31 @@ def test_ppo_non_finite_loss_stops_without_applying(tmp_path, monkeypatch):
     with pytest.raises(NonFiniteError, match="step 1"):
         tr.train_step()
     assert all(torch.equal(x, y) for x, y in zip(before, tr.model.parameters()))
+
+
+@pytest.mark.parametrize("method", ["span-ppo", "scalar-ppo"])
+def test_task_reward_weight_adds_the_verifiers_reward_on_the_last_token_only(method, tmp_path):
+    from rltf.tasks import Score
+
+    def trained(weight):
+        tr = ppo(method, tmp_path / str(weight), task_reward_weight=weight)
+        grade = tr.task.score
+        tr.task.score = lambda problem, text: Score(0.75, False, grade(problem, text).format_ok)
+        return tr
+
+    plain, weighted = trained(0.0), trained(2.0)
+    problems = plain.task.problems("train", 4)
+    a, _, _ = collect(plain, problems, seed=7)
+    b, _, _ = collect(weighted, problems, seed=7)
+    assert torch.equal(a.completion_ids, b.completion_ids)
+    for k in range(len(a)):
+        last = int(a.completion_mask[k].sum()) - 1
+        expected = a.token_rewards[k].clone()
+        expected[last] += 2.0 * 0.75  # 1.5 on the last response token, nothing anywhere else
+        assert b.token_rewards[k].tolist() == expected.tolist()
+
+
+def test_task_reward_weight_is_zero_by_default_and_not_negative():
+    assert make_config("span-ppo").task_reward_weight == 0.0
+    with pytest.raises(Exception, match="task_reward_weight"):
+        make_config("span-ppo", overrides={"task_reward_weight": -1.0})

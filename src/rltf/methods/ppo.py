@@ -73,6 +73,9 @@ class SpanPPOConfig(TrainConfig):
     length_l0: float = arg(48.0, "suggested length L0 of the length weight, in tokens", gt=0)
     scalar_score: str = arg("span_sum", "scalar-ppo's sequence score: span_sum (sum of located span labels) or "
                                         "task (the task's reward)", choices=SCALAR_SCORES)
+    task_reward_weight: float = arg(0.0, "add this times the task's reward (its verifier) to the last token, for "
+                                         "span-ppo and scalar-ppo alike: counts what spans cannot mark (an omission); "
+                                         "0 = the spans only (Text2Grad)", ge=0)
     min_parsed_fraction: float = arg(0.5, "skip the update when fewer answers than this got usable span feedback",
                                      ge=0, le=1)
     loss_aggregation: str = arg("token-mean", "token-mean (PPO default), sum or seq-mean-token-mean",
@@ -121,6 +124,9 @@ def collect(run, problems, seed: int) -> Collected:
         if run.method.reward == "last_token":  # scalar PPO: the sequence score on the last token
             score = span_label_sum(report) if c.scalar_score == "span_sum" else g.score.reward
             delta = last_token_rewards(torch.tensor([score]), torch.ones(1, len(g.token_ids), dtype=torch.bool))[0]
+        if c.task_reward_weight:  # the verifier's reward on the last token, beside the spans (both methods)
+            delta = delta.clone()
+            delta[-1] += c.task_reward_weight * g.score.reward
         kept.append(k)
         rewards.append(delta)
         outcome.update(kept=True, not_found=len(report.not_found), labelled=report.labelled_fraction,
