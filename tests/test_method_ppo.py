@@ -102,6 +102,9 @@ def test_ppo_config_choices():
     with pytest.raises(ConfigError, match="reward model"):
         build_trainer(make_config("span-ppo", overrides={**PPO_BASE, "feedback": "reward-model"}), console=lambda s: None)
     assert make_config("scalar-ppo").temperature == 0.6 and make_config("span-ppo").kl_coef == 0.2
+    assert make_config("span-ppo").task_reward_weight == 0.0  # Text2Grad's spans only, unless asked
+    with pytest.raises(ConfigError, match="task_reward_weight must be at least 0"):
+        make_config("span-ppo", overrides={"task_reward_weight": -1.0})
 
 
 @pytest.mark.slow
@@ -137,13 +140,13 @@ def test_ppo_non_finite_loss_stops_without_applying(tmp_path, monkeypatch):
 def test_task_reward_weight_adds_the_verifiers_reward_on_the_last_token_only(method, tmp_path):
     from rltf.tasks import Score
 
-    def trained(weight):
+    def trainer(weight):  # the task's reward fixed at 0.75, so the added term is known
         tr = ppo(method, tmp_path / str(weight), task_reward_weight=weight)
         grade = tr.task.score
         tr.task.score = lambda problem, text: Score(0.75, False, grade(problem, text).format_ok)
         return tr
 
-    plain, weighted = trained(0.0), trained(2.0)
+    plain, weighted = trainer(0.0), trainer(2.0)
     problems = plain.task.problems("train", 4)
     a, _, _ = collect(plain, problems, seed=7)
     b, _, _ = collect(weighted, problems, seed=7)
@@ -153,9 +156,3 @@ def test_task_reward_weight_adds_the_verifiers_reward_on_the_last_token_only(met
         expected = a.token_rewards[k].clone()
         expected[last] += 2.0 * 0.75  # 1.5 on the last response token, nothing anywhere else
         assert b.token_rewards[k].tolist() == expected.tolist()
-
-
-def test_task_reward_weight_is_zero_by_default_and_not_negative():
-    assert make_config("span-ppo").task_reward_weight == 0.0
-    with pytest.raises(Exception, match="task_reward_weight"):
-        make_config("span-ppo", overrides={"task_reward_weight": -1.0})
