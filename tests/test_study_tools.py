@@ -281,3 +281,72 @@ def test_discordant_revision_probe_classifies_how_a_revision_changed_the_boxed_s
     hundreds = "its hundreds digit is wrong"  # 99 -> 199: the new leading digit is the hundreds place
     assert probe.digit_change(r"\boxed{99}", r"\boxed{199}", hundreds, 109) == "named digit, wrong"
     assert probe.digit_change(r"\boxed{9}", r"\boxed{109}", hundreds, 109) == "named digit, right"
+
+
+def test_decisive_warm_starts_link_a_rerun_only_if_it_is_the_run_its_seeds_study_runs_started_from(tmp_path):
+    """studies/decisive/warm_starts.py: a warm start trained again is linked when it equals its reference;
+    a differing one stops the arm unless named in --allow and no run of its seed exists, and then it
+    becomes the reference the next machine's rerun is checked against."""
+    tool = _tool("warm_starts", "decisive")
+    rows = [{"step": 0, "eval/accuracy": 0.5}, {"step": 1, "tokens/generated": 100, "loss/sft": 0.5},
+            {"step": 2, "tokens/generated": 90, "loss/sft": 0.4}, {"step": 2, "eval/accuracy": 0.6}]
+    other = [*rows[:2], {"step": 2, "tokens/generated": 91, "loss/sft": 0.4}, rows[3]]
+
+    def write(path, metrics):
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+
+    name, key = "constraints-critic-s1", "constraints-s1"
+    write(tmp_path / "studies/warm-start/archive/runs" / name, rows)
+    model = tmp_path / "runs/warm-start" / name / "checkpoint-45/model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    link = tmp_path / "runs/study-decisive/warm-start" / key
+    said = []
+
+    write(tmp_path / "runs/warm-start" / name, rows)  # the same run: linked
+    assert tool.link_all(set(), tmp_path, said.append) == 0
+    assert link.is_symlink() and link.resolve() == model.resolve()
+    assert any("missing" in s and "constraints-critic-s2" in s for s in said)  # the others are not trained
+
+    write(tmp_path / "runs/warm-start" / name, other)  # one sampled token count differs at step 2
+    said.clear()
+    assert tool.link_all(set(), tmp_path, said.append, keys={"constraints-s0"}) == 0  # not this seed's runs
+    assert link.is_symlink()  # untouched by a call that does not check it
+    assert tool.link_all(set(), tmp_path, said.append) == 3 and not link.exists()  # its old link removed
+    assert any("step 2 tokens/generated: now 91, archived 90" in s for s in said)
+    assert any(f"--allow {name}" in s for s in said)
+    assert tool.link_all({"constraints-critic-s2"}, tmp_path, said.append) == 3  # another name allows nothing
+
+    half_done = tmp_path / "runs/study-decisive/warm/runs/constraints/grpo-s1/checkpoint-4"
+    half_done.mkdir(parents=True)  # a run of seed 1 started from the archived weights
+    said.clear()
+    assert tool.link_all({name}, tmp_path, said.append) == 3 and not link.exists()
+    assert any("refused" in s and "grpo-s1" in s for s in said)
+    assert not (tmp_path / "studies/decisive/warm/warm-starts" / name).exists()
+
+    (half_done / "x").write_text("")
+    half_done.rename(tmp_path / "runs/study-decisive/warm/runs/constraints/grpo-s0")  # seed 0's run: no bar
+    write(tmp_path / "runs/warm-start" / name, other[:2])  # not finished (its steps so far agree): not linked
+    said.clear()
+    assert tool.link_all({name}, tmp_path, said.append) == 0 and not link.exists()
+    assert any("not finished" in s and name in s for s in said)
+
+    write(tmp_path / "runs/warm-start" / name, other)
+    assert tool.link_all({name}, tmp_path, said.append) == 0 and link.is_symlink()
+    recorded = tmp_path / "studies/decisive/warm/warm-starts" / name / "metrics.jsonl"
+    assert recorded.read_text() == (tmp_path / "runs/warm-start" / name / "metrics.jsonl").read_text()
+    assert tool.reference(name, tmp_path) == recorded.parent
+    # the next machine: the rerun is checked against the recorded run, not the warm-start archive
+    link.unlink()
+    assert tool.link_all(set(), tmp_path, said.append) == 0 and link.is_symlink()
+    write(tmp_path / "runs/warm-start" / name, rows)  # the archived run's twin now differs from the reference
+    assert tool.link_all(set(), tmp_path, said.append) == 3
+
+
+def test_decisive_warm_starts_checks_the_warm_starts_of_the_runs_only_selects():
+    pytest.importorskip("yaml")
+    tool = _tool("warm_starts", "decisive")
+    assert tool.needed(["constraints/*-s1"]) == {"constraints-s1"}
+    assert tool.needed(["grpo-s2", "add2/base-s0"]) == {"constraints-s2", "add2-s2", "add2-s0"}
+    assert tool.needed([]) == set(tool.WARM)
