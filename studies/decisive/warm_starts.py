@@ -92,6 +92,7 @@ def link_all(allow: set[str], root: Path = ROOT, out=print, keys: set[str] | Non
             if not set(old) <= set(new):
                 out(f"{run.relative_to(root)} is not finished (its reference has steps {sorted(set(old) - set(new))[:3]} "
                     f"it lacks): not linked; runs of {key} will fail until it is")
+                link.unlink(missing_ok=True)
                 continue
             compared, diffs = tool.compare(new, old, 1e-4)
             records, outcome_diffs = tool.compare_outcomes(run, ref)
@@ -103,15 +104,15 @@ def link_all(allow: set[str], root: Path = ROOT, out=print, keys: set[str] | Non
                     out(f"{run.relative_to(root)} differs from {ref.relative_to(root)}: the study's runs of {key} "
                         f"would start from another model than the one its reference describes. Stopped; "
                         f"--allow {name} (ALLOW_DIFFERENT_WARM_START={name}) uses the rerun if no run of {key} exists yet.")
-                    status = 3
                     link.unlink(missing_ok=True)  # nothing may start from it
+                    status = 3
                     continue
                 existing = runs_of(key, root)
                 if existing:
                     out(f"--allow {name} refused: {len(existing)} run(s) of {key} started from the reference's "
                         f"weights (e.g. {existing[0].relative_to(root)}); a seed's runs must share one starting model.")
+                    link.unlink(missing_ok=True)
                     status = 3
-                    link.unlink(missing_ok=True)  # nothing may start from it
                     continue
                 dest = root / "studies" / "decisive" / "warm" / "warm-starts" / name
                 dest.mkdir(parents=True, exist_ok=True)
@@ -120,8 +121,10 @@ def link_all(allow: set[str], root: Path = ROOT, out=print, keys: set[str] | Non
                         shutil.copyfile(run / f, dest / f)
                 out(f"{run.relative_to(root)} is now the reference of the study's runs of {key}: "
                     f"{dest.relative_to(root)} (commit it, and record the deviation in docs/RESULTS.md)")
-        link.unlink(missing_ok=True)
-        link.symlink_to(model.absolute())
+        fresh = link.with_name(link.name + ".new")
+        fresh.unlink(missing_ok=True)
+        fresh.symlink_to(model.absolute())
+        os.replace(fresh, link)  # atomic: a run starting now sees the old link or the new one
     return status
 
 
