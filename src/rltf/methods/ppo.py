@@ -121,12 +121,12 @@ def collect(run, problems, seed: int) -> Collected:
             delta, report = token_rewards(g.text, crit.spans, run.tokenizer, token_ids=g.token_ids)
         except SpanError:
             continue
+        answer = torch.ones(1, len(g.token_ids), dtype=torch.bool)  # last_token_rewards' mask for this answer
         if run.method.reward == "last_token":  # scalar PPO: the sequence score on the last token
             score = span_label_sum(report) if c.scalar_score == "span_sum" else g.score.reward
-            delta = last_token_rewards(torch.tensor([score]), torch.ones(1, len(g.token_ids), dtype=torch.bool))[0]
+            delta = last_token_rewards(torch.tensor([score]), answer)[0]
         if c.task_reward_weight:  # the verifier's reward on the last token, beside the spans (both methods)
-            delta = delta.clone()
-            delta[-1] += c.task_reward_weight * g.score.reward
+            delta = delta + last_token_rewards(torch.tensor([c.task_reward_weight * g.score.reward]), answer)[0]
         kept.append(k)
         rewards.append(delta)
         outcome.update(kept=True, not_found=len(report.not_found), labelled=report.labelled_fraction,
