@@ -94,11 +94,8 @@ def link_all(allow: set[str], root: Path = ROOT, out=print, keys: set[str] | Non
                     f"it lacks): not linked; runs of {key} will fail until it is")
                 link.unlink(missing_ok=True)
                 continue
-            compared, diffs = tool.compare(new, old, 1e-4)
-            records, outcome_diffs = tool.compare_outcomes(run, ref)
-            diffs += outcome_diffs
-            out(f"{run.relative_to(root)} vs {ref.relative_to(root)}: {compared} values and {records} evaluations' "
-                f"item outcomes compared, {len(diffs)} differ" + "".join(f"\n  {d}" for d in diffs[:8]))
+            summary, diffs = tool.verify(run, ref)
+            out(summary + "".join(f"\n  {d}" for d in diffs[:8]))
             if diffs:
                 if name not in allow:
                     out(f"{run.relative_to(root)} differs from {ref.relative_to(root)}: the study's runs of {key} "

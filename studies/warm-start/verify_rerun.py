@@ -64,6 +64,19 @@ def compare_outcomes(new_run: Path, old_run: Path) -> tuple[int, list[str]]:
     return len(set(new) & set(old)), diffs
 
 
+def verify(run: Path, archived: Path, rtol: float = 1e-4) -> tuple[str, list[str]]:
+    """(a one-line summary, the differences) of a rerun against its archived run, over the steps both have."""
+    new, old = read(run), read(archived)
+    common = sorted(set(new) & set(old))
+    if not common:
+        return f"{run} and {archived} have no step in common", ["no step in common"]
+    compared, diffs = compare(new, old, rtol)
+    records, outcome_diffs = compare_outcomes(run, archived)
+    diffs += outcome_diffs
+    return (f"{run} vs {archived}: steps {common[0]}-{common[-1]} ({len(common)} in common, archive has "
+            f"{len(old)}), {compared} values and {records} evaluations' item outcomes compared, {len(diffs)} differ"), diffs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path)
@@ -71,15 +84,8 @@ def main() -> None:
     ap.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance for losses and gradient norms")
     args = ap.parse_args()
     archived = args.archived or Path(__file__).parent / "archive" / "runs" / args.run.name
-    new, old = read(args.run), read(archived)
-    common = sorted(set(new) & set(old))
-    if not common:
-        sys.exit(f"{args.run} and {archived} have no step in common")
-    compared, diffs = compare(new, old, args.rtol)
-    records, outcome_diffs = compare_outcomes(args.run, archived)
-    diffs += outcome_diffs
-    print(f"{args.run} vs {archived}: steps {common[0]}-{common[-1]} ({len(common)} in common, archive has "
-          f"{len(old)}), {compared} values and {records} evaluations' item outcomes compared, {len(diffs)} differ")
+    summary, diffs = verify(args.run, archived, args.rtol)
+    print(summary)
     for d in diffs[:20]:
         print("  " + d)
     sys.exit(1 if diffs else 0)
