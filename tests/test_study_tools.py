@@ -344,9 +344,16 @@ def test_decisive_warm_starts_link_a_rerun_only_if_it_is_the_run_its_seeds_study
     assert tool.link_all(set(), tmp_path, said.append) == 3
 
 
-def test_decisive_warm_starts_checks_the_warm_starts_of_the_runs_only_selects():
+def test_decisive_warm_starts_checks_the_warm_starts_of_the_runs_only_selects(monkeypatch, capsys):
     pytest.importorskip("yaml")
     tool = _tool("warm_starts", "decisive")
     assert tool.needed(["constraints/*-s1"]) == {"constraints-s1"}
     assert tool.needed(["grpo-s2", "add2/base-s0"]) == {"constraints-s2", "add2-s2", "add2-s0"}
     assert tool.needed([]) == set(tool.WARM)
+    # a misspelt pattern: rltf compare's message and exit 2 (argparse's), not a traceback, before anything is linked
+    monkeypatch.setattr(tool.sys, "argv", ["warm_starts.py", "--only", "constraints/nosuch-s1"])
+    monkeypatch.setattr(tool, "link_all", lambda *a, **k: pytest.fail("linked after a bad --only"))
+    with pytest.raises(SystemExit) as stop:
+        tool.main()
+    assert stop.value.code == 2
+    assert "matches no run of this study" in capsys.readouterr().err

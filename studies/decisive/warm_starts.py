@@ -133,7 +133,13 @@ def main() -> None:
                     help="check just the warm starts these runs start from (rltf compare's --only; other flags are ignored)")
     args, _ = ap.parse_known_args()
     only = [p.strip() for item in args.only for p in item.split(",") if p.strip()]
-    sys.exit(link_all({n for n in args.allow.split(",") if n}, keys=needed(only)))
+    from rltf.errors import ConfigError
+
+    try:
+        keys = needed(only)
+    except ConfigError as e:  # a misspelt --only: rltf compare's own message, no traceback, before anything is linked
+        ap.error(str(e))
+    sys.exit(link_all({n for n in args.allow.split(",") if n}, keys=keys))
 
 
 if __name__ == "__main__":
