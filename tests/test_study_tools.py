@@ -357,3 +357,30 @@ def test_decisive_warm_starts_checks_the_warm_starts_of_the_runs_only_selects(mo
         tool.main()
     assert stop.value.code == 2
     assert "matches no run of this study" in capsys.readouterr().err
+
+
+def test_decisive_exploratory_table_pools_seeds_and_tests_each_pair_item_by_item():
+    """studies/decisive/exploratory.py: a - b per pair at the full budget, pooled over the seeds both
+    runs have and seed by seed, exact two-sided McNemar on the discordant items (hand-computed)."""
+    tool = _tool("exploratory", "decisive")
+    items = [f"i{k}" for k in range(6)]
+    outcomes = {  # per seed: the items' 0/1 outcome; seed 2 of rltf-sd not finished
+        "rltf-sd": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0], None],
+        "multiturn-grpo": [[0, 0, 0, 1, 0, 1], [0, 0, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]],
+    }
+
+    def evaluations(name, point):
+        assert point == 24000
+        return [None if o is None else {i: {"correct": float(v)} for i, v in zip(items, o)}
+                for o in outcomes.get(name, [None, None, None])]
+
+    rows = tool.table(evaluations, [0, 1, 2], 24000, "correct")
+    assert rows[0] == "| a - b | pooled | seed 0 | seed 1 | seed 2 |"
+    row = next(r for r in rows if r.startswith("| rltf-sd - multiturn-grpo |"))
+    # seed 0: a only on i0-i2 (3), b only on i5 (1): +2/6, p = 2 * (1 + 4) / 16 = 0.625
+    # seed 1: a only on i0, i1 (2), b only none: +2/6, p = 2 * 1 / 4 = 0.5
+    # pooled: 5 vs 1 over 12 pairs: +4/12, p = 2 * (1 + 6) / 64 = 0.21875
+    assert row == ("| rltf-sd - multiturn-grpo | +0.333 (5 / 1, p 0.22) | +0.333 (3 / 1, p 0.62) | "
+                   "+0.333 (2 / 0, p 0.5) | n/a |")
+    assert next(r for r in rows if r.startswith("| rltf-fm - multiturn-grpo |")).endswith("| n/a | n/a | n/a | n/a |")
+    assert len(rows) == 2 + len(tool.PAIRS)

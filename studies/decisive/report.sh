@@ -2,7 +2,8 @@
 # The decisive study's report from the runs finished so far (issue 43), trains nothing: each arm's
 # tables, item-level tests and curves (rltf compare --report-only) into studies/decisive/ARM/archive/,
 # its finished runs into ARM/archive/runs/, and the warm start's effect per method (warm vs base, item
-# by item) into studies/decisive/warm-vs-base.md.
+# by item) into studies/decisive/warm-vs-base.md, and the exploratory comparisons between methods (not
+# pre-registered: exploratory.py) into studies/decisive/exploratory.md.
 #   bash studies/decisive/report.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,4 +21,5 @@ for arm in warm base; do
   STUDY_ARCHIVE=studies/decisive/$arm/archive .venv/bin/python studies/feedback-use/archive.py save "$config"
 done
 .venv/bin/python studies/decisive/warm_vs_base.py > studies/decisive/warm-vs-base.md
-echo "wrote studies/decisive/{warm,base}/archive/ and studies/decisive/warm-vs-base.md"
+.venv/bin/python studies/decisive/exploratory.py > studies/decisive/exploratory.md
+echo "wrote studies/decisive/{warm,base}/archive/, studies/decisive/warm-vs-base.md and exploratory.md"
