@@ -384,3 +384,33 @@ def test_decisive_exploratory_table_pools_seeds_and_tests_each_pair_item_by_item
                    "+0.333 (2 / 0, p 0.5) | n/a |")
     assert next(r for r in rows if r.startswith("| rltf-fm - multiturn-grpo |")).endswith("| n/a | n/a | n/a | n/a |")
     assert len(rows) == 2 + len(tool.PAIRS)
+
+
+def test_decisive_report_puts_the_archived_runs_back_before_it_reports_each_arm(tmp_path):
+    """studies/decisive/report.sh on a machine whose runs/ lacks the archived runs (a replaced machine,
+    before run.sh has restored them) must put them back before `rltf compare` reads runs/: without that
+    it reported "no finished runs" for the warm arm and rewrote exploratory.md with n/a in every cell
+    (2026-12-05). The tools are stand-ins that log their arguments (restore itself is tested above)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).parents[1]
+    tree = tmp_path / "studies" / "decisive"
+    tree.mkdir(parents=True)
+    shutil.copyfile(repo / "studies" / "decisive" / "report.sh", tree / "report.sh")
+    calls = tmp_path / "calls.log"
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    for exe, rc in (("python", 0), ("rltf", 1)):  # rltf compare exits 1: no finished runs in runs/
+        stub = tmp_path / ".venv" / "bin" / exe
+        stub.write_text(f'#!/bin/sh\necho "{exe} $* archive=$STUDY_ARCHIVE" >> {calls}\nexit {rc}\n')
+        stub.chmod(0o755)
+    got = subprocess.run(["bash", str(tree / "report.sh")], capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    assert calls.read_text().splitlines() == [
+        "python studies/feedback-use/archive.py restore studies/decisive/warm/study.yaml archive=studies/decisive/warm/archive",
+        "rltf compare --config studies/decisive/warm/study.yaml --report-only archive=",
+        "python studies/feedback-use/archive.py restore studies/decisive/base/study.yaml archive=studies/decisive/base/archive",
+        "rltf compare --config studies/decisive/base/study.yaml --report-only archive=",
+        "python studies/decisive/warm_vs_base.py archive=",
+        "python studies/decisive/exploratory.py archive="]

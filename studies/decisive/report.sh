@@ -3,13 +3,16 @@
 # tables, item-level tests and curves (rltf compare --report-only) into studies/decisive/ARM/archive/,
 # its finished runs into ARM/archive/runs/, and the warm start's effect per method (warm vs base, item
 # by item) into studies/decisive/warm-vs-base.md, and the exploratory comparisons between methods (not
-# pre-registered: exploratory.py) into studies/decisive/exploratory.md.
+# pre-registered: exploratory.py) into studies/decisive/exploratory.md. The archived runs go back into
+# runs/ first (where a run has no result.json), so that a new machine whose runs/ holds only this
+# sitting's runs reports the whole study, not this sitting's runs alone.
 #   bash studies/decisive/report.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for arm in warm base; do
   config=studies/decisive/$arm/study.yaml
   out=runs/study-decisive/$arm
+  STUDY_ARCHIVE=studies/decisive/$arm/archive .venv/bin/python studies/feedback-use/archive.py restore "$config" > /dev/null
   if ! .venv/bin/rltf compare --config "$config" --report-only > /dev/null 2>&1; then
     echo "$arm: no finished runs yet"
     continue
