@@ -350,6 +350,23 @@ def test_a_run_without_revision_evaluations_still_records_each_items_first_answe
     assert all(len(r["first"]) == 6 and all(i.startswith("add2/") for i in r["first"]) for r in records)
 
 
+def test_a_fresh_start_drops_what_a_killed_earlier_attempt_logged_in_its_folder(tmp_path, monkeypatch):
+    """A run started again from step 0 (killed before its first checkpoint) in the same folder: its
+    logs hold only its own records, so no stale evaluation is read as one of its points."""
+    run = tmp_path / "grpo"
+    run.mkdir()
+    stale = {"step": 5, "tokens": 999, "first": {"add2/0": {"correct": True, "reward": 1.0}}}
+    (run / "eval_outcomes.jsonl").write_text(json.dumps({**stale, "step": 0}) + "\n" + json.dumps(stale) + "\n")
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 5, "eval/accuracy": 1.0}) + "\n")
+    tr = trainer("grpo", tmp_path, eval_at_start=True, eval_every=1, eval_n=6, max_steps=1)
+    monkeypatch.setattr(type(tr.task), "grade", lambda self, p, c: parity_grader(p, c))
+    tr.train()
+    records = [json.loads(x) for x in (run / "eval_outcomes.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 1]
+    assert all(len(r["first"]) == 6 for r in records)  # the stale record had one item
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1]
+
+
 def test_eval_feedback_at_last_revises_only_at_the_last_evaluation_and_still_records_the_drafts(tmp_path, monkeypatch):
     """eval_feedback_at=last: the evaluations before the last measure single-turn accuracy only; the last
     one revises the policy's wrong answers and the initial policy's drafts (recorded at step 0)."""

@@ -245,9 +245,9 @@ class TrainingRun(ABC):
         c = self.config
         resumed = self.resume_from is not None
         main = self.dist.is_main
-        if resumed and main:
+        if main:  # a resumed run keeps its logs up to the checkpoint; a fresh start, nothing an earlier attempt logged
             for name in self.logs():
-                _truncate_metrics(self.output_dir / name, self.step)
+                _truncate_metrics(self.output_dir / name, self.step if resumed else -1)
         logger = (MetricsLogger(self.output_dir, c.report_to, c.run_name, config_to_dict(c), resume=resumed)
                   if main else NullLogger())
         try:
@@ -303,7 +303,8 @@ _RUN_KIND = {"torch": "a run without FSDP or DeepSpeed", "fsdp-full": "a sharded
 
 def _truncate_metrics(path: Path, step: int) -> None:
     """Keep the metric lines up to the checkpoint we resume from: a killed run may have logged later
-    steps (which the resumed run logs again) and a last line cut off mid-write. Replaced atomically."""
+    steps (which the resumed run logs again) and a last line cut off mid-write. ``step`` -1 (a fresh
+    start in a folder a killed attempt wrote) keeps none. Replaced atomically."""
     if not path.exists():
         return
     keep = []
