@@ -166,4 +166,11 @@ def test_reward_is_the_share_followed_and_loose_reads_ifevals_variants():
     assert m == {"strict": 0.0, "instruction_strict": 0.0, "instruction_loose": 1.0}  # without the first line
     assert task.score(p, '"no commas here"').correct and task.score(p, '"a, b"').reward == 0.5
     assert task.score(p, "").reward == task.format_penalty
+    # saying nothing follows no instruction (IFEval), though "no commas" alone would hold for ""
+    silent = _problem(("punctuation:no_comma", {}), ("change_case:english_lowercase", {}))
+    for blank in ("", " \n\t"):
+        assert follows(blank, task.constraints(silent)) == [False, False]
+        assert task.metrics(silent, blank) == {"strict": 0.0, "instruction_strict": 0.0, "instruction_loose": 0.0}
+    said = "this is all in lower case, and in english."  # lowercase, with a comma
+    assert task.metrics(silent, said) == {"strict": 0.0, "instruction_strict": 0.5, "instruction_loose": 0.5}
     assert loose_variants("a\nb\nc")[:4] == ["a\nb\nc", "b\nc", "a\nb", "b"]

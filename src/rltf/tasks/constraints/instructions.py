@@ -40,7 +40,11 @@ _COMPOSE_ORDER = ("length_constraints:number_sentences", "length_constraints:num
 
 
 def follows(text: str, constraints: list[dict]) -> list[bool]:
-    """For each constraint ``{"id", "args"}``: does ``text`` follow it (strict)?"""
+    """For each constraint ``{"id", "args"}``: does ``text`` follow it (strict)? An empty or blank
+    response follows none, as in IFEval (``response.strip() and check(response)``): otherwise "no
+    commas" or "all lowercase" would count as followed by saying nothing."""
+    if not text.strip():
+        return [False] * len(constraints)
     return [INSTRUCTIONS[c["id"]].check(text, c["args"]) for c in constraints]
 
 
