@@ -109,6 +109,12 @@ def test_the_critic_marks_words_past_a_limit_and_what_follows_the_end_phrase():
     ok = _critique(p, "My cat. Any other questions?")
     assert ok.text == "Your answer follows every instruction."
     assert {s.label for s in ok.spans} == {"positive"}
+    # saying nothing is not following "no commas": the critique agrees with the grade
+    silent = _problem(("punctuation:no_comma", {}))
+    for blank in ("", "  \n"):
+        empty = _critique(silent, blank)
+        assert not ConstraintsTask().score(silent, blank).correct
+        assert empty.text.startswith("Your answer is empty") and empty.spans == []
 
 
 def test_critic_spans_become_token_rewards_on_the_offending_tokens(tiny):

@@ -134,8 +134,15 @@ MESSAGES: dict[str, Callable[[dict, dict], str]] = {
 }
 
 
+EMPTY_ANSWER = "Your answer is empty, so it follows none of the instructions. Write the response they ask for."
+
+
 def critique_constraints(task, problem, answer: str, score) -> Critique:
-    """Every broken instruction, with where; offending text negative, required text present positive."""
+    """Every broken instruction, with where; offending text negative, required text present positive.
+    An empty or blank answer follows no instruction (as the task grades it), even those that say
+    nothing may break, such as "no commas"."""
+    if not answer.strip():
+        return Critique(EMPTY_ANSWER, [], source="critic")
     parts, spans = [], []
     for c in task.constraints(problem):
         instruction = INSTRUCTIONS[c["id"]]
